@@ -1,0 +1,192 @@
+//! Path safety (R2): refuse every path whose route could be read two ways.
+//!
+//! The filter matches the raw path; Envoy may normalise it (RFC 3986, merged slashes)
+//! and the application may percent-decode it, strip `;` parameters and resolve dot
+//! segments. A path on which these readings could disagree about the route is refused
+//! with 400 `bad_path` instead of being normalised here: a normaliser in the filter
+//! would be a third reading to keep in step with the other two.
+//!
+//! Refused, in raw or percent-encoded form: a path not starting with `/`; `//`; dot
+//! segments (`.`, `..`, also before a `;` parameter as in `..;`); empty segments with
+//! parameters (`/;x/`); `\`; `/`, `\` encoded; control characters and NUL; a
+//! double-encoded byte (`%25` followed by two hex digits); and any percent-encoded
+//! unreserved character (`%2e`, `%41`...), which no correct client needs to encode
+//! and which normalisers decode. Only the part before `?` or `#` is examined.
+
+/// Why a path is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathError {
+    NotAbsolute,
+    EmptySegment,
+    DotSegment,
+    Backslash,
+    EncodedSeparator,
+    ControlCharacter,
+    DoubleEncoding,
+    EncodedUnreserved,
+}
+
+impl PathError {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PathError::NotAbsolute => "path must start with '/'",
+            PathError::EmptySegment => "empty path segment",
+            PathError::DotSegment => "dot segment",
+            PathError::Backslash => "backslash",
+            PathError::EncodedSeparator => "encoded '/' or '\\'",
+            PathError::ControlCharacter => "control character",
+            PathError::DoubleEncoding => "double percent-encoding",
+            PathError::EncodedUnreserved => "percent-encoded unreserved character",
+        }
+    }
+}
+
+/// The part of a request target that routing looks at: everything before `?` or `#`.
+pub fn route_part(target: &[u8]) -> &[u8] {
+    match target.iter().position(|&b| b == b'?' || b == b'#') {
+        Some(end) => &target[..end],
+        None => target,
+    }
+}
+
+/// Checks a request target; returns the routed part (before `?`/`#`) when it is safe.
+pub fn check(target: &[u8]) -> Result<&[u8], PathError> {
+    let path = route_part(target);
+    if path.first() != Some(&b'/') {
+        return Err(PathError::NotAbsolute);
+    }
+    let mut segment_start = 1;
+    let mut i = 1;
+    while i < path.len() {
+        match path[i] {
+            b'/' => {
+                check_segment(&path[segment_start..i])?;
+                if path[i - 1] == b'/' {
+                    return Err(PathError::EmptySegment);
+                }
+                segment_start = i + 1;
+            }
+            b'\\' => return Err(PathError::Backslash),
+            b if b < 0x20 || b == 0x7f => return Err(PathError::ControlCharacter),
+            b'%' => {
+                if let Some(decoded) = hex_pair(path, i + 1) {
+                    check_encoded(decoded, path, i + 3)?;
+                    i += 3;
+                    continue;
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    check_segment(&path[segment_start..])?;
+    Ok(path)
+}
+
+fn check_encoded(decoded: u8, path: &[u8], after: usize) -> Result<(), PathError> {
+    match decoded {
+        b'/' | b'\\' => Err(PathError::EncodedSeparator),
+        b if b < 0x20 || b == 0x7f => Err(PathError::ControlCharacter),
+        b'%' if hex_pair(path, after).is_some() => Err(PathError::DoubleEncoding),
+        b if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') => {
+            Err(PathError::EncodedUnreserved)
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A segment is refused when, before any `;` parameter, it is `.` or `..`, or empty
+/// while carrying parameters (`/;x/` reads as `//` once parameters are stripped).
+fn check_segment(segment: &[u8]) -> Result<(), PathError> {
+    let (name, has_params) = match segment.iter().position(|&b| b == b';') {
+        Some(end) => (&segment[..end], true),
+        None => (segment, false),
+    };
+    match name {
+        b"." | b".." => Err(PathError::DotSegment),
+        b"" if has_params => Err(PathError::EmptySegment),
+        _ => Ok(()),
+    }
+}
+
+fn hex_pair(bytes: &[u8], at: usize) -> Option<u8> {
+    let hi = hex_digit(*bytes.get(at)?)?;
+    let lo = hex_digit(*bytes.get(at + 1)?)?;
+    Some(hi << 4 | lo)
+}
+
+fn hex_digit(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_paths_pass_and_the_query_is_not_routed() {
+        for ok in [
+            "/",
+            "/api/v1/orders",
+            "/api/v1/orders/",
+            "/api/v1/orders/123?x=../../y",
+            "/api/v1/orders/a.b/c..d/...",
+            "/api/v1/orders/123;v=1",
+            "/api/v1/orders/caf%C3%A9",
+            "/api/v1/search/a%20b",
+            "/api/v1/orders#/../x",
+            "/api/v1/100%",
+            "/api/v1/%zz",
+        ] {
+            assert!(check(ok.as_bytes()).is_ok(), "{ok} refused");
+        }
+        assert_eq!(check(b"/a/b?c=d").unwrap(), b"/a/b");
+        assert_eq!(check(b"/a/b#frag").unwrap(), b"/a/b");
+    }
+
+    #[test]
+    fn every_listed_trick_is_refused() {
+        use PathError::*;
+        let cases: &[(&str, PathError)] = &[
+            ("", NotAbsolute),
+            ("api/v1/orders", NotAbsolute),
+            ("*", NotAbsolute),
+            ("?/api", NotAbsolute),
+            ("//api/v1/orders", EmptySegment),
+            ("/api//v1/orders", EmptySegment),
+            ("/api/v1/orders//", EmptySegment),
+            ("/api/v1/orders/../payments", DotSegment),
+            ("/api/v1/orders/./x", DotSegment),
+            ("/api/v1/orders/.", DotSegment),
+            ("/api/v1/orders/..", DotSegment),
+            ("/api/v1/orders/..;/payments", DotSegment),
+            ("/api/v1/orders/.;x/payments", DotSegment),
+            ("/api/v1/orders/;x/payments", EmptySegment),
+            ("/api/v1/orders/%2e%2e/payments", EncodedUnreserved),
+            ("/api/v1/orders/%2E%2E/payments", EncodedUnreserved),
+            ("/api/v1/orders/.%2e/payments", EncodedUnreserved),
+            ("/api/v1/orders/%2e", EncodedUnreserved),
+            ("/api/v1/orders%2f..%2fpayments", EncodedSeparator),
+            ("/api/v1/orders%2F..", EncodedSeparator),
+            ("/api/v1/orders%5c..", EncodedSeparator),
+            ("/api/v1/orders%5C..", EncodedSeparator),
+            ("/api/v1/orders\\..\\payments", Backslash),
+            ("/api/v1/orders%00", ControlCharacter),
+            ("/api/v1/orders/\x00", ControlCharacter),
+            ("/api/v1/orders/\t", ControlCharacter),
+            ("/api/v1/orders/\x7f", ControlCharacter),
+            ("/api/v1/orders%0d%0a", ControlCharacter),
+            ("/api/v1/orders/%252e%252e/payments", DoubleEncoding),
+            ("/api/v1/orders%252f", DoubleEncoding),
+            ("/api/v1/%63ustomers", EncodedUnreserved),
+        ];
+        for (path, why) in cases {
+            assert_eq!(check(path.as_bytes()), Err(*why), "{path:?}");
+        }
+    }
+}
