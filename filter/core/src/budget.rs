@@ -159,10 +159,7 @@ impl Ledger {
     /// `now`, the rest returns to the ledger.
     pub fn settle(&mut self, now_ms: u64, granted: u32, used: u32) {
         self.advance(now_ms);
-        self.held = self
-            .held
-            .saturating_sub(i64::from(granted) * RETRY)
-            .max(0);
+        self.held = self.held.saturating_sub(i64::from(granted) * RETRY).max(0);
         self.record(-(i64::from(used.min(granted)) * RETRY));
     }
 

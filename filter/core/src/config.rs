@@ -185,10 +185,11 @@ impl Config {
 
     /// Parses and validates a `pluginConfig`. Empty (or blank) input means the defaults.
     pub fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
-        let defaults: Value = serde_json::from_str(DEFAULT_CONFIG_JSON).map_err(|e| ConfigError {
-            path: String::new(),
-            reason: format!("default configuration: {e}"),
-        })?;
+        let defaults: Value =
+            serde_json::from_str(DEFAULT_CONFIG_JSON).map_err(|e| ConfigError {
+                path: String::new(),
+                reason: format!("default configuration: {e}"),
+            })?;
         let user: Value = if bytes.iter().all(u8::is_ascii_whitespace) {
             Value::Object(Map::new())
         } else {
@@ -270,13 +271,19 @@ fn parse_document(user: &Value, defaults: &Value) -> Result<Config, ConfigError>
     };
     let routes_path = root.field("routes");
     let mut routes = Vec::new();
-    for (i, value) in json::as_array(field("routes"), &routes_path)?.iter().enumerate() {
+    for (i, value) in json::as_array(field("routes"), &routes_path)?
+        .iter()
+        .enumerate()
+    {
         let route_path = routes_path.index(i);
         let route = parse_route(value, &route_path, &inherited, &retry, budget, outlier)?;
         if let Some(first) = routes.iter().position(|r: &Route| r.name == route.name) {
             return Err(ConfigError::new(
                 &route_path.field("name"),
-                format!("duplicate route name {:?} (also routes[{first}])", route.name),
+                format!(
+                    "duplicate route name {:?} (also routes[{first}])",
+                    route.name
+                ),
             ));
         }
         if let Some(first) = routes.iter().position(|r: &Route| r.prefix == route.prefix) {
@@ -433,7 +440,10 @@ fn parse_route(
         None => top_retry.clone(),
         Some(given) => {
             let retry_path = path.field("retry");
-            parse_retry(&merge(Some(given), inherited.retry, &retry_path)?, &retry_path)?
+            parse_retry(
+                &merge(Some(given), inherited.retry, &retry_path)?,
+                &retry_path,
+            )?
         }
     };
     let budget = match route.get("retry_budget") {
@@ -441,7 +451,10 @@ fn parse_route(
         Some(Value::Null) => None,
         Some(given) => {
             let budget_path = path.field("retry_budget");
-            parse_budget(&merge(Some(given), inherited.budget, &budget_path)?, &budget_path)?
+            parse_budget(
+                &merge(Some(given), inherited.budget, &budget_path)?,
+                &budget_path,
+            )?
         }
     };
     debug_assert!(inherited.budget_on == top_budget.is_some());
@@ -449,7 +462,10 @@ fn parse_route(
         None => top_outlier,
         Some(given) => {
             let outlier_path = path.field("outlier");
-            parse_outlier(&merge(Some(given), inherited.outlier, &outlier_path)?, &outlier_path)?
+            parse_outlier(
+                &merge(Some(given), inherited.outlier, &outlier_path)?,
+                &outlier_path,
+            )?
         }
     };
     let timeout_ms = match route.get("timeout") {
@@ -507,7 +523,10 @@ fn parse_retry(value: &Value, path: &Path<'_>) -> Result<RetryPolicy, ConfigErro
         1,
     )?;
     let retry_on_path = path.field("retry_on");
-    let retry_on = json::as_str(retry.get("retry_on").unwrap_or(&Value::Null), &retry_on_path)?;
+    let retry_on = json::as_str(
+        retry.get("retry_on").unwrap_or(&Value::Null),
+        &retry_on_path,
+    )?;
     let kinds: Vec<&str> = retry_on.split(',').map(str::trim).collect();
     if let Some(bad) = kinds.iter().find(|k| !RETRY_ON_KINDS.contains(k)) {
         return Err(ConfigError::new(
@@ -578,8 +597,11 @@ fn parse_outlier(value: &Value, path: &Path<'_>) -> Result<OutlierPolicy, Config
         1,
     )?;
     let max_path = path.field("max_ejection");
-    let max_ejection_ms =
-        parse_duration(outlier.get("max_ejection").unwrap_or(&Value::Null), &max_path, 1)?;
+    let max_ejection_ms = parse_duration(
+        outlier.get("max_ejection").unwrap_or(&Value::Null),
+        &max_path,
+        1,
+    )?;
     if max_ejection_ms < base_ejection_ms {
         return Err(ConfigError::new(
             &max_path,
@@ -615,7 +637,10 @@ fn parse_duration(value: &Value, path: &Path<'_>, min_ms: u64) -> Result<u64, Co
     if ms < min_ms {
         return Err(ConfigError::new(
             path,
-            format!("must be at least {}, got {text:?}", duration::Millis(min_ms)),
+            format!(
+                "must be at least {}, got {text:?}",
+                duration::Millis(min_ms)
+            ),
         ));
     }
     Ok(ms)

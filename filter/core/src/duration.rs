@@ -53,11 +53,11 @@ pub struct Millis(pub u64);
 impl fmt::Display for Millis {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = self.0;
-        if ms != 0 && ms % 3_600_000 == 0 {
+        if ms != 0 && ms.is_multiple_of(3_600_000) {
             write!(f, "{}h", ms / 3_600_000)
-        } else if ms != 0 && ms % 60_000 == 0 {
+        } else if ms != 0 && ms.is_multiple_of(60_000) {
             write!(f, "{}m", ms / 60_000)
-        } else if ms % 1_000 == 0 {
+        } else if ms.is_multiple_of(1_000) {
             write!(f, "{}s", ms / 1_000)
         } else {
             write!(f, "{ms}ms")
@@ -82,7 +82,9 @@ mod tests {
 
     #[test]
     fn rejects_what_is_not_a_duration() {
-        for bad in ["", "10", "s", "10 s", "-1s", "1.s", ".5s", "1..5s", "10sec", "1e3ms", "25h"] {
+        for bad in [
+            "", "10", "s", "10 s", "-1s", "1.s", ".5s", "1..5s", "10sec", "1e3ms", "25h",
+        ] {
             assert!(parse_millis(bad).is_err(), "{bad:?} was accepted");
         }
         assert_eq!(

@@ -92,7 +92,9 @@ pub enum Admission {
     Admit,
     /// Admitted as the half-open circuit's one probe.
     Probe,
-    FailFast { retry_after_s: u64 },
+    FailFast {
+        retry_after_s: u64,
+    },
 }
 
 /// The final outcome of one upstream request.
@@ -174,9 +176,9 @@ impl RouteHealth {
             Circuit::Open { until_ms } if now_ms < until_ms => Admission::FailFast {
                 retry_after_s: retry_after(until_ms - now_ms),
             },
-            Circuit::HalfOpen { probe_deadline_ms: busy } if now_ms < busy => {
-                Admission::FailFast { retry_after_s: 1 }
-            }
+            Circuit::HalfOpen {
+                probe_deadline_ms: busy,
+            } if now_ms < busy => Admission::FailFast { retry_after_s: 1 },
             Circuit::Open { .. } | Circuit::HalfOpen { .. } => {
                 self.circuit = Circuit::HalfOpen { probe_deadline_ms };
                 Admission::Probe
@@ -249,7 +251,8 @@ impl RouteHealth {
             Some(index) => index,
             None => {
                 if self.hosts.len() >= MAX_HOSTS {
-                    let oldest = (0..self.hosts.len()).min_by_key(|&i| self.hosts[i].last_seen_ms)?;
+                    let oldest =
+                        (0..self.hosts.len()).min_by_key(|&i| self.hosts[i].last_seen_ms)?;
                     self.hosts.swap_remove(oldest);
                 }
                 self.hosts.push(HostHealth {
@@ -277,7 +280,11 @@ impl RouteHealth {
         }
         let chained = host.ejections > 0
             && now_ms.saturating_sub(host.ejected_until_ms) <= policy.max_ejection_ms;
-        host.ejections = if chained { host.ejections.saturating_add(1) } else { 1 };
+        host.ejections = if chained {
+            host.ejections.saturating_add(1)
+        } else {
+            1
+        };
         let ejected_for_ms = policy.ejection_ms(host.ejections);
         host.ejected_until_ms = now_ms.saturating_add(ejected_for_ms);
         let consecutive = std::mem::take(&mut host.consecutive);
@@ -326,7 +333,9 @@ impl RouteHealth {
         let circuit = match tag {
             0 => Circuit::Closed,
             1 => Circuit::Open { until_ms: at },
-            2 => Circuit::HalfOpen { probe_deadline_ms: at },
+            2 => Circuit::HalfOpen {
+                probe_deadline_ms: at,
+            },
             _ => return None,
         };
         let count = r.u8()? as usize;

@@ -128,15 +128,21 @@ impl<'v, 'p> Object<'v, 'p> {
 }
 
 pub fn as_str<'v>(value: &'v Value, path: &Path<'_>) -> Result<&'v str, ConfigError> {
-    value.as_str().ok_or_else(|| expected(path, "a string", value))
+    value
+        .as_str()
+        .ok_or_else(|| expected(path, "a string", value))
 }
 
 pub fn as_bool(value: &Value, path: &Path<'_>) -> Result<bool, ConfigError> {
-    value.as_bool().ok_or_else(|| expected(path, "a boolean", value))
+    value
+        .as_bool()
+        .ok_or_else(|| expected(path, "a boolean", value))
 }
 
 pub fn as_array<'v>(value: &'v Value, path: &Path<'_>) -> Result<&'v Vec<Value>, ConfigError> {
-    value.as_array().ok_or_else(|| expected(path, "an array", value))
+    value
+        .as_array()
+        .ok_or_else(|| expected(path, "an array", value))
 }
 
 /// A finite number (integers included).
@@ -151,7 +157,12 @@ pub fn as_f64(value: &Value, path: &Path<'_>) -> Result<f64, ConfigError> {
 }
 
 /// A non-negative integer within `[min, max]`.
-pub fn as_u64_within(value: &Value, path: &Path<'_>, min: u64, max: u64) -> Result<u64, ConfigError> {
+pub fn as_u64_within(
+    value: &Value,
+    path: &Path<'_>,
+    min: u64,
+    max: u64,
+) -> Result<u64, ConfigError> {
     let n = match value {
         Value::Number(n) => match (n.as_u64(), n.as_i64()) {
             (Some(u), _) => u,
@@ -199,7 +210,9 @@ mod tests {
         let object = Object::new(&value, &path, &["prefix"]).unwrap();
         let err = object.finish().unwrap_err();
         assert_eq!(err.path, "routes[0].prefx");
-        assert!(err.to_string().starts_with("routes[0].prefx: unknown field"));
+        assert!(err
+            .to_string()
+            .starts_with("routes[0].prefx: unknown field"));
     }
 
     #[test]
@@ -208,19 +221,27 @@ mod tests {
         let path = root.field("attempts");
         assert_eq!(as_u64_within(&json!(3), &path, 0, 10), Ok(3));
         assert_eq!(
-            as_u64_within(&json!(11), &path, 0, 10).unwrap_err().to_string(),
+            as_u64_within(&json!(11), &path, 0, 10)
+                .unwrap_err()
+                .to_string(),
             "attempts: must be within [0, 10], got 11"
         );
         assert_eq!(
-            as_u64_within(&json!(-1), &path, 0, 10).unwrap_err().to_string(),
+            as_u64_within(&json!(-1), &path, 0, 10)
+                .unwrap_err()
+                .to_string(),
             "attempts: must be within [0, 10], got -1"
         );
         assert_eq!(
-            as_u64_within(&json!("3"), &path, 0, 10).unwrap_err().to_string(),
+            as_u64_within(&json!("3"), &path, 0, 10)
+                .unwrap_err()
+                .to_string(),
             "attempts: expected an integer, got a string"
         );
         assert_eq!(
-            as_u64_within(&json!(2.5), &path, 0, 10).unwrap_err().to_string(),
+            as_u64_within(&json!(2.5), &path, 0, 10)
+                .unwrap_err()
+                .to_string(),
             "attempts: expected an integer, got a number"
         );
     }

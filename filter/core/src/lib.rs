@@ -20,3 +20,10 @@ pub mod routes;
 pub use config::{Config, DEFAULT_CONFIG_JSON};
 pub use json::ConfigError;
 pub use routes::{RouteId, RouteTable};
+pub mod metrics;
+pub mod reply;
+pub mod shared;
+pub mod worker;
+
+pub use shared::{MemoryShared, Shared};
+pub use worker::{Request, Ticket, Verdict, Worker};

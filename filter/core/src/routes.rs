@@ -69,7 +69,11 @@ impl Hasher for Fnv {
     }
 
     fn write(&mut self, bytes: &[u8]) {
-        let mut hash = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        let mut hash = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
         for &b in bytes {
             hash ^= u64::from(b);
             hash = hash.wrapping_mul(0x0100_0000_01b3);
@@ -103,7 +107,11 @@ mod tests {
         assert_eq!(t.lookup(b"/api/v1/orders"), Some(1));
         assert_eq!(t.lookup(b"/api/v1"), None);
         assert_eq!(t.lookup(b"/"), None);
-        assert_eq!(t.lookup(b"/API/v1/orders"), None, "matching is case-sensitive");
+        assert_eq!(
+            t.lookup(b"/API/v1/orders"),
+            None,
+            "matching is case-sensitive"
+        );
         assert_eq!(t.lookup(b"/api/v1/saga/a/b/c/d/e/f/g/h"), Some(3));
     }
 

@@ -91,9 +91,17 @@ fn release_idle_returns_capacity_only_when_idle() {
     let mut ledger = lone_worker(&p);
     ledger.deposit(0);
     let k = ledger.grant(0, 3);
-    assert_eq!(ledger.release_idle(20_000, 10_000), 0, "a reservation is held");
+    assert_eq!(
+        ledger.release_idle(20_000, 10_000),
+        0,
+        "a reservation is held"
+    );
     ledger.settle(1, k, 0);
-    assert_eq!(ledger.release_idle(5_000, 10_000), 0, "busy within the window");
+    assert_eq!(
+        ledger.release_idle(5_000, 10_000),
+        0,
+        "busy within the window"
+    );
     assert_eq!(ledger.release_idle(10_000, 10_000), 100 * RETRY);
     assert_eq!(ledger.capacity(), 0);
 }
@@ -122,7 +130,11 @@ fn pool_merges_cooling_entries_beyond_its_cap() {
     }
     assert!(pool.encode().len() < 200);
     assert_eq!(pool.take(10_007, i64::MAX), 35 * RETRY);
-    assert_eq!(pool.take(10_019, i64::MAX), 0, "merged entries wait for the latest");
+    assert_eq!(
+        pool.take(10_019, i64::MAX),
+        0,
+        "merged entries wait for the latest"
+    );
     assert_eq!(pool.take(10_020, i64::MAX), 65 * RETRY);
 }
 
@@ -144,7 +156,11 @@ impl History {
             .collect();
         for s in starts {
             let end = s + p.window_ms;
-            let deposits = self.deposits.iter().filter(|&&t| t >= s && t <= end).count() as u128;
+            let deposits = self
+                .deposits
+                .iter()
+                .filter(|&&t| t >= s && t <= end)
+                .count() as u128;
             let used: u128 = self
                 .used
                 .iter()
@@ -164,9 +180,18 @@ impl History {
 #[derive(Debug, Clone)]
 enum Op {
     Wait(u64),
-    Request { worker: usize, attempts: u32 },
-    Settle { worker: usize, pick: usize, used_of: u32 },
-    Release { worker: usize },
+    Request {
+        worker: usize,
+        attempts: u32,
+    },
+    Settle {
+        worker: usize,
+        pick: usize,
+        used_of: u32,
+    },
+    Release {
+        worker: usize,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -201,7 +226,11 @@ fn simulate(p: &BudgetPolicy, workers: usize, ops: &[Op]) -> History {
                 assert!(k <= attempts);
                 open[w].push((now, k));
             }
-            Op::Settle { worker, pick, used_of } => {
+            Op::Settle {
+                worker,
+                pick,
+                used_of,
+            } => {
                 let w = worker % workers;
                 if !open[w].is_empty() {
                     let index = pick % open[w].len();

@@ -106,8 +106,14 @@ fn o2_five_consecutive_5xx_from_any_host_open_the_circuit() {
     let signals = h.record(1_000, &POLICY, fail("a:1"));
     assert_eq!(signals.opened_for_ms, Some(30_000));
     assert_eq!(h.circuit, Circuit::Open { until_ms: 31_000 });
-    assert_eq!(h.admit(1_000, 11_000), Admission::FailFast { retry_after_s: 30 });
-    assert_eq!(h.admit(30_001, 11_000), Admission::FailFast { retry_after_s: 1 });
+    assert_eq!(
+        h.admit(1_000, 11_000),
+        Admission::FailFast { retry_after_s: 30 }
+    );
+    assert_eq!(
+        h.admit(30_001, 11_000),
+        Admission::FailFast { retry_after_s: 1 }
+    );
     assert_eq!(h.view().circuit.label(1_000), "open");
 }
 
@@ -134,15 +140,24 @@ fn o3_one_probe_at_a_time_success_closes_failure_reopens_longer() {
     }
     assert_eq!(h.admit(30_000, 11_000), Admission::Probe);
     assert_eq!(h.view().circuit.label(30_000), "half-open");
-    assert_eq!(h.admit(30_001, 11_000), Admission::FailFast { retry_after_s: 1 });
+    assert_eq!(
+        h.admit(30_001, 11_000),
+        Admission::FailFast { retry_after_s: 1 }
+    );
     // The probe fails: reopened for twice the base.
     let probe_fail = Outcome {
         failure: true,
         host: Some(b"a:1"),
         probe: true,
     };
-    assert_eq!(h.record(30_010, &POLICY, probe_fail).opened_for_ms, Some(60_000));
-    assert_eq!(h.admit(89_000, 11_000), Admission::FailFast { retry_after_s: 2 });
+    assert_eq!(
+        h.record(30_010, &POLICY, probe_fail).opened_for_ms,
+        Some(60_000)
+    );
+    assert_eq!(
+        h.admit(89_000, 11_000),
+        Admission::FailFast { retry_after_s: 2 }
+    );
     assert_eq!(h.admit(90_010, 11_000), Admission::Probe);
     let probe_ok = Outcome {
         failure: false,
@@ -169,7 +184,10 @@ fn o3_a_probe_without_response_frees_the_slot_and_a_lost_probe_expires() {
     h.release_probe(30_005);
     assert_eq!(h.admit(30_006, 11_000), Admission::Probe);
     // Nobody reports on this probe: after its deadline the slot is taken again.
-    assert_eq!(h.admit(41_005, 11_000), Admission::FailFast { retry_after_s: 1 });
+    assert_eq!(
+        h.admit(41_005, 11_000),
+        Admission::FailFast { retry_after_s: 1 }
+    );
     assert_eq!(h.admit(41_006, 11_000), Admission::Probe);
 }
 
@@ -223,7 +241,10 @@ fn cached_view_decides_alone_only_when_it_can() {
         circuit: Circuit::Open { until_ms: 2_500 },
         streak: false,
     };
-    assert_eq!(open.admit(0), Some(Admission::FailFast { retry_after_s: 3 }));
+    assert_eq!(
+        open.admit(0),
+        Some(Admission::FailFast { retry_after_s: 3 })
+    );
     assert_eq!(open.admit(2_500), None);
     assert_eq!(HealthView::default().admit(0), Some(Admission::Admit));
 }
