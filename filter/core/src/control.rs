@@ -48,6 +48,7 @@ mod tests {
         }
         for name in [
             "x-c4",
+            "x-envoy-expected-rq-timeout-ms",
             "x-envoy-attempt-count",
             "x-envoy-original-path",
             "x-request-id",

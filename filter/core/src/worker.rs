@@ -237,8 +237,10 @@ impl Worker {
         Some(granted)
     }
 
-    /// Whether the response phase must read `upstream.address` for this outcome.
-    pub fn needs_upstream_host(&self, ticket: &Ticket, status: u32) -> bool {
+    /// Whether this outcome changes the route's shared health, so the response phase
+    /// must read `upstream.address` and the clock. A success on a route with no
+    /// running count needs neither.
+    pub fn needs_health_update(&self, ticket: &Ticket, status: u32) -> bool {
         self.config.routes[ticket.route].outlier.enabled()
             && (status >= 500 || ticket.probe || self.routes[ticket.route].view.streak)
     }
@@ -249,8 +251,9 @@ impl Worker {
     }
 
     /// Records the final response of a forwarded request (B3, O1-O3). `attempts` is
-    /// `upstream.request_attempt_count` (else `x-envoy-attempt-count`), `host` is
-    /// `upstream.address`.
+    /// the request's final attempt count, `host` is `upstream.address`. `now_ms` may
+    /// be the request's start when [`Worker::needs_health_update`] is false: the
+    /// budget settles into its newest bucket either way.
     pub fn on_response(
         &mut self,
         ticket: &Ticket,
@@ -263,11 +266,10 @@ impl Worker {
         self.settle(ticket, attempts, now_ms);
         let id = ticket.route;
         let failure = status >= 500;
-        let route = &self.config.routes[id];
-        if !(route.outlier.enabled() && (failure || ticket.probe || self.routes[id].view.streak)) {
+        if !self.needs_health_update(ticket, status) {
             return Signals::default();
         }
-        let policy = route.outlier;
+        let policy = self.config.routes[id].outlier;
         let outcome = Outcome {
             failure,
             host,

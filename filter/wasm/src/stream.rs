@@ -26,6 +26,8 @@ enum Phase {
 pub struct Stream {
     active: Option<Rc<Active>>,
     phase: Phase,
+    /// The proxy clock at the request headers.
+    started_ms: u64,
     /// Attempts read at the response, for the debug header.
     attempts: Option<u64>,
 }
@@ -35,6 +37,7 @@ impl Stream {
         Stream {
             active,
             phase: Phase::Start,
+            started_ms: 0,
             attempts: None,
         }
     }
@@ -48,6 +51,7 @@ impl HttpContext for Stream {
             return Action::Continue;
         };
         let now_ms = abi::now_ms();
+        self.started_ms = now_ms;
         let headers = abi::header_pairs(Map::RequestHeaders);
         let mut method: &[u8] = b"";
         let mut path: &[u8] = b"";
@@ -119,18 +123,15 @@ impl HttpContext for Stream {
                 .map_or(0, |s| u32::try_from(s).unwrap_or(0));
             let mut worker = active.worker.borrow_mut();
             if worker.needs_attempt_count(&ticket) {
-                self.attempts = attempt_count().or_else(|| {
-                    abi::header(Map::ResponseHeaders, "x-envoy-attempt-count")
-                        .and_then(|v| parse_u64(&v))
-                });
+                self.attempts = attempt_count();
             }
-            let host = if worker.needs_upstream_host(&ticket, status) {
-                abi::property(&["upstream", "address"])
+            // Only a change to shared health needs the upstream address and the clock.
+            let (host, now_ms) = if worker.needs_health_update(&ticket, status) {
+                (abi::property(&["upstream", "address"]), abi::now_ms())
             } else {
-                None
+                (None, self.started_ms)
             };
             let mut shared = active.shared.clone();
-            let now_ms = abi::now_ms();
             let signals = worker.on_response(
                 &ticket,
                 status,
@@ -202,10 +203,15 @@ impl Stream {
     }
 }
 
-/// `upstream.request_attempt_count`: an 8-byte little-endian integer in Envoy.
+/// The request's final attempt count (B3): the property
+/// `upstream.request_attempt_count` (an 8-byte little-endian integer in Envoy), else
+/// the response header `x-envoy-attempt-count`.
 fn attempt_count() -> Option<u64> {
-    let bytes = abi::property(&["upstream", "request_attempt_count"])?;
-    Some(u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?))
+    abi::property(&["upstream", "request_attempt_count"])
+        .and_then(|bytes| Some(u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?)))
+        .or_else(|| {
+            abi::header(Map::ResponseHeaders, "x-envoy-attempt-count").and_then(|v| parse_u64(&v))
+        })
 }
 
 fn parse_u64(text: &[u8]) -> Option<u64> {

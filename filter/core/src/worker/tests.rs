@@ -307,10 +307,10 @@ fn o3_a_probe_reset_frees_the_slot() {
 fn o1_host_signal_needs_the_address_only_when_it_can_matter() {
     let (mut w, mut s) = worker("");
     let t = forward(w.on_request(&get("/api/v1/orders"), 0, &mut s));
-    assert!(!w.needs_upstream_host(&t, 200), "healthy: no address read");
-    assert!(w.needs_upstream_host(&t, 503));
+    assert!(!w.needs_health_update(&t, 200), "healthy: no address read");
+    assert!(w.needs_health_update(&t, 503));
     w.on_response(&t, 503, Some(4), Some(b"10.0.0.1:80"), 0, &mut s);
-    assert!(w.needs_upstream_host(&t, 200), "a streak is running");
+    assert!(w.needs_health_update(&t, 200), "a streak is running");
     let mut ejections = Vec::new();
     for i in 1..10 {
         let t = forward(w.on_request(&get("/api/v1/orders"), i, &mut s));
