@@ -141,15 +141,18 @@ impl Default for HealthView {
 
 impl HealthView {
     /// Admission from the cache alone; `None` when the shared value must decide.
+    ///
+    /// Only two states are decided here: closed with no count running (the healthy
+    /// path, no shared read), and open before its period ends. While a count runs the
+    /// circuit may open on another worker at any moment, and a half-open circuit may
+    /// close; a worker learns of both by notification, which can arrive after its next
+    /// request, so in those states every request reads the shared value.
     pub fn admit(&self, now_ms: u64) -> Option<Admission> {
         match self.circuit {
-            Circuit::Closed => Some(Admission::Admit),
+            Circuit::Closed if !self.streak => Some(Admission::Admit),
             Circuit::Open { until_ms } if now_ms < until_ms => Some(Admission::FailFast {
                 retry_after_s: retry_after(until_ms - now_ms),
             }),
-            Circuit::HalfOpen { probe_deadline_ms } if now_ms < probe_deadline_ms => {
-                Some(Admission::FailFast { retry_after_s: 1 })
-            }
             _ => None,
         }
     }
@@ -165,6 +168,15 @@ impl RouteHealth {
         HealthView {
             circuit: self.circuit,
             streak: self.consecutive > 0 || self.hosts.iter().any(|h| h.consecutive > 0),
+        }
+    }
+
+    /// Whether [`RouteHealth::admit`] would change the value (take the probe slot).
+    pub fn admission_writes(&self, now_ms: u64) -> bool {
+        match self.circuit {
+            Circuit::Closed => false,
+            Circuit::Open { until_ms } => now_ms >= until_ms,
+            Circuit::HalfOpen { probe_deadline_ms } => now_ms >= probe_deadline_ms,
         }
     }
 

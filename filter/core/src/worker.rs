@@ -205,6 +205,18 @@ impl Worker {
         if let Some(admission) = self.routes[id].view.admit(now_ms) {
             return admission;
         }
+        let state = &mut self.routes[id];
+        let Some(health) = shared
+            .get(&state.health_key)
+            .and_then(|(bytes, _)| RouteHealth::decode(&bytes))
+        else {
+            return Admission::Admit;
+        };
+        state.view = health.view();
+        if !health.admission_writes(now_ms) {
+            let mut health = health;
+            return health.admit(now_ms, 0);
+        }
         let probe_timeout_ms = route.timeout_ms.saturating_add(1_000);
         self.update_health(id, shared, |health| health.admit(now_ms, probe_timeout_ms))
             // A lasting conflict: fail fast rather than risk a second probe.

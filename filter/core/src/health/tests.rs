@@ -247,4 +247,20 @@ fn cached_view_decides_alone_only_when_it_can() {
     );
     assert_eq!(open.admit(2_500), None);
     assert_eq!(HealthView::default().admit(0), Some(Admission::Admit));
+    let counting = HealthView {
+        circuit: Circuit::Closed,
+        streak: true,
+    };
+    assert_eq!(
+        counting.admit(0),
+        None,
+        "a running count is checked in shared data"
+    );
+    let half_open = HealthView {
+        circuit: Circuit::HalfOpen {
+            probe_deadline_ms: 10,
+        },
+        streak: false,
+    };
+    assert_eq!(half_open.admit(0), None);
 }

