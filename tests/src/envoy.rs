@@ -223,6 +223,11 @@ impl Envoy {
         Ok(String::from_utf8_lossy(&output.stderr).into_owned())
     }
 
+    /// The Envoy process id (to pin it to a CPU in benchmarks).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn url(&self) -> String {
         format!("http://{}", self.listener)
     }

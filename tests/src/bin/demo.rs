@@ -14,13 +14,21 @@ use std::time::{Duration, Instant};
 fn main() -> Result<()> {
     println!("c4mesh demo: Envoy 1.40 with the c4mesh filter, six services with two hosts each, on 127.0.0.1\n");
     let mesh = LocalMesh::with_filter(r#"{"outlier": {"base_ejection": "3s"}}"#)?;
-    println!("gateway: {}  (admin: http://{})\n", mesh.envoy.url(), mesh.envoy.admin);
+    println!(
+        "gateway: {}  (admin: http://{})\n",
+        mesh.envoy.url(),
+        mesh.envoy.admin
+    );
     let client = mesh.client();
 
     println!("1. Routing (Host: api.c4ang.com)");
     for (route, prefix, service) in SERVICES {
         let r = client.get(&format!("{prefix}/1"), &[])?;
-        println!("   GET {prefix}/1 -> {} from {}  (route {route})", r.status, r.json()?["service"].as_str().unwrap_or(service));
+        println!(
+            "   GET {prefix}/1 -> {} from {}  (route {route})",
+            r.status,
+            r.json()?["service"].as_str().unwrap_or(service)
+        );
     }
 
     println!("\n2. Local replies");
@@ -30,15 +38,23 @@ fn main() -> Result<()> {
         ("GET", "/api/v2/orders", "api.c4ang.com"),
     ] {
         let r = client.request(method, path, Some(host), &[])?;
-        println!("   {method} {path} -> {} {}", r.status, String::from_utf8_lossy(&r.body));
+        println!(
+            "   {method} {path} -> {} {}",
+            r.status,
+            String::from_utf8_lossy(&r.body)
+        );
     }
     let r = client.get("/api/v1/orders/1", &[("x-envoy-max-retries", "10")])?;
     println!("   GET /api/v1/orders/1 with x-envoy-max-retries: 10 -> {} (the client's retry header is stripped)", r.status);
 
     println!("\n3. payment-service outage: every attempt answers 503, 400 requests, 8 at a time");
     let budget = LocalMesh::with_filter(r#"{"outlier": {"consecutive_5xx": 0}}"#)?;
-    let no_budget = LocalMesh::with_filter(r#"{"outlier": {"consecutive_5xx": 0}, "retry_budget": null}"#)?;
-    for (name, m) in [("without the budget (Istio retries alone)", &no_budget), ("with the retry budget", &budget)] {
+    let no_budget =
+        LocalMesh::with_filter(r#"{"outlier": {"consecutive_5xx": 0}, "retry_budget": null}"#)?;
+    for (name, m) in [
+        ("without the budget (Istio retries alone)", &no_budget),
+        ("with the retry budget", &budget),
+    ] {
         m.set_status("payments", 503);
         let seconds = storm(m.client(), 400, 8);
         let attempts = m.attempts("payments");
@@ -55,7 +71,10 @@ fn main() -> Result<()> {
         let before = mesh.attempts("saga");
         let r = client.get("/api/v1/saga/1", &[])?;
         let reason = r.header("x-c4-reason").unwrap_or("from the service");
-        let retry_after = r.header("retry-after").map(|s| format!(", retry-after {s}")).unwrap_or_default();
+        let retry_after = r
+            .header("retry-after")
+            .map(|s| format!(", retry-after {s}"))
+            .unwrap_or_default();
         println!(
             "   request {i}: {} ({reason}{retry_after}), upstream attempts {}",
             r.status,
@@ -70,14 +89,25 @@ fn main() -> Result<()> {
         println!("   request {i}: {}", r.status);
     }
     let deadline = Instant::now() + Duration::from_secs(3);
-    while mesh.envoy.stat("wasmcustom.c4mesh.route.saga.circuit_opened_total")? != Some(1) {
-        ensure!(Instant::now() < deadline, "the circuit metric did not appear");
+    while mesh
+        .envoy
+        .stat("wasmcustom.c4mesh.route.saga.circuit_opened_total")?
+        != Some(1)
+    {
+        ensure!(
+            Instant::now() < deadline,
+            "the circuit metric did not appear"
+        );
         thread::sleep(Duration::from_millis(100));
     }
     thread::sleep(Duration::from_millis(600));
 
     println!("\n5. Metrics in Envoy's /stats");
-    for line in mesh.envoy.admin_get("/stats?filter=wasmcustom.c4mesh.route.saga")?.lines() {
+    for line in mesh
+        .envoy
+        .admin_get("/stats?filter=wasmcustom.c4mesh.route.saga")?
+        .lines()
+    {
         println!("   {line}");
     }
     println!("\n6. The filter's log lines");

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Envoy throughput with the c4mesh filter vs. the same Envoy with a no-op proxy-wasm
+# module and without Wasm (SPEC 2.6), side by side in one run.
+# Usage: benches/envoy-throughput.sh [ROUNDS] [SECONDS]   (defaults: 3 rounds of 5 s)
+# Needs root for apt-get (wrk, nginx-light) on a fresh machine; loopback only.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+C4MESH_BENCH_TOOLS=1 scripts/setup.sh
+export ENVOY_BIN="${ENVOY_BIN:-$root/.venv/bin/envoy}"
+
+dir="$(mktemp -d)"
+trap 'nginx -p "$dir" -c nginx.conf -s stop 2>/dev/null || true; rm -rf "$dir"' EXIT
+port=18080
+cat > "$dir/nginx.conf" <<CONF
+worker_processes 1;
+pid $dir/nginx.pid;
+error_log $dir/error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  server {
+    listen 127.0.0.1:$port;
+    keepalive_requests 1000000;
+    location / { return 200 "ok\n"; }
+  }
+}
+CONF
+nginx -p "$dir" -c nginx.conf
+taskset -pc 1 "$(cat "$dir/nginx.pid")" >/dev/null 2>&1 || true
+for pid in $(pgrep -P "$(cat "$dir/nginx.pid")"); do taskset -pc 1 "$pid" >/dev/null; done
+cargo run --quiet --release -p c4mesh-testbed --bin bench_envoy -- "127.0.0.1:$port" "${1:-3}" "${2:-5}"
