@@ -9,7 +9,7 @@ export ENVOY_BIN="${ENVOY_BIN:-$root/.venv/bin/envoy}"
 
 cargo fmt --all --check
 cargo build --profile wasm --target wasm32-wasip1 -p c4mesh-filter -p c4mesh-noop
-size=$(stat -c %s target/wasm32-wasip1/wasm/c4mesh_filter.wasm)
+size=$(stat -c %s "${CARGO_TARGET_DIR:-target}/wasm32-wasip1/wasm/c4mesh_filter.wasm")
 if [ "$size" -ge 1048576 ]; then
   echo "c4mesh_filter.wasm is $size bytes: over the 1 MiB limit" >&2
   exit 1
