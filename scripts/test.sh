@@ -17,4 +17,8 @@ fi
 echo "c4mesh_filter.wasm: $size bytes"
 cargo clippy --workspace --release --all-targets -- -D warnings
 cargo clippy -p c4mesh-filter -p c4mesh-noop --target wasm32-wasip1 --profile wasm -- -D warnings
-cargo test --workspace --release
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+cargo test --workspace --release 2>&1 | tee "$log"
+# One closing line for the whole run (cargo prints one per test binary).
+awk '/^test result:/ { p += $4; f += $6 } END { printf "all tests: %d passed, %d failed\n", p, f }' "$log"
