@@ -44,12 +44,13 @@ fn circuit_opens_after_five_5xx_fails_fast_probes_once_and_closes() {
 
     // Half-open: the service recovers but answers slowly; three requests at once,
     // exactly one goes upstream as the probe.
-    for host in mesh.service("saga") {
-        host.set(Behaviour {
+    mesh.set(
+        "saga",
+        Behaviour {
             status: 200,
             delay: Duration::from_millis(500),
-        });
-    }
+        },
+    );
     thread::sleep(Duration::from_millis(4_100).saturating_sub(opened.elapsed()));
     let concurrent: Vec<_> = (0..3)
         .map(|i| {

@@ -1,14 +1,15 @@
 //! R1-R7 through real HTTP.
 
 use crate::local_reply;
-use c4mesh_testbed::{LocalMesh, SERVICES};
+use c4mesh_testbed::{services, Behaviour, LocalMesh};
 use std::time::Duration;
 
 #[test]
 fn routes_all_six_prefixes_to_their_service() {
     let mesh = LocalMesh::with_filter("").unwrap();
     let client = mesh.client();
-    for (route, prefix, service) in SERVICES {
+    for s in services() {
+        let (route, prefix, service) = (s.route.as_str(), s.prefix.as_str(), s.name.as_str());
         let response = client.get(&format!("{prefix}/42?view=full"), &[]).unwrap();
         assert_eq!(response.status, 200, "{route}: {response:?}");
         let body = response.json().unwrap();
@@ -124,14 +125,13 @@ fn client_retry_and_timeout_headers_have_no_effect() {
         );
     }
     // A slow service: the client's 1 ms timeout does not cut the request short.
-    mesh.service("products")[0].set(c4mesh_testbed::Behaviour {
-        status: 200,
-        delay: Duration::from_millis(300),
-    });
-    mesh.service("products")[1].set(c4mesh_testbed::Behaviour {
-        status: 200,
-        delay: Duration::from_millis(300),
-    });
+    mesh.set(
+        "products",
+        Behaviour {
+            status: 200,
+            delay: Duration::from_millis(300),
+        },
+    );
     let r = client
         .get(
             "/api/v1/products/1",

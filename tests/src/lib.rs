@@ -14,5 +14,5 @@ pub mod upstream;
 
 pub use client::{Client, Response};
 pub use envoy::{Envoy, EnvoyConfig, Wasm};
-pub use mesh::{LocalMesh, SERVICES};
+pub use mesh::{services, LocalMesh, Service};
 pub use upstream::{Behaviour, Upstream};

@@ -6,24 +6,32 @@ use crate::Client;
 use anyhow::Result;
 use serde_json::Value;
 
-/// (route name, prefix, service) of the mesh, as in the filter's default configuration.
-pub const SERVICES: [(&str, &str, &str); 6] = [
-    ("customers", "/api/v1/customers", "customer-service"),
-    ("orders", "/api/v1/orders", "order-service"),
-    ("products", "/api/v1/products", "product-service"),
-    ("payments", "/api/v1/payments", "payment-service"),
-    (
-        "recommendations",
-        "/api/v1/recommendations",
-        "recommendation-service",
-    ),
-    ("saga", "/api/v1/saga", "saga-tracker"),
-];
+/// One service of the mesh: its route name, prefix and service name.
+#[derive(Debug, Clone)]
+pub struct Service {
+    pub route: String,
+    pub prefix: String,
+    pub name: String,
+}
+
+/// The services of the mesh, from the filter's default configuration (one source).
+pub fn services() -> Vec<Service> {
+    c4mesh_filter_core::Config::defaults()
+        .routes
+        .into_iter()
+        .map(|r| Service {
+            route: r.name,
+            prefix: r.prefix,
+            name: r.service,
+        })
+        .collect()
+}
 
 /// Envoy plus two simulated hosts per service.
 pub struct LocalMesh {
     pub envoy: Envoy,
-    /// Per service (in [`SERVICES`] order), its two hosts.
+    pub services: Vec<Service>,
+    /// Per service (in [`services`] order), its two hosts.
     pub hosts: Vec<[Upstream; 2]>,
 }
 
@@ -45,30 +53,35 @@ impl LocalMesh {
     }
 
     pub fn start(options: MeshOptions) -> Result<LocalMesh> {
+        let services = services();
         let mut hosts = Vec::new();
-        for (_, _, service) in SERVICES {
+        for service in &services {
             hosts.push([
-                Upstream::start(service, Behaviour::status(200))?,
-                Upstream::start(service, Behaviour::status(200))?,
+                Upstream::start(&service.name, Behaviour::status(200))?,
+                Upstream::start(&service.name, Behaviour::status(200))?,
             ]);
         }
-        let services = SERVICES
+        let routes = services
             .iter()
             .zip(&hosts)
-            .map(|((_, prefix, service), pair)| ServiceRoute {
-                name: service.to_string(),
-                prefix: prefix.to_string(),
+            .map(|(service, pair)| ServiceRoute {
+                name: service.name.clone(),
+                prefix: service.prefix.clone(),
                 hosts: pair.iter().map(Upstream::addr).collect(),
             })
             .collect();
         let envoy = Envoy::start(&EnvoyConfig {
             workers: options.workers,
             wasm: options.wasm,
-            services,
+            services: routes,
             num_retries: 3,
             outlier_detection: options.outlier_detection,
         })?;
-        Ok(LocalMesh { envoy, hosts })
+        Ok(LocalMesh {
+            envoy,
+            services,
+            hosts,
+        })
     }
 
     pub fn client(&self) -> Client {
@@ -77,18 +90,24 @@ impl LocalMesh {
 
     /// The two hosts of a route (by route name).
     pub fn service(&self, route: &str) -> &[Upstream; 2] {
-        let index = SERVICES
+        let index = self
+            .services
             .iter()
-            .position(|(r, _, _)| *r == route)
+            .position(|s| s.route == route)
             .unwrap_or(0);
         &self.hosts[index]
     }
 
+    /// Sets every host of a route to answer with `behaviour`.
+    pub fn set(&self, route: &str, behaviour: Behaviour) {
+        for host in self.service(route) {
+            host.set(behaviour);
+        }
+    }
+
     /// Sets every host of a route to answer `status`.
     pub fn set_status(&self, route: &str, status: u16) {
-        for host in self.service(route) {
-            host.set_status(status);
-        }
+        self.set(route, Behaviour::status(status));
     }
 
     /// Attempts received by a route's hosts.

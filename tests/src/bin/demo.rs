@@ -5,7 +5,7 @@
 //! circuit opening, failing fast and closing again.
 
 use anyhow::{ensure, Result};
-use c4mesh_testbed::{Client, LocalMesh, SERVICES};
+use c4mesh_testbed::{services, Client, LocalMesh};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -22,7 +22,8 @@ fn main() -> Result<()> {
     let client = mesh.client();
 
     println!("1. Routing (Host: api.c4ang.com)");
-    for (route, prefix, service) in SERVICES {
+    for s in services() {
+        let (route, prefix, service) = (s.route.as_str(), s.prefix.as_str(), s.name.as_str());
         let r = client.get(&format!("{prefix}/1"), &[])?;
         println!(
             "   GET {prefix}/1 -> {} from {}  (route {route})",

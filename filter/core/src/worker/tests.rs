@@ -11,6 +11,18 @@ fn worker(json: &str) -> (Worker, MemoryShared) {
     (worker, shared)
 }
 
+/// Two workers of one proxy: one configuration, one shared store, a handle each.
+fn two_workers(json: &str) -> ((Worker, MemoryShared), (Worker, MemoryShared)) {
+    let config = Config::parse(json.as_bytes()).unwrap();
+    let shared = MemoryShared::default();
+    let (mut s1, mut s2) = (shared.handle(), shared.handle());
+    let mut w1 = Worker::new(config.clone(), 1);
+    let mut w2 = Worker::new(config, 1);
+    w1.init_shared(&mut s1);
+    w2.init_shared(&mut s2);
+    ((w1, s1), (w2, s2))
+}
+
 fn get<'a>(path: &'a str) -> Request<'a> {
     Request {
         method: b"GET",
@@ -184,13 +196,7 @@ fn b3_missing_attempt_count_keeps_the_reservation() {
 #[test]
 fn b4_two_workers_share_one_reserve() {
     let json = r#"{"retry_budget": {"ratio": 0, "min_retries_per_second": 1}, "outlier": {"consecutive_5xx": 0}}"#;
-    let config = Config::parse(json.as_bytes()).unwrap();
-    let shared = MemoryShared::default();
-    let (mut s1, mut s2) = (shared.handle(), shared.handle());
-    let mut w1 = Worker::new(config.clone(), 1);
-    let mut w2 = Worker::new(config, 1);
-    w1.init_shared(&mut s1);
-    w2.init_shared(&mut s2);
+    let ((mut w1, mut s1), (mut w2, mut s2)) = two_workers(json);
     // 10 retries per window in total; both workers spend all they can.
     let mut spent = 0;
     for i in 0..40 {
@@ -210,12 +216,7 @@ fn b4_two_workers_share_one_reserve() {
 #[test]
 fn b4_idle_workers_give_capacity_back_after_a_cool_down() {
     let json = r#"{"retry_budget": {"ratio": 0, "min_retries_per_second": 1}, "outlier": {"consecutive_5xx": 0}}"#;
-    let config = Config::parse(json.as_bytes()).unwrap();
-    let shared = MemoryShared::default();
-    let (mut s1, mut s2) = (shared.handle(), shared.handle());
-    let mut w1 = Worker::new(config.clone(), 1);
-    let mut w2 = Worker::new(config, 1);
-    w1.init_shared(&mut s1);
+    let ((mut w1, mut s1), (mut w2, mut s2)) = two_workers(json);
     // Four requests in flight on w1 need 12 retries: it leases all 10.
     let in_flight: Vec<Ticket> = (0..4)
         .map(|i| forward(w1.on_request(&get("/api/v1/orders"), i, &mut s1)))
@@ -237,13 +238,7 @@ fn b4_idle_workers_give_capacity_back_after_a_cool_down() {
 #[test]
 fn o2_o3_circuit_opens_fails_fast_probes_and_closes_across_workers() {
     let json = r#"{"outlier": {"base_ejection": "2s"}}"#;
-    let config = Config::parse(json.as_bytes()).unwrap();
-    let shared = MemoryShared::default();
-    let (mut s1, mut s2) = (shared.handle(), shared.handle());
-    let mut w1 = Worker::new(config.clone(), 1);
-    let mut w2 = Worker::new(config, 1);
-    w1.init_shared(&mut s1);
-    w2.init_shared(&mut s2);
+    let ((mut w1, mut s1), (mut w2, mut s2)) = two_workers(json);
     for i in 0..5 {
         let t = forward(w1.on_request(&get("/api/v1/orders"), i, &mut s1));
         let signals = w1.on_response(&t, 503, Some(1), Some(b"10.0.0.1:80"), i, &mut s1);
@@ -361,4 +356,22 @@ fn circuit_view_follows_only_through_shared_state() {
     w.refresh(0, &mut s);
     w.refresh(99, &mut s);
     assert_eq!(w.routes[0].view.circuit, Circuit::Closed);
+}
+
+#[test]
+fn o2_a_worker_that_knows_a_count_runs_fails_fast_without_a_notification() {
+    let ((mut w1, mut s1), (mut w2, mut s2)) = two_workers("");
+    let t = forward(w1.on_request(&get("/api/v1/orders"), 0, &mut s1));
+    w1.on_response(&t, 503, Some(4), None, 0, &mut s1);
+    assert_eq!(s1.notified, vec![1], "the count starting is pushed");
+    w2.refresh(1, &mut s2);
+    for i in 1..5 {
+        let t = forward(w1.on_request(&get("/api/v1/orders"), i, &mut s1));
+        w1.on_response(&t, 503, Some(4), None, i, &mut s1);
+    }
+    // The opening's notification has not reached w2; its next request still fails fast.
+    assert_eq!(
+        reason(w2.on_request(&get("/api/v1/orders"), 6, &mut s2)),
+        "circuit_open"
+    );
 }
