@@ -1,31 +1,7 @@
 //! B5: an outage behind the budget, against the same outage without it.
 
-use c4mesh_testbed::{Client, LocalMesh};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::thread;
-use std::time::{Duration, Instant};
-
-/// Sends `n` requests with `concurrency` threads; returns the seconds it took.
-fn send_all(client: Client, path: &'static str, n: usize, concurrency: usize) -> f64 {
-    let next = Arc::new(AtomicUsize::new(0));
-    let started = Instant::now();
-    let threads: Vec<_> = (0..concurrency)
-        .map(|_| {
-            let next = Arc::clone(&next);
-            thread::spawn(move || {
-                while next.fetch_add(1, Ordering::SeqCst) < n {
-                    let r = client.get(path, &[]).expect("request");
-                    assert_eq!(r.status, 503, "{r:?}");
-                }
-            })
-        })
-        .collect();
-    for t in threads {
-        t.join().expect("sender");
-    }
-    started.elapsed().as_secs_f64()
-}
+use c4mesh_testbed::LocalMesh;
+use std::time::Duration;
 
 #[test]
 fn b5_outage_is_bounded_by_the_budget_and_four_fold_without_it() {
@@ -38,9 +14,17 @@ fn b5_outage_is_bounded_by_the_budget_and_four_fold_without_it() {
     for mesh in [&with_budget, &without] {
         mesh.set_status("payments", 503);
     }
-    let t = send_all(with_budget.client(), "/api/v1/payments/charge", N, 16);
+    let (statuses, t) = with_budget.client().storm("/api/v1/payments/charge", N, 16);
+    assert!(
+        statuses.iter().all(|s| *s == 503),
+        "every request fails: {statuses:?}"
+    );
     let attempts = with_budget.attempts("payments");
-    let t_without = send_all(without.client(), "/api/v1/payments/charge", N, 16);
+    let (statuses, t_without) = without.client().storm("/api/v1/payments/charge", N, 16);
+    assert!(
+        statuses.iter().all(|s| *s == 503),
+        "every request fails: {statuses:?}"
+    );
     let attempts_without = without.attempts("payments");
 
     let bound = N as f64 * 1.2 + 10.0 * (t + 10.0) + 3.0;

@@ -4,7 +4,10 @@
 use anyhow::{anyhow, bail, Context, Result};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
 
 /// A response as the client saw it.
 #[derive(Debug, Clone)]
@@ -71,6 +74,32 @@ impl Client {
         let mut bytes = Vec::new();
         stream.read_to_end(&mut bytes)?;
         parse(&bytes)
+    }
+}
+
+impl Client {
+    /// Sends `n` GETs of `path`, `concurrency` at a time; returns the statuses seen
+    /// (in no particular order) and the seconds it took.
+    pub fn storm(&self, path: &str, n: usize, concurrency: usize) -> (Vec<u16>, f64) {
+        let next = Arc::new(AtomicUsize::new(0));
+        let started = Instant::now();
+        let senders: Vec<_> = (0..concurrency)
+            .map(|_| {
+                let (client, next, path) = (*self, Arc::clone(&next), path.to_owned());
+                thread::spawn(move || {
+                    let mut statuses = Vec::new();
+                    while next.fetch_add(1, Ordering::SeqCst) < n {
+                        statuses.push(client.get(&path, &[]).map_or(0, |r| r.status));
+                    }
+                    statuses
+                })
+            })
+            .collect();
+        let statuses = senders
+            .into_iter()
+            .flat_map(|s| s.join().unwrap_or_default())
+            .collect();
+        (statuses, started.elapsed().as_secs_f64())
     }
 }
 

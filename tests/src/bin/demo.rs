@@ -5,9 +5,7 @@
 //! circuit opening, failing fast and closing again.
 
 use anyhow::{ensure, Result};
-use c4mesh_testbed::{services, Client, LocalMesh};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use c4mesh_testbed::{services, LocalMesh};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -57,7 +55,7 @@ fn main() -> Result<()> {
         ("with the retry budget", &budget),
     ] {
         m.set_status("payments", 503);
-        let seconds = storm(m.client(), 400, 8);
+        let (_, seconds) = m.client().storm("/api/v1/payments/charge", 400, 8);
         let attempts = m.attempts("payments");
         println!(
             "   {name}: {attempts} upstream attempts, {:.2} per request, in {seconds:.1} s",
@@ -118,24 +116,4 @@ fn main() -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Sends `n` requests, `concurrency` at a time; returns the seconds taken.
-fn storm(client: Client, n: usize, concurrency: usize) -> f64 {
-    let next = Arc::new(AtomicUsize::new(0));
-    let started = Instant::now();
-    let workers: Vec<_> = (0..concurrency)
-        .map(|_| {
-            let next = Arc::clone(&next);
-            thread::spawn(move || {
-                while next.fetch_add(1, Ordering::SeqCst) < n {
-                    let _ = client.get("/api/v1/payments/charge", &[]);
-                }
-            })
-        })
-        .collect();
-    for w in workers {
-        let _ = w.join();
-    }
-    started.elapsed().as_secs_f64()
 }
