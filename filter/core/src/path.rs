@@ -190,3 +190,140 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod properties {
+    //! R2 and R3 together: no path the filter accepts can be read as another route by
+    //! a normaliser (Envoy's RFC 3986 normalisation, merged slashes) or an application
+    //! (percent-decoding, `\` as `/`, `;` parameters stripped, dot segments resolved).
+
+    use super::*;
+    use crate::routes::RouteTable;
+    use proptest::prelude::*;
+
+    /// Segments that are names, tricks, or pieces of tricks.
+    const SEGMENTS: &[&str] = &[
+        "api",
+        "v1",
+        "orders",
+        "payments",
+        "saga",
+        "x",
+        "..",
+        ".",
+        "",
+        "%2e%2e",
+        "%2E%2e",
+        ".%2e",
+        "%2e",
+        "..;",
+        "..;x=1",
+        ".;",
+        ";x",
+        "a;b",
+        "%2f",
+        "a%2Fb",
+        "..%2f..",
+        "a%5cb",
+        "a\\b",
+        "..\\..",
+        "%252e%252e",
+        "%25",
+        "%00",
+        "a%0a",
+        "%41",
+        "v%31",
+        "?x=/..",
+        "#/..",
+        "%",
+        "%2",
+        "%zz",
+        "%20",
+    ];
+
+    fn table() -> RouteTable {
+        RouteTable::new(["/api/v1/orders", "/api/v1/payments", "/api/v1/saga", "/api"])
+    }
+
+    fn percent_decode(bytes: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] == b'%' {
+                if let Some(b) = hex_pair(bytes, i + 1) {
+                    out.push(b);
+                    i += 3;
+                    continue;
+                }
+            }
+            out.push(bytes[i]);
+            i += 1;
+        }
+        out
+    }
+
+    /// Resolves a path as a lenient server would: segments split on `/` (and `\` when
+    /// asked), `;` parameters dropped, empty and `.` segments skipped, `..` popping.
+    fn resolve(path: &[u8], backslash_is_slash: bool, strip_params: bool) -> Vec<u8> {
+        let mut segments: Vec<&[u8]> = Vec::new();
+        let is_sep = |b: &u8| *b == b'/' || (backslash_is_slash && *b == b'\\');
+        for segment in path.split(is_sep) {
+            let segment = if strip_params {
+                segment.split(|b| *b == b';').next().unwrap_or(b"")
+            } else {
+                segment
+            };
+            match segment {
+                b"" | b"." => {}
+                b".." => {
+                    segments.pop();
+                }
+                s => segments.push(s),
+            }
+        }
+        let mut out = Vec::new();
+        for s in segments {
+            out.push(b'/');
+            out.extend_from_slice(s);
+        }
+        if out.is_empty() {
+            out.push(b'/');
+        }
+        out
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4000))]
+
+        #[test]
+        fn accepted_paths_route_the_same_under_every_reading(
+            segments in proptest::collection::vec(proptest::sample::select(SEGMENTS), 1..8)
+        ) {
+            let target: Vec<u8> = format!("/{}", segments.join("/")).into_bytes();
+            if let Ok(path) = check(&target) {
+                let table = table();
+                let routed = table.lookup(path);
+                let readings = [
+                    ("Envoy: merged slashes, dot segments", resolve(path, false, false)),
+                    ("application: decoded once", resolve(&percent_decode(path), true, true)),
+                    ("application: decoded twice", resolve(&percent_decode(&percent_decode(path)), true, true)),
+                ];
+                for (who, reading) in readings {
+                    prop_assert_eq!(
+                        table.lookup(&reading),
+                        routed,
+                        "{:?} routes differently for {}: {:?}",
+                        String::from_utf8_lossy(&target),
+                        who,
+                        String::from_utf8_lossy(&reading)
+                    );
+                }
+            }
+        }
+
+        #[test]
+        fn check_never_panics(target in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = check(&target);
+        }
+    }
+}

@@ -375,3 +375,43 @@ fn o2_a_worker_that_knows_a_count_runs_fails_fast_without_a_notification() {
         "circuit_open"
     );
 }
+
+mod never_panics {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// 2.7: whatever the request bytes and whatever the responses, no panic.
+        #[test]
+        fn on_any_request_and_response(
+            requests in proptest::collection::vec(
+                (
+                    proptest::collection::vec(any::<u8>(), 0..8),
+                    proptest::collection::vec(any::<u8>(), 0..64),
+                    proptest::option::of(proptest::collection::vec(any::<u8>(), 0..32)),
+                    0u32..700,
+                    proptest::option::of(0u64..20),
+                    proptest::option::of(proptest::collection::vec(any::<u8>(), 0..80)),
+                    0u64..5_000,
+                ),
+                1..40,
+            )
+        ) {
+            let (mut w, mut s) = worker(r#"{"unmatched": "pass", "outlier": {"base_ejection": "1s"}}"#);
+            let mut now = 0;
+            for (method, path, authority, status, attempts, host, step) in requests {
+                now += step;
+                let request = Request { method: &method, path: &path, authority: authority.as_deref() };
+                if let Verdict::Forward(t) = w.on_request(&request, now, &mut s) {
+                    if status % 7 == 0 {
+                        w.on_end_without_response(&t, attempts, now, &mut s);
+                    } else {
+                        w.on_response(&t, status, attempts, host.as_deref(), now, &mut s);
+                    }
+                }
+                w.on_tick(now, &mut s);
+            }
+            w.drain_metrics(|_| {});
+        }
+    }
+}
