@@ -1,0 +1,53 @@
+//! The mesh as Kubernetes manifests, generated from one source.
+//!
+//! The filter's default configuration (`c4mesh_filter_core::DEFAULT_CONFIG_JSON`) is
+//! the mesh definition: its routes are the services, their prefixes, retries, timeouts
+//! and outlier settings. Everything an operator applies is generated from it: per
+//! service a Deployment, Service, VirtualService and DestinationRule; the Istio
+//! Gateway; the two WasmPlugins whose `pluginConfig` is that same document; STRICT
+//! mTLS; the ingress gateway's NLB Service; and the Gateway API alternative in its own
+//! folder. Core objects are `k8s-openapi` types, Istio and Gateway API objects typed
+//! structs, and a test validates them all against the real CRD schemas.
+//!
+//! ## Choices
+//!
+//! - DestinationRule outlier detection: `consecutive5xxErrors` from the filter's
+//!   `outlier.consecutive_5xx`, `baseEjectionTime` from `base_ejection`, and
+//!   `maxEjectionPercent: 50`, so that one host of two can be ejected (with Envoy's
+//!   default of 10% a 2-replica service never ejects a host).
+//! - WasmPlugins run in phase `STATS` (after authentication and authorisation, before
+//!   Istio's stats, so rejected requests spend no budget and the filter's local
+//!   replies are counted). The gateway's fails closed (without the filter the path
+//!   rules would not hold at the edge); the sidecars' fails open (a module that cannot
+//!   be fetched must not cut the services off from each other).
+//! - The namespace carries no injection label: sidecars are injected with `istioctl
+//!   kube-inject` until the webhook is reachable (docs/deploy.md).
+
+pub mod gateway_api;
+pub mod istio;
+mod objects;
+pub mod oci;
+
+pub use objects::{
+    envoy_outlier_detection, generate, outlier_detection, sha256_hex, Manifests, MeshOptions,
+};
+
+/// What can go wrong writing or checking manifests.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("serialising {what}: {source}")]
+    Yaml {
+        what: String,
+        source: serde_yaml::Error,
+    },
+    #[error("serialising {what}: {source}")]
+    Json {
+        what: String,
+        source: serde_json::Error,
+    },
+}

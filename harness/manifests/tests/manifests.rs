@@ -1,0 +1,254 @@
+//! The manifests: up to date, valid against the real CRD schemas and `k8s-openapi`,
+//! carrying the filter's own configuration and module digest.
+
+#![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
+
+use c4mesh_filter_core::Config;
+use c4mesh_manifests::{generate, oci, sha256_hex, MeshOptions};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn module() -> Vec<u8> {
+    let path = c4mesh_testbed::envoy::module("c4mesh_filter").expect("building the filter");
+    std::fs::read(path).expect("reading the filter")
+}
+
+/// Every YAML document under `manifests/`, with the file it came from.
+fn documents() -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    let mut dirs = vec![repo().join("manifests")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("manifests/") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "yaml") {
+                let text = std::fs::read_to_string(&path).expect("yaml");
+                for doc in serde_yaml::Deserializer::from_str(&text) {
+                    let value =
+                        <Value as serde::Deserialize>::deserialize(doc).expect("yaml document");
+                    if !value.is_null() {
+                        out.push((path.display().to_string(), value));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// CRD schemas by (apiVersion, kind).
+fn schemas() -> BTreeMap<(String, String), Value> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/schemas");
+    let mut out = BTreeMap::new();
+    for entry in std::fs::read_dir(dir).expect("schemas") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "json") {
+            let file: Value =
+                serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("json");
+            let key = (
+                file["apiVersion"].as_str().expect("apiVersion").to_owned(),
+                file["kind"].as_str().expect("kind").to_owned(),
+            );
+            out.insert(key, file["openAPIV3Schema"].clone());
+        }
+    }
+    out
+}
+
+/// Validates one object: core kinds through `k8s-openapi`, custom resources against
+/// their CRD schema. Returns the errors.
+fn validate(doc: &Value, schemas: &BTreeMap<(String, String), Value>) -> Result<(), String> {
+    let api_version = doc["apiVersion"].as_str().unwrap_or_default();
+    let kind = doc["kind"].as_str().unwrap_or_default();
+    let typed = |r: Result<(), serde_json::Error>| r.map_err(|e| format!("{kind}: {e}"));
+    match (api_version, kind) {
+        ("v1", "Namespace") => typed(
+            serde_json::from_value::<k8s_openapi::api::core::v1::Namespace>(doc.clone()).map(drop),
+        ),
+        ("v1", "Service") => typed(
+            serde_json::from_value::<k8s_openapi::api::core::v1::Service>(doc.clone()).map(drop),
+        ),
+        ("apps/v1", "Deployment") => typed(
+            serde_json::from_value::<k8s_openapi::api::apps::v1::Deployment>(doc.clone()).map(drop),
+        ),
+        _ => {
+            let schema = schemas
+                .get(&(api_version.to_owned(), kind.to_owned()))
+                .ok_or_else(|| format!("no schema for {api_version} {kind}"))?;
+            let validator =
+                jsonschema::validator_for(schema).map_err(|e| format!("schema: {e}"))?;
+            let errors: Vec<String> = validator
+                .iter_errors(doc)
+                .map(|e| format!("{}: {e}", e.instance_path()))
+                .collect();
+            if errors.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("{kind}: {}", errors.join("; ")))
+            }
+        }
+    }
+}
+
+#[test]
+fn checked_in_manifests_are_what_the_generator_writes() {
+    let manifests = generate(&MeshOptions::for_module(&module())).unwrap();
+    let differ = manifests.differences(&repo().join("manifests"));
+    assert!(
+        differ.is_empty(),
+        "manifests/ differs from a fresh generation in {differ:?}: run `cargo run -p c4mesh-manifests -- generate`"
+    );
+}
+
+#[test]
+fn every_object_validates_against_its_schema() {
+    let schemas = schemas();
+    let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
+    for (file, doc) in documents() {
+        let kind = doc["kind"].as_str().unwrap_or_default().to_owned();
+        if kind == "Kustomization" {
+            continue;
+        }
+        if let Err(e) = validate(&doc, &schemas) {
+            panic!("{file}: {e}");
+        }
+        *kinds
+            .entry(format!(
+                "{} {kind}",
+                doc["apiVersion"].as_str().unwrap_or_default()
+            ))
+            .or_default() += 1;
+    }
+    let expected: BTreeMap<String, usize> = [
+        ("v1 Namespace", 1),
+        ("v1 Service", 7),
+        ("apps/v1 Deployment", 6),
+        ("networking.istio.io/v1 VirtualService", 6),
+        ("networking.istio.io/v1 DestinationRule", 6),
+        ("networking.istio.io/v1 Gateway", 1),
+        ("extensions.istio.io/v1alpha1 WasmPlugin", 2),
+        ("security.istio.io/v1 PeerAuthentication", 1),
+        ("gateway.networking.k8s.io/v1 Gateway", 1),
+        ("gateway.networking.k8s.io/v1 HTTPRoute", 6),
+    ]
+    .into_iter()
+    .map(|(k, n)| (k.to_owned(), n))
+    .collect();
+    assert_eq!(kinds, expected);
+}
+
+#[test]
+fn broken_objects_fail_validation() {
+    let schemas = schemas();
+    let docs = documents();
+    let find = |kind: &str| {
+        docs.iter()
+            .find(|(_, d)| d["kind"] == kind)
+            .map(|(_, d)| d.clone())
+            .expect(kind)
+    };
+
+    let mut rule = find("DestinationRule");
+    validate(&rule, &schemas).unwrap();
+    rule["spec"]["trafficPolicy"]["outlierDetection"]["consecutive5xxErrors"] = Value::from("five");
+    assert!(
+        validate(&rule, &schemas).is_err(),
+        "a string where the CRD wants an integer"
+    );
+    let mut rule = find("DestinationRule");
+    rule["spec"]["trafficPolicy"]["loadBalancer"]["simple"] = Value::from("RANDOMLY");
+    assert!(
+        validate(&rule, &schemas).is_err(),
+        "a value outside the CRD's enum"
+    );
+    let mut plugin = find("WasmPlugin");
+    plugin["spec"]["failStrategy"] = Value::from("FAIL_SOMETIMES");
+    assert!(validate(&plugin, &schemas).is_err());
+    let mut deployment = find("Deployment");
+    deployment["spec"]["replicas"] = Value::from("two");
+    assert!(
+        validate(&deployment, &schemas).is_err(),
+        "k8s-openapi refuses it"
+    );
+}
+
+#[test]
+fn wasm_plugins_carry_the_filter_defaults_and_the_module_digest() {
+    let sha256 = sha256_hex(&module());
+    let plugins: Vec<Value> = documents()
+        .into_iter()
+        .map(|(_, d)| d)
+        .filter(|d| d["kind"] == "WasmPlugin")
+        .collect();
+    assert_eq!(plugins.len(), 2);
+    let namespaces: Vec<&str> = plugins
+        .iter()
+        .map(|p| p["metadata"]["namespace"].as_str().unwrap())
+        .collect();
+    assert_eq!(namespaces, ["istio-system", "ecommerce"]);
+    assert_eq!(
+        plugins[0]["spec"]["selector"]["matchLabels"]["istio"],
+        "ingressgateway"
+    );
+    for plugin in &plugins {
+        let config = serde_json::to_vec(&plugin["spec"]["pluginConfig"]).unwrap();
+        assert_eq!(
+            Config::parse(&config).unwrap(),
+            Config::defaults(),
+            "the filter's parser takes it as the defaults"
+        );
+        assert_eq!(plugin["spec"]["sha256"], sha256.as_str());
+        assert!(plugin["spec"]["url"]
+            .as_str()
+            .unwrap()
+            .ends_with("c4mesh_filter.wasm"));
+        assert!(plugin["spec"]["phase"].is_string() && plugin["spec"]["failStrategy"].is_string());
+    }
+}
+
+#[test]
+fn the_package_is_an_oci_layout_istio_can_pull() {
+    let module = module();
+    let dir = std::env::temp_dir().join(format!("c4mesh-oci-{}", std::process::id()));
+    let package = oci::package(&module, "test", &dir).unwrap();
+    let blob = |digest: &str| {
+        std::fs::read(
+            dir.join("blobs/sha256")
+                .join(digest.trim_start_matches("sha256:")),
+        )
+        .unwrap()
+    };
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
+    assert_eq!(index["manifests"][0]["digest"], package.digest.as_str());
+    assert_eq!(
+        index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"],
+        "test"
+    );
+    let manifest_bytes = blob(&package.digest);
+    assert_eq!(
+        format!("sha256:{}", sha256_hex(&manifest_bytes)),
+        package.digest,
+        "content-addressed"
+    );
+    let manifest: Value = serde_json::from_slice(&manifest_bytes).unwrap();
+    assert_eq!(manifest["config"]["mediaType"], oci::CONFIG_MEDIA_TYPE);
+    assert_eq!(manifest["layers"][0]["mediaType"], oci::LAYER_MEDIA_TYPE);
+    assert_eq!(
+        blob(manifest["layers"][0]["digest"].as_str().unwrap()),
+        module
+    );
+    assert_eq!(
+        package.module_digest,
+        format!("sha256:{}", sha256_hex(&module))
+    );
+    let again = oci::package(&module, "test", &dir).unwrap();
+    assert_eq!(again, package, "the same module gives the same digest");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
