@@ -266,7 +266,6 @@ fn parse_document(user: &Value, defaults: &Value) -> Result<Config, ConfigError>
         } else {
             &budget_value
         },
-        budget_on: budget.is_some(),
         outlier: &outlier_value,
     };
     let routes_path = root.field("routes");
@@ -309,7 +308,6 @@ fn parse_document(user: &Value, defaults: &Value) -> Result<Config, ConfigError>
 struct Inherited<'a> {
     retry: &'a Value,
     budget: &'a Value,
-    budget_on: bool,
     outlier: &'a Value,
 }
 
@@ -457,7 +455,6 @@ fn parse_route(
             )?
         }
     };
-    debug_assert!(inherited.budget_on == top_budget.is_some());
     let outlier = match route.get("outlier") {
         None => top_outlier,
         Some(given) => {
