@@ -1,0 +1,1241 @@
+//! The stream lifecycle, in the order Envoy runs it.
+//!
+//! ## A stream
+//!
+//! `proxy_on_context_create` when the request headers arrive, then
+//! `on_http_request_headers`, `_body` (per chunk), `_trailers`; once the whole request
+//! has gone past the filter, the upstream answers and the response runs the same way
+//! through `on_http_response_*`; when the client has the whole response, `on_log`,
+//! `on_done` and `on_delete`.
+//!
+//! ## Pause and continue
+//!
+//! Pausing the headers holds everything after them (Envoy's stop-all): body chunks and
+//! trailers that arrive meanwhile are kept and delivered to the filter, as one chunk,
+//! after `proxy_continue_stream`. Pausing a body chunk buffers the body: later chunks are
+//! appended and the filter sees the whole buffer each time; continuing sends it on.
+//! Effects a callback asks for (continue, local reply, reset) apply when it returns,
+//! before its own result, as Envoy's deferred actions do.
+//!
+//! ## Local replies
+//!
+//! A local reply sent before the response started replaces the request: the filter's
+//! response callbacks see the reply's headers and body, as in Envoy. Sent while the
+//! filter holds an upstream response, it replaces that response without passing the
+//! filter again; sent after the client got headers, it resets the stream.
+//!
+//! ## Asynchronous work
+//!
+//! Queue notifications and callout answers never run inside a callback: after every
+//! step the driver delivers them until nothing is left ([`Proxy::settle`]). Ticks and
+//! callout timeouts run when the clock moves ([`Proxy::advance`]).
+
+use crate::error::Error;
+use crate::http::{CallOutcome, HeaderMap, LocalReply, Response};
+use crate::proxy::{FailurePolicy, Proxy, StreamId};
+use crate::state::{lock, CalloutView, Deferred, Phase};
+use std::time::Duration;
+
+/// Rounds of asynchronous work after which the driver assumes a livelock.
+const SETTLE_LIMIT: usize = 100_000;
+
+#[derive(Debug, Clone, Copy)]
+enum Callback {
+    RequestHeaders,
+    RequestBody,
+    RequestTrailers,
+    ResponseHeaders,
+    ResponseBody,
+    ResponseTrailers,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Continue,
+    Pause,
+    /// The VM failed and the stream with it: stop working on it.
+    Failed,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Event {
+    Tick(usize),
+    Timeout(usize, u32),
+}
+
+impl Proxy {
+    // === Public steps ===
+
+    /// A new stream on `worker`; its context is created when the request headers come.
+    pub fn open_stream(&mut self, worker: usize) -> Result<StreamId, Error> {
+        if worker >= self.workers.len() {
+            return Err(Error::NoWorker(worker));
+        }
+        if !self.configured.get(worker).copied().unwrap_or(false) {
+            return Err(Error::ConfigureRejected);
+        }
+        if self.workers[worker].failed.is_some() && self.policy == FailurePolicy::Reload {
+            let (mut fresh, accepted) = self.new_worker(worker)?;
+            // Context ids go on from the failed VM's, so stream ids stay unique.
+            let next = self.workers[worker].state().next_context_id;
+            let state = fresh.state_mut();
+            state.next_context_id = state.next_context_id.max(next);
+            self.workers[worker] = fresh;
+            self.configured[worker] = accepted;
+        }
+        let now = self.shared.clock.now_nanos();
+        let state = self.workers[worker].state_mut();
+        let context = state.next_context_id;
+        state.next_context_id = state.next_context_id.wrapping_add(1);
+        let mut stream = crate::state::Stream {
+            started_nanos: now,
+            ..Default::default()
+        };
+        stream.properties.set(
+            "source.address",
+            format!("127.0.0.1:{}", 40_000 + context % 20_000),
+        );
+        stream
+            .properties
+            .set("destination.address", "127.0.0.1:10000");
+        state.streams.insert(context, stream);
+        Ok(StreamId { worker, context })
+    }
+
+    /// The client's request headers; `end` if there is no body.
+    pub fn request_headers(
+        &mut self,
+        id: StreamId,
+        headers: impl Into<HeaderMap>,
+        end: bool,
+    ) -> Result<(), Error> {
+        if self.finished.contains_key(&id) {
+            return Ok(());
+        }
+        let stream = self.live_stream_mut(id)?;
+        if stream.request.phase != Phase::Idle {
+            return Err(out_of_order(id, "request headers were already sent"));
+        }
+        stream.request.headers = headers.into();
+        stream.request.end_received = end;
+        stream.request.headers_end = end;
+        if self.create_context(id) {
+            self.deliver_request_headers(id);
+        }
+        self.settle()
+    }
+
+    /// A chunk of the client's request body; `end` if it is the last and no trailers follow.
+    pub fn request_body(&mut self, id: StreamId, chunk: &[u8], end: bool) -> Result<(), Error> {
+        if self.finished.contains_key(&id) {
+            return Ok(());
+        }
+        let stream = self.live_stream_mut(id)?;
+        if stream.local_reply.is_some() || stream.reset {
+            return Ok(());
+        }
+        if stream.request.phase == Phase::Idle {
+            return Err(out_of_order(id, "request body before the request headers"));
+        }
+        if stream.request.end_received {
+            return Err(out_of_order(
+                id,
+                "request body after the end of the request",
+            ));
+        }
+        stream.request.end_received = end;
+        match stream.request.phase {
+            Phase::HeadersPaused => stream.request.held_body.extend_from_slice(chunk),
+            Phase::Flowing => {
+                stream.request.body = chunk.to_vec();
+                self.deliver_request_body(id, end);
+            }
+            Phase::Buffering => {
+                stream.request.body.extend_from_slice(chunk);
+                self.deliver_request_body(id, end);
+            }
+            _ => {}
+        }
+        self.settle()
+    }
+
+    /// The client's request trailers (they end the request).
+    pub fn request_trailers(
+        &mut self,
+        id: StreamId,
+        trailers: impl Into<HeaderMap>,
+    ) -> Result<(), Error> {
+        if self.finished.contains_key(&id) {
+            return Ok(());
+        }
+        let stream = self.live_stream_mut(id)?;
+        if stream.local_reply.is_some() || stream.reset {
+            return Ok(());
+        }
+        if stream.request.phase == Phase::Idle || stream.request.end_received {
+            return Err(out_of_order(
+                id,
+                "request trailers before the headers or after the end",
+            ));
+        }
+        stream.request.end_received = true;
+        match stream.request.phase {
+            Phase::HeadersPaused => stream.request.held_trailers = Some(trailers.into()),
+            Phase::Flowing | Phase::Buffering => {
+                stream.request.trailers = Some(trailers.into());
+                self.deliver_request_trailers(id);
+            }
+            _ => {}
+        }
+        self.settle()
+    }
+
+    /// Answers the stream's request with `response`: now if the whole request reached
+    /// the upstream, else as soon as it does.
+    pub fn respond(&mut self, id: StreamId, response: Response) -> Result<(), Error> {
+        if self.finished.contains_key(&id) {
+            return Ok(());
+        }
+        let stream = self.live_stream_mut(id)?;
+        if stream.request.sent_end {
+            self.feed_response(id, response);
+        } else {
+            stream.upstream_response = Some(response);
+        }
+        self.settle()
+    }
+
+    /// The upstream's response headers; `end` if there is no body.
+    pub fn response_headers(
+        &mut self,
+        id: StreamId,
+        headers: impl Into<HeaderMap>,
+        end: bool,
+    ) -> Result<(), Error> {
+        if self.finished.contains_key(&id) {
+            return Ok(());
+        }
+        let stream = self.live_stream_mut(id)?;
+        if stream.local_reply.is_some() || stream.reset {
+            return Ok(());
+        }
+        if stream.request.sent_headers.is_none() {
+            return Err(out_of_order(id, "the request has not reached the upstream"));
+        }
+        if stream.response.phase != Phase::Idle {
+            return Err(out_of_order(id, "response headers were already sent"));
+        }
+        self.response_headers_inner(id, headers.into(), end);
+        self.settle()
+    }
+
+    /// A chunk of the upstream's response body.
+    pub fn response_body(&mut self, id: StreamId, chunk: &[u8], end: bool) -> Result<(), Error> {
+        if self.finished.contains_key(&id) {
+            return Ok(());
+        }
+        let stream = self.live_stream_mut(id)?;
+        if stream.local_reply.is_some() || stream.reset {
+            return Ok(());
+        }
+        if stream.response.phase == Phase::Idle || stream.response.end_received {
+            return Err(out_of_order(
+                id,
+                "response body before the headers or after the end",
+            ));
+        }
+        self.response_body_inner(id, chunk.to_vec(), end);
+        self.settle()
+    }
+
+    /// The upstream's response trailers (they end the response).
+    pub fn response_trailers(
+        &mut self,
+        id: StreamId,
+        trailers: impl Into<HeaderMap>,
+    ) -> Result<(), Error> {
+        if self.finished.contains_key(&id) {
+            return Ok(());
+        }
+        let stream = self.live_stream_mut(id)?;
+        if stream.local_reply.is_some() || stream.reset {
+            return Ok(());
+        }
+        if stream.response.phase == Phase::Idle || stream.response.end_received {
+            return Err(out_of_order(
+                id,
+                "response trailers before the headers or after the end",
+            ));
+        }
+        self.response_trailers_inner(id, trailers.into());
+        self.settle()
+    }
+
+    /// The client resets the stream.
+    pub fn reset(&mut self, id: StreamId) -> Result<(), Error> {
+        if self.finished.contains_key(&id) {
+            return Ok(());
+        }
+        self.live_stream_mut(id)?;
+        self.reset_stream(id);
+        self.settle()
+    }
+
+    /// Answers a pending callout (see [`Proxy::pending_http_calls`]).
+    pub fn resolve_http_call(
+        &mut self,
+        worker: usize,
+        token: u32,
+        outcome: CallOutcome,
+    ) -> Result<(), Error> {
+        let calls = &mut self
+            .workers
+            .get_mut(worker)
+            .ok_or(Error::NoWorker(worker))?
+            .state_mut()
+            .calls;
+        let call = calls
+            .iter_mut()
+            .find(|c| c.call.token == token)
+            .ok_or(Error::UnknownCall(token))?;
+        call.answer = Some(outcome);
+        self.settle()
+    }
+
+    /// Moves the proxy clock forward, firing ticks and callout timeouts in time order.
+    /// With wall time, sleeps for `by` and fires what is due.
+    pub fn advance(&mut self, by: Duration) -> Result<(), Error> {
+        let clock = self.shared.clock.clone();
+        if !clock.is_virtual() {
+            std::thread::sleep(by);
+            return self.run_due();
+        }
+        let target = clock
+            .now_nanos()
+            .saturating_add(u64::try_from(by.as_nanos()).unwrap_or(u64::MAX));
+        loop {
+            match self.next_event() {
+                Some((at, event)) if at <= target => {
+                    clock.set(at);
+                    self.fire(event, at);
+                    self.settle()?;
+                }
+                _ => break,
+            }
+        }
+        clock.set(target);
+        Ok(())
+    }
+
+    /// Fires every tick and timeout due at the current time.
+    pub fn run_due(&mut self) -> Result<(), Error> {
+        let now = self.shared.clock.now_nanos();
+        for _ in 0..SETTLE_LIMIT {
+            match self.next_event() {
+                Some((at, event)) if at <= now => {
+                    self.fire(event, now);
+                    self.settle()?;
+                }
+                _ => return Ok(()),
+            }
+        }
+        Err(Error::Internal("timers kept firing".into()))
+    }
+
+    /// Delivers queue notifications and callout answers until none is left.
+    pub fn settle(&mut self) -> Result<(), Error> {
+        for _ in 0..SETTLE_LIMIT {
+            let ready = lock(&self.shared.queues).next_ready();
+            if let Some((worker, context, token)) = ready {
+                self.deliver_queue_ready(worker, context, token);
+                continue;
+            }
+            if self.answer_calls() {
+                continue;
+            }
+            return Ok(());
+        }
+        Err(Error::Internal(format!(
+            "asynchronous callbacks kept triggering each other; stopped after {SETTLE_LIMIT} rounds"
+        )))
+    }
+
+    // === Calling the filter ===
+
+    fn alive(&self, id: StreamId) -> bool {
+        self.workers
+            .get(id.worker)
+            .is_some_and(|w| w.state().streams.contains_key(&id.context))
+    }
+
+    fn phase(&self, id: StreamId, response: bool) -> Option<Phase> {
+        let stream = self
+            .workers
+            .get(id.worker)?
+            .state()
+            .streams
+            .get(&id.context)?;
+        Some(if response {
+            stream.response.phase
+        } else {
+            stream.request.phase
+        })
+    }
+
+    /// Runs `proxy_on_context_create` once; false if the stream failed.
+    fn create_context(&mut self, id: StreamId) -> bool {
+        let Ok(stream) = self.live_stream_mut(id) else {
+            return false;
+        };
+        if stream.created {
+            return true;
+        }
+        stream.created = true;
+        let worker = &mut self.workers[id.worker];
+        if worker.failed.is_some() {
+            return self.policy == FailurePolicy::FailOpen || {
+                self.fail_stream(id);
+                false
+            };
+        }
+        let root = worker.state().root_id;
+        let create = worker.exports.on_context_create.clone();
+        match worker.call(
+            "proxy_on_context_create",
+            create,
+            id.context,
+            (id.context, root),
+        ) {
+            Ok(_) => true,
+            Err(fault) => {
+                self.faults.push(fault);
+                self.on_worker_failed(id.worker);
+                self.policy == FailurePolicy::FailOpen
+            }
+        }
+    }
+
+    fn filter_call(&mut self, id: StreamId, callback: Callback, a: u32, b: u32) -> Verdict {
+        let worker = &mut self.workers[id.worker];
+        if worker.failed.is_some() {
+            if self.policy == FailurePolicy::FailOpen {
+                return Verdict::Continue;
+            }
+            self.fail_stream(id);
+            return Verdict::Failed;
+        }
+        let c = id.context;
+        let e = worker.exports.clone();
+        let result = match callback {
+            Callback::RequestHeaders => worker.call(
+                "proxy_on_request_headers",
+                e.on_request_headers,
+                c,
+                (c, a, b),
+            ),
+            Callback::RequestBody => {
+                worker.call("proxy_on_request_body", e.on_request_body, c, (c, a, b))
+            }
+            Callback::RequestTrailers => worker.call(
+                "proxy_on_request_trailers",
+                e.on_request_trailers,
+                c,
+                (c, a),
+            ),
+            Callback::ResponseHeaders => worker.call(
+                "proxy_on_response_headers",
+                e.on_response_headers,
+                c,
+                (c, a, b),
+            ),
+            Callback::ResponseBody => {
+                worker.call("proxy_on_response_body", e.on_response_body, c, (c, a, b))
+            }
+            Callback::ResponseTrailers => worker.call(
+                "proxy_on_response_trailers",
+                e.on_response_trailers,
+                c,
+                (c, a),
+            ),
+        };
+        match result {
+            Ok(action) => {
+                if action.unwrap_or(0) == 0 && !worker.state().stop_iteration {
+                    Verdict::Continue
+                } else {
+                    Verdict::Pause
+                }
+            }
+            Err(fault) => {
+                self.faults.push(fault);
+                self.on_worker_failed(id.worker);
+                if self.policy == FailurePolicy::FailOpen && self.alive(id) {
+                    Verdict::Continue
+                } else {
+                    Verdict::Failed
+                }
+            }
+        }
+    }
+
+    /// A worker's VM failed: its streams fail (or, fail-open, pass untouched).
+    fn on_worker_failed(&mut self, worker: usize) {
+        let state = self.workers[worker].state_mut();
+        state.deferred.clear();
+        state.calls.clear();
+        let mut contexts: Vec<u32> = state.streams.keys().copied().collect();
+        contexts.sort_unstable();
+        for context in contexts {
+            let id = StreamId { worker, context };
+            if self.policy == FailurePolicy::FailOpen {
+                self.continue_request(id);
+                self.continue_response(id);
+            } else {
+                self.fail_stream(id);
+            }
+        }
+    }
+
+    /// Ends a stream whose VM failed: a 503 to the client (or a reset if it already
+    /// has headers), without calling into the VM.
+    fn fail_stream(&mut self, id: StreamId) {
+        let Some(mut stream) = self.workers[id.worker]
+            .state_mut()
+            .streams
+            .remove(&id.context)
+        else {
+            return;
+        };
+        stream.details = Some("wasm_fail_stream".into());
+        if stream.response.sent_headers.is_some() {
+            stream.reset = true;
+        } else {
+            stream.response.sent_headers = Some(HeaderMap::from_pairs([
+                (":status", "503"),
+                ("content-length", "0"),
+            ]));
+            stream.response.sent_end = true;
+        }
+        stream.request.phase = Phase::Done;
+        stream.response.phase = Phase::Done;
+        stream.finished = true;
+        self.finished.insert(id, stream);
+    }
+
+    /// Applies what callbacks on `worker` asked for, until nothing is left.
+    fn apply_deferred(&mut self, worker: usize) {
+        for _ in 0..SETTLE_LIMIT {
+            let items = std::mem::take(&mut self.workers[worker].state_mut().deferred);
+            if items.is_empty() {
+                return;
+            }
+            for item in items {
+                match item {
+                    Deferred::Continue { context, response } => {
+                        let id = StreamId { worker, context };
+                        if response {
+                            self.continue_response(id);
+                        } else {
+                            self.continue_request(id);
+                        }
+                    }
+                    Deferred::LocalReply { context, reply } => {
+                        self.local_reply(StreamId { worker, context }, reply)
+                    }
+                    Deferred::Reset { context } => self.reset_stream(StreamId { worker, context }),
+                }
+            }
+        }
+    }
+
+    fn with_stream(&mut self, id: StreamId, f: impl FnOnce(&mut crate::state::Stream)) {
+        if let Some(stream) = self.workers[id.worker]
+            .state_mut()
+            .streams
+            .get_mut(&id.context)
+        {
+            f(stream);
+        }
+    }
+
+    // === Request ===
+
+    fn deliver_request_headers(&mut self, id: StreamId) {
+        let mut args = (0, 0);
+        self.with_stream(id, |s| {
+            s.request.phase = Phase::HeadersPaused;
+            s.live.request_headers = true;
+            args = (
+                s.request.headers.len() as u32,
+                u32::from(s.request.headers_end),
+            );
+        });
+        let verdict = self.filter_call(id, Callback::RequestHeaders, args.0, args.1);
+        if verdict == Verdict::Failed {
+            return;
+        }
+        self.apply_deferred(id.worker);
+        if verdict == Verdict::Continue && self.phase(id, false) == Some(Phase::HeadersPaused) {
+            self.with_stream(id, |s| s.live.request_headers = false);
+            self.release_request_headers(id);
+        }
+    }
+
+    fn release_request_headers(&mut self, id: StreamId) {
+        let default_address = self.upstream_address.clone();
+        let mut headers_end = false;
+        let mut held = None;
+        self.with_stream(id, |s| {
+            s.request.phase = Phase::Flowing;
+            s.request.sent_headers = Some(s.request.headers.clone());
+            s.upstream_reached = true;
+            if !s.properties.contains("upstream.address") {
+                s.properties.set("upstream.address", default_address);
+            }
+            headers_end = s.request.headers_end;
+            if !headers_end {
+                let trailers = s.request.held_trailers.take();
+                let deliver_body = !s.request.held_body.is_empty()
+                    || (s.request.end_received && trailers.is_none());
+                if deliver_body {
+                    s.request.body = std::mem::take(&mut s.request.held_body);
+                }
+                held = Some((
+                    deliver_body,
+                    s.request.end_received && trailers.is_none(),
+                    trailers,
+                ));
+            }
+        });
+        if headers_end {
+            self.with_stream(id, |s| {
+                s.request.sent_end = true;
+                s.request.phase = Phase::Done;
+            });
+            self.request_done(id);
+            return;
+        }
+        let Some((deliver_body, end, trailers)) = held else {
+            return;
+        };
+        if deliver_body {
+            self.deliver_request_body(id, end);
+        }
+        if let Some(trailers) = trailers {
+            if matches!(
+                self.phase(id, false),
+                Some(Phase::Flowing | Phase::Buffering)
+            ) {
+                self.with_stream(id, |s| s.request.trailers = Some(trailers));
+                self.deliver_request_trailers(id);
+            }
+        }
+    }
+
+    fn deliver_request_body(&mut self, id: StreamId, end: bool) {
+        let mut size = 0;
+        self.with_stream(id, |s| {
+            s.request.phase = Phase::Buffering;
+            s.live.request_body = true;
+            size = s.request.body.len() as u32;
+        });
+        let verdict = self.filter_call(id, Callback::RequestBody, size, u32::from(end));
+        if verdict == Verdict::Failed {
+            return;
+        }
+        self.apply_deferred(id.worker);
+        if verdict == Verdict::Continue && self.phase(id, false) == Some(Phase::Buffering) {
+            self.flush_request_body(id, end);
+        }
+    }
+
+    fn flush_request_body(&mut self, id: StreamId, end: bool) {
+        self.with_stream(id, |s| {
+            s.live.request_body = false;
+            let body = std::mem::take(&mut s.request.body);
+            s.request.sent_body.extend_from_slice(&body);
+            s.request.phase = Phase::Flowing;
+            if end {
+                s.request.sent_end = true;
+                s.request.phase = Phase::Done;
+            }
+        });
+        if end {
+            self.request_done(id);
+        }
+    }
+
+    fn deliver_request_trailers(&mut self, id: StreamId) {
+        let mut count = 0;
+        self.with_stream(id, |s| {
+            s.request.phase = Phase::TrailersPaused;
+            s.live.request_trailers = true;
+            count = s.request.trailers.as_ref().map_or(0, HeaderMap::len) as u32;
+        });
+        let verdict = self.filter_call(id, Callback::RequestTrailers, count, 0);
+        if verdict == Verdict::Failed {
+            return;
+        }
+        self.apply_deferred(id.worker);
+        if verdict == Verdict::Continue && self.phase(id, false) == Some(Phase::TrailersPaused) {
+            self.flush_request_all(id);
+        }
+    }
+
+    fn flush_request_all(&mut self, id: StreamId) {
+        self.with_stream(id, |s| {
+            s.live.request_body = false;
+            s.live.request_trailers = false;
+            let body = std::mem::take(&mut s.request.body);
+            s.request.sent_body.extend_from_slice(&body);
+            s.request.sent_trailers = s.request.trailers.clone();
+            s.request.sent_end = true;
+            s.request.phase = Phase::Done;
+        });
+        self.request_done(id);
+    }
+
+    fn continue_request(&mut self, id: StreamId) {
+        let mut phase = None;
+        let mut end = false;
+        self.with_stream(id, |s| {
+            s.live.request_headers = false;
+            s.live.request_body = false;
+            s.live.request_trailers = false;
+            phase = Some(s.request.phase);
+            end = s.request.end_received && s.request.trailers.is_none();
+        });
+        match phase {
+            Some(Phase::HeadersPaused) => self.release_request_headers(id),
+            Some(Phase::Buffering) => self.flush_request_body(id, end),
+            Some(Phase::TrailersPaused) => self.flush_request_all(id),
+            _ => {}
+        }
+    }
+
+    /// The whole request reached the upstream: the upstream answers, if it can.
+    fn request_done(&mut self, id: StreamId) {
+        let Some(stream) = self.workers[id.worker]
+            .state_mut()
+            .streams
+            .get_mut(&id.context)
+        else {
+            return;
+        };
+        if stream.local_reply.is_some() || stream.reset {
+            return;
+        }
+        let response = match stream.upstream_response.take() {
+            Some(response) => response,
+            None => {
+                let Some(request) = self.stream(id).and_then(|v| v.upstream_request()) else {
+                    return;
+                };
+                match self.upstream.as_mut() {
+                    Some(upstream) => upstream(&request),
+                    None => return,
+                }
+            }
+        };
+        self.feed_response(id, response);
+    }
+
+    // === Response ===
+
+    fn feed_response(&mut self, id: StreamId, response: Response) {
+        let local = self
+            .stream_data(id)
+            .is_none_or(|s| s.local_reply.is_some() || s.reset);
+        if local || self.phase(id, true) != Some(Phase::Idle) {
+            return;
+        }
+        let chunks = response.body.len();
+        let has_trailers = response.trailers.is_some();
+        self.response_headers_inner(id, response.headers, chunks == 0 && !has_trailers);
+        for (i, chunk) in response.body.into_iter().enumerate() {
+            if !self.alive(id) {
+                return;
+            }
+            self.response_body_inner(id, chunk, i + 1 == chunks && !has_trailers);
+        }
+        if let Some(trailers) = response.trailers {
+            if self.alive(id) {
+                self.response_trailers_inner(id, trailers);
+            }
+        }
+    }
+
+    fn response_headers_inner(&mut self, id: StreamId, headers: HeaderMap, end: bool) {
+        self.with_stream(id, |s| {
+            s.response.headers = headers;
+            s.response.end_received = end;
+            s.response.headers_end = end;
+            if s.details.is_none() {
+                s.details = Some("via_upstream".into());
+            }
+        });
+        self.deliver_response_headers(id);
+    }
+
+    fn response_body_inner(&mut self, id: StreamId, chunk: Vec<u8>, end: bool) {
+        let mut phase = None;
+        self.with_stream(id, |s| {
+            s.response.end_received = end;
+            phase = Some(s.response.phase);
+            match s.response.phase {
+                Phase::HeadersPaused => s.response.held_body.extend_from_slice(&chunk),
+                Phase::Flowing => s.response.body = chunk,
+                Phase::Buffering => s.response.body.extend_from_slice(&chunk),
+                _ => {}
+            }
+        });
+        if matches!(phase, Some(Phase::Flowing | Phase::Buffering)) {
+            self.deliver_response_body(id, end);
+        }
+    }
+
+    fn response_trailers_inner(&mut self, id: StreamId, trailers: HeaderMap) {
+        let mut phase = None;
+        self.with_stream(id, |s| {
+            s.response.end_received = true;
+            phase = Some(s.response.phase);
+            match s.response.phase {
+                Phase::HeadersPaused => s.response.held_trailers = Some(trailers),
+                Phase::Flowing | Phase::Buffering => s.response.trailers = Some(trailers),
+                _ => {}
+            }
+        });
+        if matches!(phase, Some(Phase::Flowing | Phase::Buffering)) {
+            self.deliver_response_trailers(id);
+        }
+    }
+
+    fn deliver_response_headers(&mut self, id: StreamId) {
+        let mut args = (0, 0);
+        self.with_stream(id, |s| {
+            s.response.phase = Phase::HeadersPaused;
+            s.live.response_headers = true;
+            args = (
+                s.response.headers.len() as u32,
+                u32::from(s.response.headers_end),
+            );
+        });
+        let verdict = self.filter_call(id, Callback::ResponseHeaders, args.0, args.1);
+        if verdict == Verdict::Failed {
+            return;
+        }
+        self.apply_deferred(id.worker);
+        if verdict == Verdict::Continue && self.phase(id, true) == Some(Phase::HeadersPaused) {
+            self.with_stream(id, |s| s.live.response_headers = false);
+            self.release_response_headers(id);
+        }
+    }
+
+    fn release_response_headers(&mut self, id: StreamId) {
+        let mut headers_end = false;
+        let mut held = None;
+        self.with_stream(id, |s| {
+            s.response.phase = Phase::Flowing;
+            s.response.sent_headers = Some(s.response.headers.clone());
+            headers_end = s.response.headers_end;
+            if !headers_end {
+                let trailers = s.response.held_trailers.take();
+                let deliver_body = !s.response.held_body.is_empty()
+                    || (s.response.end_received && trailers.is_none());
+                if deliver_body {
+                    s.response.body = std::mem::take(&mut s.response.held_body);
+                }
+                held = Some((
+                    deliver_body,
+                    s.response.end_received && trailers.is_none(),
+                    trailers,
+                ));
+            }
+        });
+        if headers_end {
+            self.with_stream(id, |s| {
+                s.response.sent_end = true;
+                s.response.phase = Phase::Done;
+            });
+            self.finish(id);
+            return;
+        }
+        let Some((deliver_body, end, trailers)) = held else {
+            return;
+        };
+        if deliver_body {
+            self.deliver_response_body(id, end);
+        }
+        if let Some(trailers) = trailers {
+            if matches!(
+                self.phase(id, true),
+                Some(Phase::Flowing | Phase::Buffering)
+            ) {
+                self.with_stream(id, |s| s.response.trailers = Some(trailers));
+                self.deliver_response_trailers(id);
+            }
+        }
+    }
+
+    fn deliver_response_body(&mut self, id: StreamId, end: bool) {
+        let mut size = 0;
+        self.with_stream(id, |s| {
+            s.response.phase = Phase::Buffering;
+            s.live.response_body = true;
+            size = s.response.body.len() as u32;
+        });
+        let verdict = self.filter_call(id, Callback::ResponseBody, size, u32::from(end));
+        if verdict == Verdict::Failed {
+            return;
+        }
+        self.apply_deferred(id.worker);
+        if verdict == Verdict::Continue && self.phase(id, true) == Some(Phase::Buffering) {
+            self.flush_response_body(id, end);
+        }
+    }
+
+    fn flush_response_body(&mut self, id: StreamId, end: bool) {
+        self.with_stream(id, |s| {
+            s.live.response_body = false;
+            let body = std::mem::take(&mut s.response.body);
+            s.response.sent_body.extend_from_slice(&body);
+            s.response.phase = Phase::Flowing;
+            if end {
+                s.response.sent_end = true;
+                s.response.phase = Phase::Done;
+            }
+        });
+        if end {
+            self.finish(id);
+        }
+    }
+
+    fn deliver_response_trailers(&mut self, id: StreamId) {
+        let mut count = 0;
+        self.with_stream(id, |s| {
+            s.response.phase = Phase::TrailersPaused;
+            s.live.response_trailers = true;
+            count = s.response.trailers.as_ref().map_or(0, HeaderMap::len) as u32;
+        });
+        let verdict = self.filter_call(id, Callback::ResponseTrailers, count, 0);
+        if verdict == Verdict::Failed {
+            return;
+        }
+        self.apply_deferred(id.worker);
+        if verdict == Verdict::Continue && self.phase(id, true) == Some(Phase::TrailersPaused) {
+            self.flush_response_all(id);
+        }
+    }
+
+    fn flush_response_all(&mut self, id: StreamId) {
+        self.with_stream(id, |s| {
+            s.live.response_body = false;
+            s.live.response_trailers = false;
+            let body = std::mem::take(&mut s.response.body);
+            s.response.sent_body.extend_from_slice(&body);
+            s.response.sent_trailers = s.response.trailers.clone();
+            s.response.sent_end = true;
+            s.response.phase = Phase::Done;
+        });
+        self.finish(id);
+    }
+
+    fn continue_response(&mut self, id: StreamId) {
+        let mut phase = None;
+        let mut end = false;
+        self.with_stream(id, |s| {
+            s.live.response_headers = false;
+            s.live.response_body = false;
+            s.live.response_trailers = false;
+            phase = Some(s.response.phase);
+            end = s.response.end_received && s.response.trailers.is_none();
+        });
+        match phase {
+            Some(Phase::HeadersPaused) => self.release_response_headers(id),
+            Some(Phase::Buffering) => self.flush_response_body(id, end),
+            Some(Phase::TrailersPaused) => self.flush_response_all(id),
+            _ => {}
+        }
+    }
+
+    // === Local replies, resets, the end ===
+
+    fn local_reply(&mut self, id: StreamId, reply: LocalReply) {
+        let Some(stream) = self.workers[id.worker]
+            .state_mut()
+            .streams
+            .get_mut(&id.context)
+        else {
+            return;
+        };
+        if stream.local_reply.is_some() || stream.reset {
+            return;
+        }
+        stream.local_reply = Some(reply.clone());
+        stream.details = Some(reply.details.clone());
+        stream.request.phase = Phase::Done;
+        stream.request.held_body.clear();
+        stream.request.held_trailers = None;
+        if stream.response.sent_headers.is_some() {
+            self.reset_stream(id);
+            return;
+        }
+        if stream.response.phase != Phase::Idle {
+            // The filter holds the upstream's response: the reply replaces it directly.
+            stream.response.sent_headers = Some(reply.response_headers());
+            stream.response.sent_body = reply.body;
+            stream.response.sent_trailers = None;
+            stream.response.sent_end = true;
+            stream.response.phase = Phase::Done;
+            self.finish(id);
+            return;
+        }
+        let body = reply.body.clone();
+        self.response_headers_inner(id, reply.response_headers(), body.is_empty());
+        if !body.is_empty() && self.alive(id) {
+            self.response_body_inner(id, body, true);
+        }
+    }
+
+    fn reset_stream(&mut self, id: StreamId) {
+        if !self.alive(id) {
+            return;
+        }
+        self.with_stream(id, |s| {
+            s.reset = true;
+            s.request.phase = Phase::Done;
+            s.response.phase = Phase::Done;
+        });
+        self.finish(id);
+    }
+
+    /// `on_log`, `on_done`, `on_delete`, then the stream is kept as finished.
+    fn finish(&mut self, id: StreamId) {
+        let Some(stream) = self.workers[id.worker]
+            .state_mut()
+            .streams
+            .get_mut(&id.context)
+        else {
+            return;
+        };
+        if stream.finished {
+            return;
+        }
+        stream.finished = true;
+        let created = stream.created;
+        let c = id.context;
+        let worker = &mut self.workers[id.worker];
+        if created && worker.failed.is_none() {
+            let e = worker.exports.clone();
+            worker
+                .state_mut()
+                .streams
+                .entry(c)
+                .and_modify(|s| s.in_log = true);
+            let mut result = worker.call("proxy_on_log", e.on_log, c, c).map(|_| ());
+            worker
+                .state_mut()
+                .streams
+                .entry(c)
+                .and_modify(|s| s.in_log = false);
+            if result.is_ok() {
+                result = worker.call("proxy_on_done", e.on_done, c, c).map(|_| ());
+            }
+            if result.is_ok() {
+                result = worker
+                    .call("proxy_on_delete", e.on_delete, c, c)
+                    .map(|_| ());
+            }
+            if let Err(fault) = result {
+                self.faults.push(fault);
+            }
+        }
+        let worker = &mut self.workers[id.worker];
+        let state = worker.state_mut();
+        state.deferred.retain(|d| match d {
+            Deferred::Continue { context, .. }
+            | Deferred::LocalReply { context, .. }
+            | Deferred::Reset { context } => *context != c,
+        });
+        if let Some(stream) = state.streams.remove(&c) {
+            self.finished.insert(id, stream);
+        }
+        if self.workers[id.worker].failed.is_some() {
+            self.on_worker_failed(id.worker);
+        } else {
+            self.apply_deferred(id.worker);
+        }
+    }
+
+    // === Root callbacks ===
+
+    fn deliver_queue_ready(&mut self, worker: usize, context: u32, token: u32) {
+        let Some(w) = self.workers.get_mut(worker) else {
+            return;
+        };
+        if w.failed.is_some() {
+            return;
+        }
+        let f = w.exports.on_queue_ready.clone();
+        if let Err(fault) = w.call("proxy_on_queue_ready", f, context, (context, token)) {
+            self.faults.push(fault);
+            self.on_worker_failed(worker);
+            return;
+        }
+        self.apply_deferred(worker);
+    }
+
+    /// Asks the handler about new callouts and delivers one answer; true if it did.
+    fn answer_calls(&mut self) -> bool {
+        let mut unasked = Vec::new();
+        for w in &self.workers {
+            for pending in &w.state().calls {
+                if pending.answer.is_none() {
+                    unasked.push(pending.call.clone());
+                }
+            }
+        }
+        for call in unasked {
+            let outcome = match self.http_calls.as_mut() {
+                Some(handler) => handler(&call),
+                None => CallOutcome::Pending,
+            };
+            let calls = &mut self.workers[call.worker].state_mut().calls;
+            if let Some(pending) = calls.iter_mut().find(|p| p.call.token == call.token) {
+                pending.answer = Some(outcome);
+            }
+        }
+        for worker in 0..self.workers.len() {
+            let calls = &mut self.workers[worker].state_mut().calls;
+            let ready = calls.iter().position(|p| {
+                matches!(
+                    p.answer,
+                    Some(CallOutcome::Response(_) | CallOutcome::Reset)
+                )
+            });
+            if let Some(index) = ready {
+                let pending = calls.remove(index);
+                if let Some(outcome) = pending.answer {
+                    self.deliver_call(worker, pending.call.token, outcome);
+                }
+                return true;
+            }
+        }
+        false
+    }
+
+    fn deliver_call(&mut self, worker: usize, token: u32, outcome: CallOutcome) {
+        let w = &mut self.workers[worker];
+        if w.failed.is_some() {
+            return;
+        }
+        let root = w.state().root_id;
+        let counts = {
+            let state = w.state_mut();
+            match outcome {
+                CallOutcome::Response(response) => {
+                    let view = CalloutView {
+                        body: response.body.concat(),
+                        headers: response.headers,
+                        trailers: response.trailers.unwrap_or_default(),
+                    };
+                    let counts = (
+                        view.headers.len() as u32,
+                        view.body.len() as u32,
+                        view.trailers.len() as u32,
+                    );
+                    state.callout = Some(view);
+                    state.status = (0, Vec::new());
+                    counts
+                }
+                _ => {
+                    state.callout = None;
+                    state.status = (
+                        crate::abi::Status::BrokenConnection as u32,
+                        b"reset".to_vec(),
+                    );
+                    (0, 0, 0)
+                }
+            }
+        };
+        let f = w.exports.on_http_call_response.clone();
+        let result = w.call(
+            "proxy_on_http_call_response",
+            f,
+            root,
+            (root, token, counts.0, counts.1, counts.2),
+        );
+        let state = w.state_mut();
+        state.callout = None;
+        state.status = (0, Vec::new());
+        if let Err(fault) = result {
+            self.faults.push(fault);
+            self.on_worker_failed(worker);
+            return;
+        }
+        self.apply_deferred(worker);
+    }
+
+    // === Time ===
+
+    fn next_event(&self) -> Option<(u64, Event)> {
+        let mut next: Option<(u64, Event)> = None;
+        let mut consider = |at: u64, event: Event| {
+            if next.is_none_or(|(t, _)| at < t) {
+                next = Some((at, event));
+            }
+        };
+        for w in &self.workers {
+            if w.failed.is_some() {
+                continue;
+            }
+            let state = w.state();
+            if let Some(at) = state.tick.next_at {
+                consider(at, Event::Tick(w.index));
+            }
+            for pending in &state.calls {
+                let waiting = matches!(pending.answer, None | Some(CallOutcome::Pending));
+                if let (true, Some(at)) = (waiting, pending.deadline) {
+                    consider(at, Event::Timeout(w.index, pending.call.token));
+                }
+            }
+        }
+        next
+    }
+
+    fn fire(&mut self, event: Event, now: u64) {
+        match event {
+            Event::Tick(worker) => {
+                let w = &mut self.workers[worker];
+                let period = u64::from(w.state().tick.period_ms) * 1_000_000;
+                w.state_mut().tick.next_at = (period > 0).then(|| now.saturating_add(period));
+                let root = w.state().root_id;
+                let f = w.exports.on_tick.clone();
+                if let Err(fault) = w.call("proxy_on_tick", f, root, root) {
+                    self.faults.push(fault);
+                    self.on_worker_failed(worker);
+                    return;
+                }
+                self.apply_deferred(worker);
+            }
+            Event::Timeout(worker, token) => {
+                let calls = &mut self.workers[worker].state_mut().calls;
+                if let Some(pending) = calls.iter_mut().find(|p| p.call.token == token) {
+                    // What Envoy's async client answers on a timeout.
+                    pending.answer = Some(CallOutcome::Response(
+                        Response::status(504)
+                            .header("content-type", "text/plain")
+                            .body("upstream request timeout"),
+                    ));
+                }
+            }
+        }
+    }
+}
+
+fn out_of_order(id: StreamId, message: &str) -> Error {
+    Error::OutOfOrder {
+        stream: id.to_string(),
+        message: message.to_owned(),
+    }
+}

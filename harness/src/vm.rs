@@ -1,0 +1,346 @@
+//! One worker's VM: a wasmtime instance of the module with its [`HostState`], started
+//! the way Envoy starts a VM, and the one place where the harness calls into the guest.
+//!
+//! ## Start
+//!
+//! The module must export `proxy_abi_version_0_2_1` or `proxy_abi_version_0_2_0` and
+//! its memory. A worker instantiates it, runs `_initialize` (the reactor's
+//! constructors), creates the root context (`proxy_on_context_create(1, 0)`), then
+//! calls `proxy_on_vm_start` and `proxy_on_configure`, handing them the sizes of the VM
+//! and plugin configurations.
+//!
+//! ## Calls and faults
+//!
+//! Every callback runs with a fresh fuel budget (when configured) and under the memory
+//! limit. A trap, exhausted fuel or a memory limit hit is a [`GuestFault`] naming the
+//! callback: the worker is marked failed, as Envoy marks a VM that trapped, and the
+//! harness itself goes on.
+
+use crate::error::{describe, Error};
+use crate::state::{HostState, Plugin, ProxyShared};
+use std::fmt;
+use std::sync::Arc;
+use wasmtime::{Engine, Instance, Linker, Module, Store, Trap, TypedFunc, WasmParams, WasmResults};
+
+/// What went wrong in the guest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FaultKind {
+    /// The guest trapped (a panic in a Rust filter ends in `unreachable`).
+    Trap,
+    /// The callback used up its fuel: it looped or ran too long.
+    OutOfFuel,
+    /// The guest asked for memory beyond the limit.
+    MemoryLimit,
+}
+
+/// A callback that did not return normally.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuestFault {
+    pub worker: usize,
+    /// The export that was running, e.g. `proxy_on_request_headers`.
+    pub callback: &'static str,
+    pub context: u32,
+    pub kind: FaultKind,
+    pub message: String,
+}
+
+impl fmt::Display for GuestFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match self.kind {
+            FaultKind::Trap => "trapped",
+            FaultKind::OutOfFuel => "ran out of fuel",
+            FaultKind::MemoryLimit => "hit the memory limit",
+        };
+        write!(
+            f,
+            "worker {} {} (context {}) {what}: {}",
+            self.worker, self.callback, self.context, self.message
+        )
+    }
+}
+
+/// Limits on one VM.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Most bytes of linear memory.
+    pub memory_bytes: usize,
+    /// Fuel (roughly, wasm instructions) per callback; `None` runs unmetered.
+    pub fuel_per_callback: Option<u64>,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            memory_bytes: 256 << 20,
+            fuel_per_callback: Some(500_000_000),
+        }
+    }
+}
+
+type F1 = TypedFunc<u32, ()>;
+type F2 = TypedFunc<(u32, u32), ()>;
+type F2R = TypedFunc<(u32, u32), u32>;
+type F3R = TypedFunc<(u32, u32, u32), u32>;
+type F5 = TypedFunc<(u32, u32, u32, u32, u32), ()>;
+
+/// The callbacks a module may export (ABI 0.2.x signatures).
+#[derive(Clone)]
+pub(crate) struct Exports {
+    pub on_context_create: Option<F2>,
+    pub on_vm_start: Option<F2R>,
+    pub on_configure: Option<F2R>,
+    pub on_tick: Option<F1>,
+    pub on_queue_ready: Option<F2>,
+    pub on_request_headers: Option<F3R>,
+    pub on_request_body: Option<F3R>,
+    pub on_request_trailers: Option<F2R>,
+    pub on_response_headers: Option<F3R>,
+    pub on_response_body: Option<F3R>,
+    pub on_response_trailers: Option<F2R>,
+    pub on_http_call_response: Option<F5>,
+    pub on_log: Option<F1>,
+    pub on_done: Option<TypedFunc<u32, u32>>,
+    pub on_delete: Option<F1>,
+}
+
+fn typed<P: WasmParams, R: WasmResults>(
+    instance: &Instance,
+    store: &mut Store<HostState>,
+    name: &str,
+    worker: usize,
+) -> Result<Option<TypedFunc<P, R>>, Error> {
+    if instance.get_func(&mut *store, name).is_none() {
+        return Ok(None);
+    }
+    instance
+        .get_typed_func::<P, R>(&mut *store, name)
+        .map(Some)
+        .map_err(|e| Error::Instantiate {
+            worker,
+            message: format!(
+                "export {name} has an unexpected signature: {}",
+                describe(&e)
+            ),
+        })
+}
+
+impl Exports {
+    fn load(
+        instance: &Instance,
+        store: &mut Store<HostState>,
+        worker: usize,
+    ) -> Result<Exports, Error> {
+        Ok(Exports {
+            on_context_create: typed(instance, store, "proxy_on_context_create", worker)?,
+            on_vm_start: typed(instance, store, "proxy_on_vm_start", worker)?,
+            on_configure: typed(instance, store, "proxy_on_configure", worker)?,
+            on_tick: typed(instance, store, "proxy_on_tick", worker)?,
+            on_queue_ready: typed(instance, store, "proxy_on_queue_ready", worker)?,
+            on_request_headers: typed(instance, store, "proxy_on_request_headers", worker)?,
+            on_request_body: typed(instance, store, "proxy_on_request_body", worker)?,
+            on_request_trailers: typed(instance, store, "proxy_on_request_trailers", worker)?,
+            on_response_headers: typed(instance, store, "proxy_on_response_headers", worker)?,
+            on_response_body: typed(instance, store, "proxy_on_response_body", worker)?,
+            on_response_trailers: typed(instance, store, "proxy_on_response_trailers", worker)?,
+            on_http_call_response: typed(instance, store, "proxy_on_http_call_response", worker)?,
+            on_log: typed(instance, store, "proxy_on_log", worker)?,
+            on_done: typed(instance, store, "proxy_on_done", worker)?,
+            on_delete: typed(instance, store, "proxy_on_delete", worker)?,
+        })
+    }
+}
+
+/// Checks the ABI version export.
+pub(crate) fn check_abi(module: &Module) -> Result<(), Error> {
+    let exports: Vec<&str> = module.exports().map(|e| e.name()).collect();
+    if exports
+        .iter()
+        .any(|e| *e == "proxy_abi_version_0_2_1" || *e == "proxy_abi_version_0_2_0")
+    {
+        return Ok(());
+    }
+    let mut shown: Vec<&str> = exports
+        .iter()
+        .copied()
+        .filter(|e| e.starts_with("proxy_"))
+        .collect();
+    shown.truncate(8);
+    Err(Error::AbiVersion(if shown.is_empty() {
+        "no proxy_* exports".into()
+    } else {
+        shown.join(", ")
+    }))
+}
+
+/// One worker VM.
+pub(crate) struct Worker {
+    pub index: usize,
+    pub store: Store<HostState>,
+    pub exports: Exports,
+    pub limits: Limits,
+    /// Set when a callback faulted: the VM takes no more calls.
+    pub failed: Option<GuestFault>,
+}
+
+impl Worker {
+    /// Instantiates the module and runs `_initialize`; the root context is not created yet.
+    pub fn instantiate(
+        engine: &Engine,
+        module: &Module,
+        linker: &Linker<HostState>,
+        state: HostState,
+        limits: Limits,
+    ) -> Result<Worker, Error> {
+        let index = state.worker;
+        let mut store = Store::new(engine, state);
+        store.limiter(|s| &mut s.limit);
+        if limits.fuel_per_callback.is_some() {
+            store
+                .set_fuel(u64::MAX)
+                .map_err(|e| Error::Internal(describe(&e)))?;
+        }
+        let instance = linker
+            .instantiate(&mut store, module)
+            .map_err(|e| Error::Instantiate {
+                worker: index,
+                message: describe(&e),
+            })?;
+        let memory = instance
+            .get_memory(&mut store, "memory")
+            .ok_or(Error::NoMemory)?;
+        let alloc =
+            match instance.get_typed_func::<u32, u32>(&mut store, "proxy_on_memory_allocate") {
+                Ok(f) => Some(f),
+                Err(_) => instance
+                    .get_typed_func::<u32, u32>(&mut store, "malloc")
+                    .ok(),
+            };
+        let exports = Exports::load(&instance, &mut store, index)?;
+        store.data_mut().memory = Some(memory);
+        store.data_mut().alloc = alloc;
+        let mut worker = Worker {
+            index,
+            store,
+            exports,
+            limits,
+            failed: None,
+        };
+        if let Ok(init) = instance.get_typed_func::<(), ()>(&mut worker.store, "_initialize") {
+            worker
+                .call("_initialize", Some(init), 0, ())
+                .map_err(|f| Error::Start {
+                    worker: index,
+                    callback: "_initialize",
+                    message: f.to_string(),
+                })?;
+        }
+        Ok(worker)
+    }
+
+    /// Creates the root context and runs `proxy_on_vm_start` and `proxy_on_configure`.
+    /// Returns what `proxy_on_configure` answered.
+    pub fn start(&mut self) -> Result<bool, Error> {
+        let root = self.store.data().root_id;
+        let vm_config = self.store.data().plugin.vm_configuration.len() as u32;
+        let start_error = |f: GuestFault| Error::Start {
+            worker: f.worker,
+            callback: f.callback,
+            message: f.to_string(),
+        };
+        let create = self.exports.on_context_create.clone();
+        self.call("proxy_on_context_create", create, root, (root, 0))
+            .map_err(start_error)?;
+        let vm_start = self.exports.on_vm_start.clone();
+        let started = self
+            .call("proxy_on_vm_start", vm_start, root, (root, vm_config))
+            .map_err(start_error)?;
+        if started == Some(0) {
+            return Err(Error::VmStartRejected { worker: self.index });
+        }
+        self.configure().map_err(start_error)
+    }
+
+    /// Runs `proxy_on_configure` with the plugin configuration readable.
+    pub fn configure(&mut self) -> Result<bool, GuestFault> {
+        let root = self.store.data().root_id;
+        let size = self.store.data().plugin.configuration.len() as u32;
+        self.store.data_mut().configuring = true;
+        let configure = self.exports.on_configure.clone();
+        let result = self.call("proxy_on_configure", configure, root, (root, size));
+        self.store.data_mut().configuring = false;
+        Ok(result? != Some(0))
+    }
+
+    /// Calls one export in `context`; `Ok(None)` if the module does not export it.
+    pub fn call<P: WasmParams, R: WasmResults>(
+        &mut self,
+        callback: &'static str,
+        func: Option<TypedFunc<P, R>>,
+        context: u32,
+        params: P,
+    ) -> Result<Option<R>, GuestFault> {
+        if let Some(fault) = &self.failed {
+            return Err(fault.clone());
+        }
+        let Some(func) = func else {
+            return Ok(None);
+        };
+        {
+            let state = self.store.data_mut();
+            state.current = context;
+            state.effective = None;
+            state.stop_iteration = false;
+            state.limit.hit = false;
+        }
+        if let Some(fuel) = self.limits.fuel_per_callback {
+            // Cannot fail: fuel is enabled whenever a budget is set.
+            let _ = self.store.set_fuel(fuel);
+        }
+        match func.call(&mut self.store, params) {
+            Ok(result) => Ok(Some(result)),
+            Err(error) => {
+                let kind = if error.downcast_ref::<Trap>() == Some(&Trap::OutOfFuel) {
+                    FaultKind::OutOfFuel
+                } else if self.store.data().limit.hit {
+                    FaultKind::MemoryLimit
+                } else {
+                    FaultKind::Trap
+                };
+                let fault = GuestFault {
+                    worker: self.index,
+                    callback,
+                    context,
+                    kind,
+                    message: describe(&error),
+                };
+                self.failed = Some(fault.clone());
+                Err(fault)
+            }
+        }
+    }
+
+    pub fn state(&self) -> &HostState {
+        self.store.data()
+    }
+
+    pub fn state_mut(&mut self) -> &mut HostState {
+        self.store.data_mut()
+    }
+}
+
+/// Builds the state of a new worker.
+pub(crate) fn new_state(
+    plugin: &Arc<Plugin>,
+    shared: &Arc<ProxyShared>,
+    worker: usize,
+    limits: Limits,
+    seed: u64,
+) -> HostState {
+    HostState::new(
+        Arc::clone(plugin),
+        Arc::clone(shared),
+        worker,
+        limits.memory_bytes,
+        seed,
+    )
+}

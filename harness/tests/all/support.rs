@@ -1,0 +1,110 @@
+//! Shared by the integration tests: the workspace's Wasm modules built on first use,
+//! small test guests in WAT, and transcripts from the harness and from Envoy.
+
+use c4mesh::{LogRecord, Proxy, ProxyBuilder};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Mutex, OnceLock};
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+/// Builds a workspace package for `wasm32-wasip1` (profile `wasm`) once per test run
+/// and returns its module.
+pub fn wasm_module(package: &str, file: &str) -> PathBuf {
+    static BUILT: OnceLock<Mutex<Vec<String>>> = OnceLock::new();
+    let built = BUILT.get_or_init(|| Mutex::new(Vec::new()));
+    let mut built = built.lock().unwrap_or_else(|p| p.into_inner());
+    if !built.iter().any(|p| p == package) {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let status = Command::new(cargo)
+            .current_dir(workspace_root())
+            .args([
+                "build",
+                "--quiet",
+                "--profile",
+                "wasm",
+                "--target",
+                "wasm32-wasip1",
+                "-p",
+                package,
+            ])
+            .status()
+            .expect("running cargo to build a Wasm module");
+        assert!(
+            status.success(),
+            "building {package} for wasm32-wasip1 failed: {status}"
+        );
+        built.push(package.to_owned());
+    }
+    let path = target_dir().join("wasm32-wasip1/wasm").join(file);
+    assert!(path.is_file(), "{} was not built", path.display());
+    path
+}
+
+pub fn probe_wasm() -> PathBuf {
+    wasm_module("c4mesh-abi-probe", "c4mesh_abi_probe.wasm")
+}
+
+/// A proxy builder for a WAT guest.
+pub fn wat_proxy(source: &str) -> ProxyBuilder {
+    let bytes = wat::parse_str(source).expect("valid WAT");
+    Proxy::builder().wasm_bytes(bytes)
+}
+
+/// Log records as `level message` lines.
+pub fn lines(logs: &[LogRecord]) -> Vec<String> {
+    logs.iter()
+        .map(|l| format!("{} {}", l.level, l.message))
+        .collect()
+}
+
+/// A minimal proxy-wasm guest: on request headers it reads `x-fault` and loops
+/// forever (`loop`), traps (`trap`), or grows its memory past any limit (`memory`);
+/// otherwise it logs `ok` and continues. It also imports a host function no host has,
+/// and calls it at start, refusing to start unless it answers Unimplemented (12).
+pub const FAULT_GUEST: &str = r#"
+(module
+  (import "env" "proxy_get_header_map_value" (func $get (param i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_log" (func $log (param i32 i32 i32) (result i32)))
+  (import "env" "proxy_from_the_future" (func $future (param i32) (result i32)))
+  (memory (export "memory") 2)
+  (global $heap (mut i32) (i32.const 4096))
+  (data (i32.const 16) "x-fault")
+  (data (i32.const 32) "ok")
+  (func (export "proxy_abi_version_0_2_1"))
+  (func (export "proxy_on_memory_allocate") (param $size i32) (result i32)
+    (local $p i32)
+    (local.set $p (global.get $heap))
+    (global.set $heap (i32.add (global.get $heap) (local.get $size)))
+    (local.get $p))
+  (func (export "proxy_on_context_create") (param i32 i32))
+  (func (export "proxy_on_vm_start") (param i32 i32) (result i32)
+    (i32.eq (call $future (i32.const 7)) (i32.const 12)))
+  (func (export "proxy_on_configure") (param i32 i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_request_headers") (param $ctx i32) (param i32 i32) (result i32)
+    (local $first i32)
+    (if (i32.eqz (call $get (i32.const 0) (i32.const 16) (i32.const 7) (i32.const 64) (i32.const 68)))
+      (then
+        (local.set $first (i32.load8_u (i32.load (i32.const 64))))
+        (if (i32.eq (local.get $first) (i32.const 108)) (then (loop $forever (br $forever))))
+        (if (i32.eq (local.get $first) (i32.const 116)) (then unreachable))
+        (if (i32.eq (local.get $first) (i32.const 109))
+          (then
+            (if (i32.eq (memory.grow (i32.const 60000)) (i32.const -1)) (then unreachable))))))
+    (drop (call $log (i32.const 2) (i32.const 32) (i32.const 2)))
+    (i32.const 0))
+  (func (export "proxy_on_log") (param i32))
+  (func (export "proxy_on_done") (param i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_delete") (param i32)))
+"#;
