@@ -102,7 +102,7 @@ fn checked_in_manifests_are_what_the_generator_writes() {
     let differ = manifests.differences(&repo().join("manifests"));
     assert!(
         differ.is_empty(),
-        "manifests/ differs from a fresh generation in {differ:?}: run `cargo run -p c4mesh-manifests -- generate`"
+        "manifests/ differs from a fresh generation in {differ:?}: run `cargo run --release -p c4mesh -- manifests`"
     );
 }
 

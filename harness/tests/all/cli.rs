@@ -1,4 +1,4 @@
-//! `c4mesh run`.
+//! The `c4mesh` command line: `run`, `manifests`, `package`.
 
 use crate::support::probe_wasm;
 use std::process::Command;
@@ -62,4 +62,64 @@ fn bad_arguments_name_the_flag() {
     let (code, _, stderr) = c4mesh(&["run", "--wasm", "/nonexistent.wasm", "GET", "/"]);
     assert_ne!(code, 0);
     assert!(stderr.contains("/nonexistent.wasm"), "{stderr}");
+}
+
+#[test]
+fn manifests_check_passes_on_the_checked_in_tree_and_fails_on_an_edit() {
+    let wasm = crate::support::filter_wasm();
+    let wasm = wasm.to_str().unwrap_or_default();
+    let checked_in = crate::support::workspace_root().join("manifests");
+    let (code, stdout, stderr) = c4mesh(&[
+        "manifests",
+        "--check",
+        "--wasm",
+        wasm,
+        "--out",
+        checked_in.to_str().unwrap_or_default(),
+    ]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+
+    let copy = std::env::temp_dir().join(format!("c4mesh-manifests-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&copy);
+    let (code, _, stderr) = c4mesh(&[
+        "manifests",
+        "--wasm",
+        wasm,
+        "--out",
+        copy.to_str().unwrap_or_default(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let namespace = copy.join("namespace.yaml");
+    let text = std::fs::read_to_string(&namespace).expect("namespace.yaml written");
+    std::fs::write(&namespace, text.replace("ecommerce", "shop")).expect("edit");
+    let (code, _, stderr) = c4mesh(&[
+        "manifests",
+        "--check",
+        "--wasm",
+        wasm,
+        "--out",
+        copy.to_str().unwrap_or_default(),
+    ]);
+    let _ = std::fs::remove_dir_all(&copy);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("namespace.yaml"), "{stderr}");
+}
+
+#[test]
+fn package_writes_an_oci_layout_and_prints_its_digest() {
+    let wasm = crate::support::filter_wasm();
+    let out = std::env::temp_dir().join(format!("c4mesh-oci-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let (code, stdout, stderr) = c4mesh(&[
+        "package",
+        "--wasm",
+        wasm.to_str().unwrap_or_default(),
+        "--out",
+        out.to_str().unwrap_or_default(),
+    ]);
+    let layout = out.join("oci-layout").is_file() && out.join("index.json").is_file();
+    let _ = std::fs::remove_dir_all(&out);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.starts_with("sha256:"), "{stdout}");
+    assert!(layout, "no OCI layout written");
 }

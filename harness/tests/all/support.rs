@@ -52,6 +52,10 @@ pub fn wasm_module(package: &str, file: &str) -> PathBuf {
     path
 }
 
+pub fn filter_wasm() -> PathBuf {
+    wasm_module("c4mesh-filter", "c4mesh_filter.wasm")
+}
+
 pub fn probe_wasm() -> PathBuf {
     wasm_module("c4mesh-abi-probe", "c4mesh_abi_probe.wasm")
 }

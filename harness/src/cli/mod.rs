@@ -1,0 +1,4 @@
+//! The subcommands of `c4mesh`, one module each; `main.rs` only parses and dispatches.
+
+pub mod manifests;
+pub mod run;
