@@ -24,6 +24,7 @@
 
 pub mod abi;
 pub mod clock;
+pub mod conformance;
 mod driver;
 mod error;
 pub mod http;

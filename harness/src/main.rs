@@ -21,6 +21,9 @@ enum Command {
     /// Runs one request through a proxy-wasm module in the harness and prints what the
     /// module logged, then the response status and headers the client got.
     Run(cli::run::RunArgs),
+    /// Runs the conformance scenarios on the wasm target (the harness), the envoy
+    /// target (a real Envoy) or a live gateway, and reports failures and disagreements.
+    Conformance(cli::conformance::ConformanceArgs),
     /// Writes the mesh's manifests (Kubernetes, Istio, Gateway API) generated from the
     /// filter's default configuration, or checks them with --check.
     Manifests(cli::manifests::ManifestsArgs),
@@ -32,6 +35,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => cli::run::command(args),
+        Command::Conformance(args) => cli::conformance::command(args),
         Command::Manifests(args) => cli::manifests::manifests(args).map(|()| ExitCode::SUCCESS),
         Command::Package(args) => cli::manifests::package(args).map(|()| ExitCode::SUCCESS),
     };

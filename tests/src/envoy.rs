@@ -130,6 +130,21 @@ pub struct EnvoyConfig {
     pub num_retries: u32,
     /// Envoy outlier detection per cluster (the DestinationRule's), as Envoy JSON.
     pub outlier_detection: Option<Value>,
+    /// The routes, in match order; empty: one per service prefix with the mesh's retry
+    /// policy (`num_retries`, `5xx,reset,connect-failure,refused-stream`, 10 s).
+    pub routes: Vec<RouteSpec>,
+}
+
+/// One route: a segment-aware prefix (`path_separated_prefix`) to a cluster, with the
+/// VirtualService's retry policy as Istio translates it.
+#[derive(Debug, Clone)]
+pub struct RouteSpec {
+    pub prefix: String,
+    pub cluster: String,
+    pub retry_on: String,
+    pub num_retries: u32,
+    pub timeout_ms: u64,
+    pub per_try_timeout_ms: Option<u64>,
 }
 
 static STARTED: AtomicU32 = AtomicU32::new(0);
@@ -281,19 +296,46 @@ impl Drop for Envoy {
 }
 
 fn bootstrap_json(config: &EnvoyConfig, listener: SocketAddr, admin: SocketAddr) -> Value {
-    let routes: Vec<Value> = config
-        .services
+    let defaults: Vec<RouteSpec>;
+    let specs = if config.routes.is_empty() {
+        defaults = config
+            .services
+            .iter()
+            .map(|s| RouteSpec {
+                prefix: s.prefix.clone(),
+                cluster: s.name.clone(),
+                retry_on: "5xx,reset,connect-failure,refused-stream".into(),
+                num_retries: config.num_retries,
+                timeout_ms: 10_000,
+                per_try_timeout_ms: None,
+            })
+            .collect();
+        &defaults
+    } else {
+        &config.routes
+    };
+    let routes: Vec<Value> = specs
         .iter()
-        .map(|s| {
+        .map(|r| {
+            let mut retry_policy = json!({
+                "retry_on": r.retry_on,
+                "num_retries": r.num_retries,
+                // As Istio sets it for VirtualService retries: a retry goes to another host.
+                "retry_host_predicate": [{
+                    "name": "envoy.retry_host_predicates.previous_hosts",
+                    "typed_config": {"@type": "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"}
+                }],
+                "host_selection_retry_max_attempts": 5
+            });
+            if let Some(per_try) = r.per_try_timeout_ms {
+                retry_policy["per_try_timeout"] = json!(format!("{}s", per_try as f64 / 1000.0));
+            }
             json!({
-                "match": {"path_separated_prefix": s.prefix},
+                "match": {"path_separated_prefix": r.prefix},
                 "route": {
-                    "cluster": s.name,
-                    "timeout": "10s",
-                    "retry_policy": {
-                        "retry_on": "5xx,reset,connect-failure,refused-stream",
-                        "num_retries": config.num_retries
-                    }
+                    "cluster": r.cluster,
+                    "timeout": format!("{}s", r.timeout_ms as f64 / 1000.0),
+                    "retry_policy": retry_policy
                 }
             })
         })

@@ -13,6 +13,6 @@ pub mod mesh;
 pub mod upstream;
 
 pub use client::{Client, Response};
-pub use envoy::{Envoy, EnvoyConfig, Wasm};
+pub use envoy::{Envoy, EnvoyConfig, RouteSpec, ServiceRoute, Wasm};
 pub use mesh::{services, LocalMesh, Service};
-pub use upstream::{Behaviour, Upstream};
+pub use upstream::{Attempt, Behaviour, Handler, Reply, Upstream};

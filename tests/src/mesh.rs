@@ -76,6 +76,7 @@ impl LocalMesh {
             services: routes,
             num_retries: 3,
             outlier_detection: options.outlier_detection,
+            routes: Vec::new(),
         })?;
         Ok(LocalMesh {
             envoy,

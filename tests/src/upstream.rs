@@ -1,8 +1,9 @@
 //! Simulated service hosts: HTTP/1.1 on loopback, answering as told, counting attempts.
 //!
-//! Each host answers every request with its current [`Behaviour`] (status, optional
-//! delay) and a JSON body naming itself, and records each attempt (path and headers),
-//! so tests can count upstream attempts per request and see what the filter sent.
+//! A host answers each attempt as its [`Handler`] decides (a status after a delay, a
+//! disconnect, or no answer at all), or, started with a [`Behaviour`], with a status the
+//! test changes at run time. Every attempt is recorded (method, path, headers, body), so
+//! tests can count upstream attempts per request and see what the proxy sent.
 
 use anyhow::{Context, Result};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -31,8 +32,10 @@ impl Behaviour {
 /// One request as the host received it.
 #[derive(Debug, Clone)]
 pub struct Attempt {
+    pub method: String,
     pub path: String,
     pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
 }
 
 impl Attempt {
@@ -44,8 +47,27 @@ impl Attempt {
     }
 }
 
+/// What a host does with one attempt.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    /// Answer after `delay`.
+    Respond {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+        delay: Duration,
+    },
+    /// Close the connection without answering, after `delay`.
+    Reset { delay: Duration },
+    /// Never answer; the connection stays open until the peer closes it.
+    Hang,
+}
+
+/// Decides each attempt's reply; called on the connection's thread.
+pub type Handler = Arc<dyn Fn(&Attempt) -> Reply + Send + Sync>;
+
 struct State {
-    behaviour: Mutex<Behaviour>,
+    handler: Handler,
     attempts: AtomicU64,
     seen: Mutex<Vec<Attempt>>,
     stop: AtomicBool,
@@ -55,35 +77,65 @@ struct State {
 pub struct Upstream {
     addr: SocketAddr,
     state: Arc<State>,
+    behaviour: Arc<Mutex<Behaviour>>,
 }
 
 /// Most attempts kept for inspection (counting goes on past it).
 const KEEP: usize = 10_000;
 
+/// Longest a hanging attempt holds its connection.
+const HANG_LIMIT: Duration = Duration::from_secs(60);
+
 impl Upstream {
+    /// A host answering with a [`Behaviour`] the test changes with [`Upstream::set`],
+    /// and a JSON body naming the host and the path.
     pub fn start(name: &str, behaviour: Behaviour) -> Result<Upstream> {
+        let current = Arc::new(Mutex::new(behaviour));
+        let shared = Arc::clone(&current);
+        let host = name.to_owned();
+        let handler: Handler = Arc::new(move |attempt: &Attempt| {
+            let behaviour = shared.lock().map(|b| *b).unwrap_or(Behaviour::status(500));
+            let body = serde_json::json!({"service": host, "path": attempt.path}).to_string();
+            Reply::Respond {
+                status: behaviour.status,
+                headers: vec![("content-type".into(), "application/json".into())],
+                body: body.into_bytes(),
+                delay: behaviour.delay,
+            }
+        });
+        let mut upstream = Upstream::with_handler(name, handler)?;
+        upstream.behaviour = current;
+        Ok(upstream)
+    }
+
+    /// A host whose every reply `handler` decides.
+    pub fn with_handler(name: &str, handler: Handler) -> Result<Upstream> {
         let listener = TcpListener::bind("127.0.0.1:0").context("binding an upstream")?;
         let addr = listener.local_addr()?;
         let state = Arc::new(State {
-            behaviour: Mutex::new(behaviour),
+            handler,
             attempts: AtomicU64::new(0),
             seen: Mutex::new(Vec::new()),
             stop: AtomicBool::new(false),
         });
         let accept_state = Arc::clone(&state);
-        let name = name.to_owned();
         thread::Builder::new()
             .name(format!("upstream {name}"))
-            .spawn(move || accept_loop(listener, accept_state, name))?;
-        Ok(Upstream { addr, state })
+            .spawn(move || accept_loop(listener, accept_state))?;
+        Ok(Upstream {
+            addr,
+            state,
+            behaviour: Arc::new(Mutex::new(Behaviour::status(200))),
+        })
     }
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
 
+    /// Changes the answers of a host started with [`Upstream::start`].
     pub fn set(&self, behaviour: Behaviour) {
-        if let Ok(mut b) = self.state.behaviour.lock() {
+        if let Ok(mut b) = self.behaviour.lock() {
             *b = behaviour;
         }
     }
@@ -115,7 +167,7 @@ impl Drop for Upstream {
     }
 }
 
-fn accept_loop(listener: TcpListener, state: Arc<State>, name: String) {
+fn accept_loop(listener: TcpListener, state: Arc<State>) {
     for stream in listener.incoming() {
         if state.stop.load(Ordering::SeqCst) {
             return;
@@ -124,14 +176,51 @@ fn accept_loop(listener: TcpListener, state: Arc<State>, name: String) {
             continue;
         };
         let state = Arc::clone(&state);
-        let name = name.clone();
         let _ = thread::Builder::new().spawn(move || {
-            let _ = serve(stream, &state, &name);
+            let _ = serve(stream, &state);
         });
     }
 }
 
-fn serve(stream: TcpStream, state: &State, name: &str) -> Result<()> {
+/// Reads one request head and body; `None` when the peer closed the connection.
+fn read_attempt(reader: &mut BufReader<TcpStream>) -> Result<Option<Attempt>> {
+    let mut line = String::new();
+    if reader.read_line(&mut line)? == 0 {
+        return Ok(None);
+    }
+    let mut words = line.split_whitespace();
+    let method = words.next().unwrap_or("").to_owned();
+    let path = words.next().unwrap_or("").to_owned();
+    let mut headers = Vec::new();
+    let mut length = 0usize;
+    loop {
+        let mut header = String::new();
+        if reader.read_line(&mut header)? == 0 {
+            return Ok(None);
+        }
+        let header = header.trim_end();
+        if header.is_empty() {
+            break;
+        }
+        if let Some((n, v)) = header.split_once(':') {
+            let (n, v) = (n.trim().to_ascii_lowercase(), v.trim().to_owned());
+            if n == "content-length" {
+                length = v.parse().unwrap_or(0);
+            }
+            headers.push((n, v));
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body)?;
+    Ok(Some(Attempt {
+        method,
+        path,
+        headers,
+        body,
+    }))
+}
+
+fn serve(stream: TcpStream, state: &State) -> Result<()> {
     stream.set_nodelay(true)?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut reader = BufReader::new(stream.try_clone()?);
@@ -140,58 +229,50 @@ fn serve(stream: TcpStream, state: &State, name: &str) -> Result<()> {
         if state.stop.load(Ordering::SeqCst) {
             return Ok(());
         }
-        let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 {
+        let Some(attempt) = read_attempt(&mut reader)? else {
             return Ok(());
-        }
-        let path = line.split_whitespace().nth(1).unwrap_or("").to_owned();
-        let mut headers = Vec::new();
-        let mut length = 0usize;
-        loop {
-            let mut header = String::new();
-            if reader.read_line(&mut header)? == 0 {
-                return Ok(());
-            }
-            let header = header.trim_end();
-            if header.is_empty() {
-                break;
-            }
-            if let Some((n, v)) = header.split_once(':') {
-                let (n, v) = (n.trim().to_ascii_lowercase(), v.trim().to_owned());
-                if n == "content-length" {
-                    length = v.parse().unwrap_or(0);
-                }
-                headers.push((n, v));
-            }
-        }
-        let mut body = vec![0; length];
-        reader.read_exact(&mut body)?;
+        };
         state.attempts.fetch_add(1, Ordering::SeqCst);
+        let reply = (state.handler)(&attempt);
         if let Ok(mut seen) = state.seen.lock() {
             if seen.len() < KEEP {
-                seen.push(Attempt {
-                    path: path.clone(),
-                    headers,
-                });
+                seen.push(attempt);
             }
         }
-        let behaviour = state
-            .behaviour
-            .lock()
-            .map(|b| *b)
-            .unwrap_or(Behaviour::status(500));
-        if !behaviour.delay.is_zero() {
-            thread::sleep(behaviour.delay);
+        match reply {
+            Reply::Respond {
+                status,
+                headers,
+                body,
+                delay,
+            } => {
+                if !delay.is_zero() {
+                    thread::sleep(delay);
+                }
+                let mut head = format!("HTTP/1.1 {status} {}\r\n", reason(status));
+                for (name, value) in &headers {
+                    head.push_str(&format!("{name}: {value}\r\n"));
+                }
+                head.push_str(&format!("content-length: {}\r\n\r\n", body.len()));
+                writer.write_all(head.as_bytes())?;
+                writer.write_all(&body)?;
+            }
+            Reply::Reset { delay } => {
+                if !delay.is_zero() {
+                    thread::sleep(delay);
+                }
+                // Dropping the socket closes it before any response byte: to the
+                // proxy, a disconnect before headers.
+                return Ok(());
+            }
+            Reply::Hang => {
+                // Hold the connection until the proxy gives up on it.
+                writer.set_read_timeout(Some(HANG_LIMIT))?;
+                let mut sink = [0u8; 512];
+                while matches!(reader.get_mut().read(&mut sink), Ok(n) if n > 0) {}
+                return Ok(());
+            }
         }
-        let body = serde_json::json!({"service": name, "path": path}).to_string();
-        let response = format!(
-            "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{}",
-            behaviour.status,
-            reason(behaviour.status),
-            body.len(),
-            body
-        );
-        writer.write_all(response.as_bytes())?;
     }
 }
 

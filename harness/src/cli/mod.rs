@@ -1,4 +1,5 @@
 //! The subcommands of `c4mesh`, one module each; `main.rs` only parses and dispatches.
 
+pub mod conformance;
 pub mod manifests;
 pub mod run;

@@ -165,6 +165,7 @@ fn envoy_run() -> Run {
         }],
         num_retries: 0,
         outlier_detection: None,
+        routes: Vec::new(),
     })
     .unwrap_or_else(|e| panic!("this test needs Envoy 1.40: {e:#}"));
     let client = Client::new(envoy.listener);

@@ -43,6 +43,7 @@ fn main() -> Result<()> {
             }],
             num_retries: 3,
             outlier_detection: None,
+            routes: Vec::new(),
         })?;
         Command::new("taskset")
             .args(["-pc", "0", &envoy.pid().to_string()])

@@ -1,0 +1,108 @@
+//! `c4mesh conformance`: the scenarios on the chosen targets, a table or JSON, and an
+//! exit status that fails on any failed expectation or disagreement.
+
+use anyhow::{bail, Context, Result};
+use c4mesh::conformance::{self, report, scenario, Options, Target};
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(clap::Args)]
+pub struct ConformanceArgs {
+    /// A target: wasm, envoy, or url=http://HOST[:PORT] (repeatable; default wasm and
+    /// envoy).
+    #[arg(long = "target", value_name = "wasm|envoy|url=URL", value_parser = parse_target)]
+    targets: Vec<Target>,
+    /// The Host header for the url target, in place of the scenarios' api.c4ang.com.
+    #[arg(long, value_name = "H")]
+    host: Option<String>,
+    /// The folder of scenario files (*.yaml, searched recursively).
+    #[arg(long, value_name = "DIR", default_value = "tests/conformance")]
+    scenarios: PathBuf,
+    /// The proxy-wasm module under test (default: the c4mesh filter's release build).
+    #[arg(long, value_name = "PATH", default_value = super::manifests::DEFAULT_WASM)]
+    wasm: PathBuf,
+    /// Only scenarios whose file path or name contains this text.
+    #[arg(long, value_name = "TEXT")]
+    only: Option<String>,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_target(value: &str) -> Result<Target, String> {
+    match value {
+        "wasm" => Ok(Target::Wasm),
+        "envoy" => Ok(Target::Envoy),
+        other => match other.strip_prefix("url=") {
+            Some(url) if url.starts_with("http://") => Ok(Target::Url {
+                base: url.to_owned(),
+                host: None,
+            }),
+            Some(url) => Err(format!("{url}: the url target takes an http:// URL")),
+            None => Err(format!(
+                "{other}: expected wasm, envoy or url=http://HOST[:PORT]"
+            )),
+        },
+    }
+}
+
+pub fn command(args: ConformanceArgs) -> Result<ExitCode> {
+    let mut targets = if args.targets.is_empty() {
+        vec![Target::Wasm, Target::Envoy]
+    } else {
+        args.targets
+    };
+    if args.host.is_some() && !targets.iter().any(|t| matches!(t, Target::Url { .. })) {
+        bail!("--host applies to the url target: add --target url=http://...");
+    }
+    for target in &mut targets {
+        if let Target::Url { host, .. } = target {
+            host.clone_from(&args.host);
+        }
+    }
+    if !args.wasm.is_file() {
+        bail!(
+            "--wasm {}: no such module (build the filter with `cargo build --profile wasm \
+             --target wasm32-wasip1 -p c4mesh-filter`)",
+            args.wasm.display()
+        );
+    }
+    let mut scenarios = scenario::load_dir(&args.scenarios)?;
+    if let Some(only) = &args.only {
+        scenarios.retain(|s| {
+            s.name.contains(only.as_str()) || s.file.display().to_string().contains(only.as_str())
+        });
+    }
+    let kinds: Vec<_> = targets.iter().map(Target::kind).collect();
+    scenarios.retain(|s| s.targets.iter().any(|t| kinds.contains(t)));
+    if scenarios.is_empty() {
+        bail!(
+            "no scenario in {} runs on the chosen targets",
+            args.scenarios.display()
+        );
+    }
+    let options = Options {
+        scenarios,
+        targets,
+        wasm: args.wasm,
+    };
+    let json = args.json;
+    let suite = conformance::run(&options, |scenario| {
+        if !json {
+            print!("{}", report::table_lines(scenario));
+            let _ = std::io::stdout().flush();
+        }
+    });
+    if json {
+        let text = serde_json::to_string_pretty(&suite.json()).context("writing the report")?;
+        println!("{text}");
+    } else {
+        println!("{}", suite.summary_line());
+    }
+    Ok(if suite.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

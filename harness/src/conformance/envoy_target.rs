@@ -1,0 +1,192 @@
+//! The `envoy` target: a real Envoy with the module, the scenario's configuration and
+//! the mesh's routes, in front of the simulated upstreams served over HTTP on loopback.
+//!
+//! The bootstrap is what Istio would give the gateway for the scenario's
+//! configuration: one route per configured route (segment-aware prefix, the route's
+//! retry attempts, `retry_on` and timeout, the previous-hosts retry predicate), one
+//! cluster per service with the scenario's hosts and, when the scenario asks, outlier
+//! detection; `include_request_attempt_count` on the virtual host. Envoy comes from
+//! `ENVOY_BIN`, the project's `.venv`, or `PATH`.
+
+use super::observe::Observed;
+use super::scenario::{self, Scenario};
+use super::upstreams::{Answer, Upstreams, ANSWERED_BY};
+use super::wasm_target::Mesh;
+use super::wire::{self, Destination};
+use super::Error;
+use c4mesh_testbed::envoy::envoy_binary;
+use c4mesh_testbed::{Envoy, EnvoyConfig, Handler, Reply, RouteSpec, ServiceRoute, Upstream, Wasm};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
+
+/// The simulated hosts of every service, serving the shared simulator.
+struct Hosts {
+    servers: Vec<Vec<Upstream>>,
+    simulator: Arc<Mutex<Upstreams>>,
+    start: Arc<OnceLock<Instant>>,
+}
+
+fn serve(scenario: &Scenario, services: &[String]) -> Result<Hosts, Error> {
+    let simulator = Arc::new(Mutex::new(Upstreams::new(
+        services,
+        scenario.mesh.hosts,
+        &scenario.upstreams,
+        scenario.seed,
+    )));
+    let start: Arc<OnceLock<Instant>> = Arc::new(OnceLock::new());
+    let mut servers = Vec::new();
+    for (s, service) in services.iter().enumerate() {
+        let mut hosts = Vec::new();
+        for h in 0..scenario.mesh.hosts {
+            let (simulator, start, name) =
+                (Arc::clone(&simulator), Arc::clone(&start), service.clone());
+            let handler: Handler = Arc::new(move |attempt| {
+                let now = start.get().map(Instant::elapsed).unwrap_or_default();
+                let answer = match simulator.lock() {
+                    Ok(mut sim) => sim.attempt(s, h, now, attempt.headers.clone()),
+                    Err(_) => Answer::Reset {
+                        latency: std::time::Duration::ZERO,
+                    },
+                };
+                match answer {
+                    Answer::Respond { status, latency } => Reply::Respond {
+                        status,
+                        headers: vec![
+                            ("content-type".into(), "application/json".into()),
+                            (ANSWERED_BY.into(), format!("{name}/{h}")),
+                        ],
+                        body: Upstreams::body(&name, h).into_bytes(),
+                        delay: latency,
+                    },
+                    Answer::Reset { latency } => Reply::Reset { delay: latency },
+                    Answer::Hang => Reply::Hang,
+                }
+            });
+            let server = Upstream::with_handler(&format!("{service}/{h}"), handler)
+                .map_err(|e| Error::Envoy(format!("starting the simulated upstreams: {e:#}")))?;
+            hosts.push(server);
+        }
+        servers.push(hosts);
+    }
+    Ok(Hosts {
+        servers,
+        simulator,
+        start,
+    })
+}
+
+/// The Envoy configuration for a scenario.
+fn envoy_config(scenario: &Scenario, wasm: &Path, mesh: &Mesh, hosts: &Hosts) -> EnvoyConfig {
+    let services = mesh
+        .services
+        .iter()
+        .zip(&hosts.servers)
+        .map(|(name, servers)| ServiceRoute {
+            name: name.clone(),
+            prefix: String::new(),
+            hosts: servers.iter().map(Upstream::addr).collect(),
+        })
+        .collect();
+    let routes = mesh
+        .table
+        .routes()
+        .iter()
+        .map(|r| RouteSpec {
+            prefix: r.prefix.clone(),
+            cluster: mesh.services.get(r.service).cloned().unwrap_or_default(),
+            retry_on: r.retry_on.clone(),
+            num_retries: r.num_retries,
+            timeout_ms: u64::try_from(r.timeout.as_millis()).unwrap_or(u64::MAX),
+            per_try_timeout_ms: r
+                .per_try_timeout
+                .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        })
+        .collect();
+    let outlier_detection = scenario.mesh.outlier_detection.as_ref().map(|o| {
+        json!({
+            "consecutive_5xx": o.consecutive_5xx,
+            "interval": format!("{}s", o.interval.as_secs_f64()),
+            "base_ejection_time": format!("{}s", o.base_ejection.as_secs_f64()),
+            "max_ejection_percent": o.max_ejection_percent,
+            "enforcing_consecutive_5xx": 100,
+            "enforcing_success_rate": 0,
+        })
+    });
+    EnvoyConfig {
+        workers: u32::try_from(scenario.mesh.workers).unwrap_or(2),
+        wasm: Wasm::Module {
+            path: wasm.to_path_buf(),
+            config: String::from_utf8_lossy(&scenario::config_bytes(scenario)).into_owned(),
+        },
+        services,
+        num_retries: 0,
+        outlier_detection,
+        routes,
+    }
+}
+
+/// Runs a scenario on a real Envoy with the module at `wasm`.
+pub fn run(scenario: &Scenario, wasm: &Path) -> Result<Observed, Error> {
+    envoy_binary().map_err(|e| Error::Envoy(format!("{e:#}")))?;
+    let mesh = Mesh::of(scenario);
+    let hosts = serve(scenario, &mesh.services)?;
+    let config = envoy_config(scenario, wasm, &mesh, &hosts);
+    let envoy = match Envoy::start(&config) {
+        Ok(envoy) => envoy,
+        Err(error) => {
+            // Refused: Envoy exits and its log says why (the filter's error line).
+            let message = format!("{error:#}");
+            if !message.contains("exited") {
+                return Err(Error::Envoy(message));
+            }
+            return Ok(Observed {
+                configured: false,
+                logs: message.lines().map(str::to_owned).collect(),
+                sees_upstreams: true,
+                ..Observed::default()
+            });
+        }
+    };
+    let start = Instant::now();
+    let _ = hosts.start.set(start);
+    let destination = Destination {
+        addr: envoy.listener,
+        host_override: None,
+    };
+    let exchanges = wire::drive(scenario, &destination, start);
+    std::thread::sleep(wire::METRICS_SETTLE);
+    let metrics = read_metrics(&envoy)?;
+    let logs = envoy.log().lines().map(str::to_owned).collect();
+    drop(envoy);
+    let attempts = hosts
+        .simulator
+        .lock()
+        .map(|s| s.records().to_vec())
+        .unwrap_or_default();
+    Ok(Observed {
+        configured: true,
+        exchanges,
+        attempts,
+        metrics,
+        logs,
+        sees_upstreams: true,
+    })
+}
+
+/// The filter's metrics from Envoy's admin `/stats`, without the `wasmcustom.` prefix.
+fn read_metrics(envoy: &Envoy) -> Result<BTreeMap<String, f64>, Error> {
+    let stats = envoy
+        .admin_get("/stats?filter=^wasmcustom%5C.")
+        .map_err(|e| Error::Envoy(format!("reading /stats: {e:#}")))?;
+    Ok(stats
+        .lines()
+        .filter_map(|line| {
+            let (name, value) = line.split_once(": ")?;
+            let name = name.strip_prefix("wasmcustom.")?;
+            Some((name.to_owned(), value.trim().parse().ok()?))
+        })
+        .collect())
+}

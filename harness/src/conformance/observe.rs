@@ -1,0 +1,59 @@
+//! What a target observed of one scenario: the same shape on every target, so that the
+//! expectations are checked by one piece of code and can only disagree where the
+//! targets really behaved differently.
+
+use super::upstreams::AttemptRecord;
+use std::collections::BTreeMap;
+
+/// One request and what the client got.
+#[derive(Debug, Clone)]
+pub struct Exchange {
+    /// The conformance request id (the `x-conformance-request` header).
+    pub id: u64,
+    /// The step it belongs to.
+    pub step: usize,
+    /// The response, or why there was none.
+    pub response: Result<Reply, String>,
+}
+
+/// A response as the client saw it.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    /// Lower-case names.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Everything a target observed.
+#[derive(Debug, Clone, Default)]
+pub struct Observed {
+    /// Whether the filter accepted its configuration.
+    pub configured: bool,
+    pub exchanges: Vec<Exchange>,
+    /// Every upstream attempt, in arrival order (empty on the `url` target).
+    pub attempts: Vec<AttemptRecord>,
+    /// The filter's metrics by name without Envoy's `wasmcustom.` prefix.
+    pub metrics: BTreeMap<String, f64>,
+    /// The filter's log messages.
+    pub logs: Vec<String>,
+    /// Whether attempts, metrics and logs are visible (not on the `url` target).
+    pub sees_upstreams: bool,
+}
+
+impl Observed {
+    pub fn attempts_of(&self, request: u64) -> impl Iterator<Item = &AttemptRecord> {
+        self.attempts
+            .iter()
+            .filter(move |a| a.request == Some(request))
+    }
+}

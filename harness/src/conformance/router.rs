@@ -1,0 +1,331 @@
+//! The emulated router (H6): what Envoy's router does after the filter chain, in
+//! harness time, so the `wasm` target sees the same retries, hosts and timeouts as a
+//! real Envoy.
+//!
+//! ## What is emulated, and how Envoy does it
+//!
+//! - Route match: segment-aware prefix (`path_separated_prefix`) on the path before
+//!   `?`, longest first; no route: 404 with an empty body.
+//! - Retry policy: the route's `retry_on` and `num_retries`; a request header
+//!   `x-envoy-max-retries` takes precedence over `num_retries`, `x-envoy-retry-on` is
+//!   OR-merged with the route's kinds; the router consumes these and the timeout headers
+//!   (they never reach the upstream).
+//! - Retry kinds: `5xx` (5xx answers, resets, per-try timeouts), `gateway-error` (502,
+//!   503, 504, resets, per-try timeouts), `reset`, `connect-failure`, `refused-stream`
+//!   (neither happens with these upstreams), `retriable-4xx` (409).
+//! - Back-off: Envoy's jittered exponential back-off, 25 ms base and 250 ms cap: before
+//!   retry n a delay uniform in [0, (2^n - 1) x 25 ms), capped at 250 ms.
+//! - Timeouts: the global timeout (route `timeout`, or `x-envoy-upstream-rq-timeout-ms`)
+//!   covers all attempts and back-offs and ends the request with 504; a per-try timeout
+//!   ends one attempt, which then counts as retriable under `5xx`/`gateway-error`.
+//! - Hosts: round robin per worker and service; a retry avoids hosts already tried (the
+//!   `previous_hosts` predicate Istio sets, up to 5 reselections); ejected hosts are
+//!   skipped unless fewer than half the hosts are healthy (Envoy's panic threshold).
+//! - Upstream request headers: `x-envoy-attempt-count` (the virtual host's
+//!   `include_request_attempt_count`) and `x-envoy-expected-rq-timeout-ms`.
+//! - Outlier detection (when the mesh has it): consecutive 5xx per host (resets and
+//!   timeouts count), ejection for base x n while at most `max_ejection_percent` of the
+//!   hosts are ejected, return to service on the first sweep (every `interval`) after
+//!   the ejection time.
+//! - Final answers of the router itself: 503 `upstream connect error or
+//!   disconnect/reset before headers` after a reset, 504 `upstream request timeout`.
+
+use super::rng::Rng;
+use super::scenario::OutlierDetection;
+use std::time::Duration;
+
+/// One route of the emulated Envoy route table.
+#[derive(Debug, Clone)]
+pub struct RouteEntry {
+    pub prefix: String,
+    pub service: usize,
+    pub retry_on: String,
+    pub num_retries: u32,
+    pub timeout: Duration,
+    pub per_try_timeout: Option<Duration>,
+}
+
+/// Envoy's route table: segment-aware longest prefix.
+#[derive(Debug, Clone, Default)]
+pub struct RouteTable {
+    routes: Vec<RouteEntry>,
+}
+
+impl RouteTable {
+    pub fn new(routes: Vec<RouteEntry>) -> RouteTable {
+        RouteTable { routes }
+    }
+
+    pub fn routes(&self) -> &[RouteEntry] {
+        &self.routes
+    }
+
+    /// The route for a request target (`/path?query`).
+    pub fn lookup(&self, target: &str) -> Option<&RouteEntry> {
+        let path = target.split(['?', '#']).next().unwrap_or("");
+        self.routes
+            .iter()
+            .filter(|r| {
+                let p = r.prefix.trim_end_matches('/');
+                p.is_empty()
+                    || path == p
+                    || (path.starts_with(p) && path.as_bytes().get(p.len()) == Some(&b'/'))
+            })
+            .max_by_key(|r| r.prefix.len())
+    }
+}
+
+/// Retry conditions, as Envoy's `retry_on` flags.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RetryOn {
+    pub five_xx: bool,
+    pub gateway_error: bool,
+    pub reset: bool,
+    pub connect_failure: bool,
+    pub retriable_4xx: bool,
+}
+
+impl RetryOn {
+    /// Parses a comma-separated list; unknown kinds are ignored, as Envoy does.
+    pub fn parse(text: &str) -> RetryOn {
+        let mut on = RetryOn::default();
+        for kind in text.split(',').map(str::trim) {
+            match kind {
+                "5xx" => on.five_xx = true,
+                "gateway-error" => on.gateway_error = true,
+                "reset" => on.reset = true,
+                "connect-failure" => on.connect_failure = true,
+                "retriable-4xx" => on.retriable_4xx = true,
+                _ => {}
+            }
+        }
+        on
+    }
+
+    pub fn merge(self, other: RetryOn) -> RetryOn {
+        RetryOn {
+            five_xx: self.five_xx || other.five_xx,
+            gateway_error: self.gateway_error || other.gateway_error,
+            reset: self.reset || other.reset,
+            connect_failure: self.connect_failure || other.connect_failure,
+            retriable_4xx: self.retriable_4xx || other.retriable_4xx,
+        }
+    }
+
+    pub fn any(self) -> bool {
+        self != RetryOn::default()
+    }
+
+    /// Whether an attempt's outcome may be retried.
+    pub fn retries(self, outcome: Outcome) -> bool {
+        match outcome {
+            Outcome::Status(status) => {
+                (self.five_xx && (500..600).contains(&status))
+                    || (self.gateway_error && matches!(status, 502..=504))
+                    || (self.retriable_4xx && status == 409)
+            }
+            Outcome::Reset => self.five_xx || self.gateway_error || self.reset,
+            Outcome::PerTryTimeout => self.five_xx || self.gateway_error,
+        }
+    }
+}
+
+/// How one attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Status(u16),
+    /// The connection closed before a response.
+    Reset,
+    PerTryTimeout,
+}
+
+impl Outcome {
+    /// Whether outlier detection counts it as a 5xx.
+    pub fn is_failure(self) -> bool {
+        match self {
+            Outcome::Status(status) => status >= 500,
+            Outcome::Reset | Outcome::PerTryTimeout => true,
+        }
+    }
+}
+
+/// The request headers the router reads (after the filter chain) and consumes.
+pub const CONSUMED_HEADERS: &[&str] = &[
+    "x-envoy-max-retries",
+    "x-envoy-retry-on",
+    "x-envoy-retry-grpc-on",
+    "x-envoy-retriable-status-codes",
+    "x-envoy-retriable-header-names",
+    "x-envoy-upstream-rq-timeout-ms",
+    "x-envoy-upstream-rq-per-try-timeout-ms",
+    "x-envoy-hedge-on-per-try-timeout",
+];
+
+/// The policy one request runs under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    pub retry_on: RetryOn,
+    pub retries: u32,
+    /// Zero: no global timeout.
+    pub timeout: Duration,
+    pub per_try_timeout: Option<Duration>,
+}
+
+impl Policy {
+    /// The route's policy with the request's control headers applied, as Envoy's
+    /// router reads them.
+    pub fn for_request(route: &RouteEntry, header: impl Fn(&str) -> Option<String>) -> Policy {
+        let mut retry_on = RetryOn::parse(&route.retry_on);
+        if let Some(extra) = header("x-envoy-retry-on") {
+            retry_on = retry_on.merge(RetryOn::parse(&extra));
+        }
+        let retries = header("x-envoy-max-retries")
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(route.num_retries);
+        let timeout = header("x-envoy-upstream-rq-timeout-ms")
+            .and_then(|v| v.trim().parse().ok())
+            .map_or(route.timeout, Duration::from_millis);
+        let per_try_timeout = header("x-envoy-upstream-rq-per-try-timeout-ms")
+            .and_then(|v| v.trim().parse().ok())
+            .map(Duration::from_millis)
+            .or(route.per_try_timeout);
+        Policy {
+            retry_on,
+            retries: if retry_on.any() { retries } else { 0 },
+            timeout,
+            per_try_timeout,
+        }
+    }
+
+    /// Whether retry number `retries_done + 1` may follow an attempt with `outcome`.
+    pub fn retry_after(&self, outcome: Outcome, retries_done: u32) -> bool {
+        retries_done < self.retries && self.retry_on.retries(outcome)
+    }
+}
+
+/// Envoy's back-off before retry `n` (1-based): uniform in [0, (2^n - 1) x 25 ms),
+/// capped at 250 ms.
+pub fn backoff(n: u32, rng: &mut Rng) -> Duration {
+    const BASE_MS: u64 = 25;
+    const MAX_MS: u64 = 250;
+    let multiplier = (1u64 << n.min(20)) - 1;
+    let ceiling = multiplier.saturating_mul(BASE_MS).max(1);
+    Duration::from_millis(rng.below(ceiling).min(MAX_MS))
+}
+
+/// The router's own answers.
+pub fn reset_reply() -> (u16, &'static str) {
+    (
+        503,
+        "upstream connect error or disconnect/reset before headers. reset reason: connection termination",
+    )
+}
+
+pub fn timeout_reply() -> (u16, &'static str) {
+    (504, "upstream request timeout")
+}
+
+/// Per-host outlier state.
+#[derive(Debug, Clone, Default)]
+struct HostHealth {
+    consecutive: u32,
+    ejections: u32,
+    /// Ejected until the first sweep at or after this time.
+    ejected_until: Option<Duration>,
+}
+
+/// Host selection for one service: round robin per worker, the previous-hosts
+/// predicate, outlier ejections.
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    next: Vec<usize>,
+    health: Vec<HostHealth>,
+    outlier: Option<OutlierDetection>,
+}
+
+impl Cluster {
+    pub fn new(hosts: usize, workers: usize, outlier: Option<OutlierDetection>) -> Cluster {
+        Cluster {
+            next: vec![0; workers.max(1)],
+            health: vec![HostHealth::default(); hosts],
+            outlier,
+        }
+    }
+
+    fn ejected(&self, host: usize, now: Duration) -> bool {
+        let Some(until) = self.health.get(host).and_then(|h| h.ejected_until) else {
+            return false;
+        };
+        let interval = self
+            .outlier
+            .as_ref()
+            .map_or(Duration::from_secs(10), |o| o.interval);
+        // Hosts return on the detector's sweep, every `interval` from the start.
+        let step = interval.as_nanos().max(1);
+        let sweeps = until.as_nanos().div_ceil(step);
+        let back = Duration::from_nanos(u64::try_from(sweeps * step).unwrap_or(u64::MAX));
+        now < back
+    }
+
+    /// Hosts that take traffic at `now`: the healthy ones, or all of them when fewer
+    /// than half are healthy.
+    fn eligible(&self, now: Duration) -> Vec<usize> {
+        let hosts = self.health.len();
+        let healthy: Vec<usize> = (0..hosts).filter(|h| !self.ejected(*h, now)).collect();
+        if healthy.len() * 2 < hosts {
+            (0..hosts).collect()
+        } else {
+            healthy
+        }
+    }
+
+    /// The host for the next attempt of a request on `worker` that has tried `tried`.
+    pub fn pick(&mut self, worker: usize, tried: &[usize], now: Duration) -> usize {
+        let eligible = self.eligible(now);
+        if eligible.is_empty() {
+            return 0;
+        }
+        let slot = worker % self.next.len();
+        let mut choice = 0;
+        // The first pick plus up to 5 reselections while the host was tried before.
+        for _ in 0..6 {
+            let index = self.next[slot] % eligible.len();
+            self.next[slot] = self.next[slot].wrapping_add(1);
+            choice = eligible[index];
+            if !tried.contains(&choice) {
+                break;
+            }
+        }
+        choice
+    }
+
+    /// Counts an attempt's outcome for outlier detection.
+    pub fn record(&mut self, host: usize, outcome: Outcome, now: Duration) {
+        let Some(outlier) = self.outlier.clone() else {
+            return;
+        };
+        let total = self.health.len();
+        let ejected_now = (0..total).filter(|h| self.ejected(*h, now)).count();
+        let already = self.ejected(host, now);
+        let Some(health) = self.health.get_mut(host) else {
+            return;
+        };
+        if !outcome.is_failure() {
+            health.consecutive = 0;
+            return;
+        }
+        health.consecutive += 1;
+        if health.consecutive < outlier.consecutive_5xx {
+            return;
+        }
+        health.consecutive = 0;
+        let within = (ejected_now + 1) * 100 <= outlier.max_ejection_percent as usize * total;
+        if !already && within {
+            health.ejections += 1;
+            health.ejected_until = Some(now + outlier.base_ejection * health.ejections);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,835 @@
+//! The scenario format: what a conformance file says, read from YAML.
+//!
+//! A scenario is data, not code: the filter's configuration, the upstreams' fault
+//! profiles and how they change over time, the traffic, and what must be observed.
+//! The same file runs on every target it declares, so it can only say what each target
+//! can observe the same way: statuses, headers and bodies the client gets, which
+//! service and how many attempts each request caused (recorded by the simulated
+//! upstreams), metrics and log lines of the filter. Timing is in scenario time:
+//! virtual on the `wasm` target, wall time on `envoy` and `url`.
+//!
+//! Errors name the file, the line and the field path (`steps[2].expect.status`), so a
+//! scenario author never has to guess. The format is documented in
+//! `docs/scenarios.md`, and `tests/conformance/scenario.schema.json` describes it for
+//! editors and for validation.
+
+use super::Error;
+use serde::de::{self, Deserializer};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A conformance scenario, as read from its file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// One line saying what is checked.
+    pub name: String,
+    /// The SPEC rule ids the scenario covers (`R2`, `B5`, `O3`, `2.1`, `2.5`...).
+    pub rules: Vec<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Targets the scenario runs on (default `wasm` and `envoy`).
+    #[serde(default = "default_targets")]
+    pub targets: Vec<TargetKind>,
+    /// The plugin configuration as a JSON object; absent: empty (the defaults).
+    #[serde(default)]
+    pub config: Option<serde_json::Value>,
+    /// The plugin configuration as raw text, for malformed JSON.
+    #[serde(default)]
+    pub config_text: Option<String>,
+    /// The seed of every random choice (error rates, latencies, back-off jitter).
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    #[serde(default)]
+    pub mesh: Mesh,
+    /// Changes of upstream behaviour over scenario time.
+    #[serde(default)]
+    pub upstreams: Vec<FaultChange>,
+    /// Traffic, in order; each step starts when the previous one has finished, or at its
+    /// `at` if that is later.
+    #[serde(default)]
+    pub steps: Vec<Step>,
+    /// Checked after the last step, once the filter's metrics have been flushed.
+    #[serde(default)]
+    pub finally: Option<Final>,
+    /// The configuration must be rejected (2.1): checked instead of traffic.
+    #[serde(default)]
+    pub rejected: Option<Rejection>,
+    /// Where the scenario came from (set when loaded).
+    #[serde(skip)]
+    pub file: PathBuf,
+}
+
+fn default_targets() -> Vec<TargetKind> {
+    vec![TargetKind::Wasm, TargetKind::Envoy]
+}
+
+fn default_seed() -> u64 {
+    1
+}
+
+/// Where a scenario runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetKind {
+    /// The harness host in wasmtime, with the emulated router and simulated upstreams
+    /// in virtual time.
+    Wasm,
+    /// A real Envoy with the filter, the simulated upstreams served on loopback.
+    Envoy,
+    /// A live gateway: request-level expectations only.
+    Url,
+}
+
+impl fmt::Display for TargetKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TargetKind::Wasm => "wasm",
+            TargetKind::Envoy => "envoy",
+            TargetKind::Url => "url",
+        })
+    }
+}
+
+/// The mesh under the filter: proxy workers, hosts per service, Envoy outlier
+/// detection on the clusters.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mesh {
+    /// Worker threads of the proxy (worker VMs of the filter).
+    #[serde(default = "default_workers")]
+    pub workers: usize,
+    /// Hosts per service.
+    #[serde(default = "default_hosts")]
+    pub hosts: usize,
+    /// The clusters' per-try timeout (none by default, as Istio without `perTryTimeout`).
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub per_try_timeout: Option<Duration>,
+    /// Envoy's outlier detection on every cluster (none by default).
+    #[serde(default)]
+    pub outlier_detection: Option<OutlierDetection>,
+}
+
+impl Default for Mesh {
+    fn default() -> Mesh {
+        Mesh {
+            workers: default_workers(),
+            hosts: default_hosts(),
+            per_try_timeout: None,
+            outlier_detection: None,
+        }
+    }
+}
+
+fn default_workers() -> usize {
+    2
+}
+
+fn default_hosts() -> usize {
+    2
+}
+
+/// Envoy cluster outlier detection (the DestinationRule's `outlierDetection`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutlierDetection {
+    pub consecutive_5xx: u32,
+    #[serde(deserialize_with = "duration")]
+    pub interval: Duration,
+    #[serde(deserialize_with = "duration")]
+    pub base_ejection: Duration,
+    pub max_ejection_percent: u32,
+}
+
+/// From `at` on, some hosts of a service answer differently.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultChange {
+    #[serde(default, deserialize_with = "duration")]
+    pub at: Duration,
+    pub service: String,
+    /// One host (0-based); absent: every host of the service.
+    #[serde(default)]
+    pub host: Option<usize>,
+    #[serde(flatten)]
+    pub profile: Profile,
+}
+
+/// How a host answers each attempt.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    /// The status of every answer (default 200).
+    #[serde(default)]
+    pub status: Option<u16>,
+    /// Statuses of successive attempts; the last repeats.
+    #[serde(default)]
+    pub statuses: Option<Vec<u16>>,
+    /// Fraction of attempts answered with `error_status` (seeded).
+    #[serde(default)]
+    pub error_rate: Option<f64>,
+    /// The status of the errors `error_rate` picks (default 503).
+    #[serde(default)]
+    pub error_status: Option<u16>,
+    /// Time before the answer: `20ms`, or `{min: 5ms, max: 50ms}` (uniform, seeded).
+    #[serde(default)]
+    pub latency: Option<Latency>,
+    /// Close the connection without answering.
+    #[serde(default)]
+    pub reset: bool,
+    /// Never answer (until the proxy gives up on the attempt).
+    #[serde(default)]
+    pub hang: bool,
+}
+
+/// Upstream latency.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Latency {
+    Fixed(Duration),
+    Uniform { min: Duration, max: Duration },
+}
+
+impl<'de> Deserialize<'de> for Latency {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Latency, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Wire {
+            Fixed(String),
+            Range { min: String, max: String },
+        }
+        let latency = match Wire::deserialize(deserializer)? {
+            Wire::Fixed(text) => parse_duration(&text).map(Latency::Fixed),
+            Wire::Range { min, max } => parse_duration(&min).and_then(|min| {
+                let max = parse_duration(&max)?;
+                if min > max {
+                    return Err("latency: min must not exceed max".to_owned());
+                }
+                Ok(Latency::Uniform { min, max })
+            }),
+        };
+        latency.map_err(de::Error::custom)
+    }
+}
+
+/// A step of traffic: one request, or the same request repeated.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Do not start before this scenario time.
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub at: Option<Duration>,
+    pub request: RequestSpec,
+    #[serde(default)]
+    pub repeat: Option<Repeat>,
+    /// What every response of the step must show.
+    #[serde(default)]
+    pub expect: Option<Expect>,
+    /// What the step's responses must show together.
+    #[serde(default)]
+    pub aggregate: Option<Aggregate>,
+}
+
+/// The request a client sends.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestSpec {
+    #[serde(default = "default_method")]
+    pub method: String,
+    pub path: String,
+    /// The Host header; `null` sends none. Default `api.c4ang.com`.
+    #[serde(default = "default_host", deserialize_with = "nullable_string")]
+    pub host: Option<String>,
+    /// Extra headers, in order.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub body: Option<String>,
+}
+
+fn default_method() -> String {
+    "GET".into()
+}
+
+fn default_host() -> Option<String> {
+    Some("api.c4ang.com".into())
+}
+
+/// Repetition: a count or a duration, at a rate (open loop) or as fast as `concurrency`
+/// clients can (closed loop).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Repeat {
+    #[serde(default)]
+    pub count: Option<usize>,
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub duration: Option<Duration>,
+    /// Requests per second; absent: closed loop.
+    #[serde(default)]
+    pub rate: Option<f64>,
+    /// Requests in flight at most.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+}
+
+fn default_concurrency() -> usize {
+    1
+}
+
+/// Expectations on each response of a step.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    /// The status, or any of a list.
+    #[serde(default)]
+    pub status: Option<OneOrMany<u16>>,
+    /// Response headers with these exact values.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub headers_present: Vec<String>,
+    #[serde(default)]
+    pub headers_absent: Vec<String>,
+    /// Fields of the JSON body with these values.
+    #[serde(default)]
+    pub body: Option<serde_json::Map<String, serde_json::Value>>,
+    /// The service whose host answered the final attempt; `none` for no upstream.
+    #[serde(default)]
+    pub service: Option<String>,
+    /// Upstream attempts the request caused.
+    #[serde(default)]
+    pub attempts: Option<Bound>,
+    /// Headers the upstream received (on the first attempt), with these values.
+    #[serde(default)]
+    pub upstream_headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub upstream_headers_absent: Vec<String>,
+}
+
+/// Expectations on a step's responses together.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Aggregate {
+    /// Responses per status.
+    #[serde(default)]
+    pub statuses: BTreeMap<u16, Bound>,
+    /// Responses per `x-c4-reason`.
+    #[serde(default)]
+    pub reasons: BTreeMap<String, Bound>,
+    /// Upstream attempts of the step.
+    #[serde(default)]
+    pub attempts: Option<Bound>,
+    /// Upstream attempts per request of the step.
+    #[serde(default)]
+    pub attempts_per_request: Option<Bound>,
+    /// Upstream attempts per host of the step, keyed `service/index`.
+    #[serde(default)]
+    pub hosts: BTreeMap<String, Bound>,
+}
+
+/// Checked at the end of the scenario.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Final {
+    /// Filter metrics by name (`c4mesh.route.orders.requests_total`).
+    #[serde(default)]
+    pub metrics: BTreeMap<String, Bound>,
+    /// Upstream attempts over the whole scenario, keyed `service` or `service/index`.
+    #[serde(default)]
+    pub attempts: BTreeMap<String, Bound>,
+    /// Substrings that some line the filter logged must contain.
+    #[serde(default)]
+    pub logs: Vec<String>,
+    /// Substrings that no line the filter logged may contain.
+    #[serde(default)]
+    pub logs_absent: Vec<String>,
+}
+
+/// The configuration must be rejected, with a log line naming the field.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rejection {
+    /// A substring of the filter's error line.
+    pub log: String,
+}
+
+/// A single value or a list of accepted values.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+impl<T: PartialEq> OneOrMany<T> {
+    pub fn accepts(&self, value: &T) -> bool {
+        match self {
+            OneOrMany::One(one) => one == value,
+            OneOrMany::Many(many) => many.contains(value),
+        }
+    }
+}
+
+impl<T: fmt::Display> fmt::Display for OneOrMany<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OneOrMany::One(one) => write!(f, "{one}"),
+            OneOrMany::Many(many) => {
+                let all: Vec<String> = many.iter().map(ToString::to_string).collect();
+                write!(f, "one of {}", all.join(", "))
+            }
+        }
+    }
+}
+
+/// A number expected exactly (`3`) or within bounds (`{min: 1, max: 4.5}`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bound {
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+}
+
+impl Bound {
+    pub fn exactly(value: f64) -> Bound {
+        Bound {
+            min: Some(value),
+            max: Some(value),
+        }
+    }
+
+    pub fn holds(&self, value: f64) -> bool {
+        self.min.is_none_or(|min| value >= min) && self.max.is_none_or(|max| value <= max)
+    }
+}
+
+impl fmt::Display for Bound {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.min, self.max) {
+            (Some(a), Some(b)) if a == b => write!(f, "= {a}"),
+            (Some(a), Some(b)) => write!(f, "in [{a}, {b}]"),
+            (Some(a), None) => write!(f, ">= {a}"),
+            (None, Some(b)) => write!(f, "<= {b}"),
+            (None, None) => write!(f, "any"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Bound {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Bound, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Wire {
+            Exact(f64),
+            Range {
+                #[serde(default)]
+                min: Option<f64>,
+                #[serde(default)]
+                max: Option<f64>,
+            },
+        }
+        match Wire::deserialize(deserializer)? {
+            Wire::Exact(value) => Ok(Bound::exactly(value)),
+            Wire::Range {
+                min: None,
+                max: None,
+            } => Err(de::Error::custom(
+                "expected a number or {min: N, max: N} with at least one bound",
+            )),
+            Wire::Range { min, max } => Ok(Bound { min, max }),
+        }
+    }
+}
+
+/// Parses `250ms`, `2s`, `1.5s`, `1m` (the filter's spelling).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    c4mesh_filter_core::duration::parse_millis(text).map(Duration::from_millis)
+}
+
+fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    parse_duration(&text).map_err(de::Error::custom)
+}
+
+fn optional_duration<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Duration>, D::Error> {
+    duration(deserializer).map(Some)
+}
+
+fn nullable_string<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    Option::<String>::deserialize(deserializer)
+}
+
+// === Loading ===
+
+/// Reads one scenario file.
+pub fn load(path: &Path) -> Result<Scenario, Error> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })?;
+    parse(&text, path)
+}
+
+/// Parses scenario text; `path` names it in errors.
+pub fn parse(text: &str, path: &Path) -> Result<Scenario, Error> {
+    let file = path.display().to_string();
+    let deserializer = serde_yaml::Deserializer::from_str(text);
+    let mut scenario: Scenario =
+        serde_path_to_error::deserialize(deserializer).map_err(|error| {
+            let field = error.path().to_string();
+            let inner = error.into_inner();
+            let line = inner.location().map(|l| l.line());
+            let message = strip_location(&inner.to_string());
+            Error::Scenario {
+                file: file.clone(),
+                line,
+                field: if field == "." { String::new() } else { field },
+                message,
+            }
+        })?;
+    scenario.file = path.to_path_buf();
+    check(&scenario).map_err(|(field, needle, message)| Error::Scenario {
+        file,
+        line: needle.and_then(|n| locate(text, &n)),
+        field,
+        message,
+    })?;
+    Ok(scenario)
+}
+
+/// serde_yaml appends " at line L column C"; the error names the line on its own.
+fn strip_location(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(at) => message[..at].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+/// The first line containing `needle` (1-based).
+fn locate(text: &str, needle: &str) -> Option<usize> {
+    text.lines().position(|l| l.contains(needle)).map(|i| i + 1)
+}
+
+/// A semantic error: the field path, a text to find its line by, and the reason.
+type Problem = (String, Option<String>, String);
+
+/// What the types cannot say: consistency between fields.
+fn check(scenario: &Scenario) -> Result<(), Problem> {
+    let problem = |field: &str, needle: Option<&str>, message: String| -> Problem {
+        (field.to_owned(), needle.map(str::to_owned), message)
+    };
+    if scenario.rules.is_empty() {
+        return Err(problem(
+            "rules",
+            Some("rules:"),
+            "must name at least one rule id".into(),
+        ));
+    }
+    if scenario.targets.is_empty() {
+        return Err(problem(
+            "targets",
+            Some("targets:"),
+            "must name at least one target".into(),
+        ));
+    }
+    if scenario.config.is_some() && scenario.config_text.is_some() {
+        return Err(problem(
+            "config_text",
+            Some("config_text:"),
+            "give either config or config_text, not both".into(),
+        ));
+    }
+    if let Some(config) = &scenario.config {
+        if !config.is_object() {
+            return Err(problem(
+                "config",
+                Some("config:"),
+                "must be a mapping (the plugin configuration object)".into(),
+            ));
+        }
+    }
+    if !(1..=16).contains(&scenario.mesh.workers) {
+        return Err(problem(
+            "mesh.workers",
+            Some("workers:"),
+            format!("must be within [1, 16], got {}", scenario.mesh.workers),
+        ));
+    }
+    if !(1..=8).contains(&scenario.mesh.hosts) {
+        return Err(problem(
+            "mesh.hosts",
+            Some("hosts:"),
+            format!("must be within [1, 8], got {}", scenario.mesh.hosts),
+        ));
+    }
+    if scenario.rejected.is_some() && !scenario.steps.is_empty() {
+        return Err(problem(
+            "steps",
+            Some("steps:"),
+            "a scenario whose configuration is rejected sends no traffic".into(),
+        ));
+    }
+    if scenario.rejected.is_none() && scenario.steps.is_empty() {
+        return Err(problem(
+            "steps",
+            None,
+            "must have at least one step (or `rejected`)".into(),
+        ));
+    }
+    let services = services_of(scenario);
+    for (i, change) in scenario.upstreams.iter().enumerate() {
+        let field = format!("upstreams[{i}]");
+        if !services.contains(&change.service) {
+            return Err(problem(
+                &format!("{field}.service"),
+                Some(&format!("service: {}", change.service)),
+                format!(
+                    "unknown service {:?} (the configuration routes to: {})",
+                    change.service,
+                    services.join(", ")
+                ),
+            ));
+        }
+        if let Some(host) = change.host {
+            if host >= scenario.mesh.hosts {
+                return Err(problem(
+                    &format!("{field}.host"),
+                    Some(&format!("host: {host}")),
+                    format!(
+                        "must be below mesh.hosts ({}), got {host}",
+                        scenario.mesh.hosts
+                    ),
+                ));
+            }
+        }
+        check_profile(&change.profile)
+            .map_err(|m| problem(&field, Some(&format!("service: {}", change.service)), m))?;
+    }
+    let url = scenario.targets.contains(&TargetKind::Url);
+    if url && !scenario.upstreams.is_empty() {
+        return Err(problem(
+            "targets",
+            Some("targets:"),
+            "the url target cannot control upstreams: drop `url` or the upstream changes".into(),
+        ));
+    }
+    for (i, step) in scenario.steps.iter().enumerate() {
+        let field = format!("steps[{i}]");
+        // A path not starting with '/' is legitimate input (R2); an empty one cannot be sent.
+        if step.request.path.is_empty() {
+            return Err(problem(
+                &format!("{field}.request.path"),
+                Some("path:"),
+                "must not be empty".into(),
+            ));
+        }
+        if let Some(repeat) = &step.repeat {
+            let at = format!("{field}.repeat");
+            match (repeat.count, repeat.duration) {
+                (None, None) => {
+                    return Err(problem(
+                        &at,
+                        Some("repeat:"),
+                        "needs count or duration".into(),
+                    ))
+                }
+                (Some(_), Some(_)) => {
+                    return Err(problem(
+                        &at,
+                        Some("repeat:"),
+                        "give count or duration, not both".into(),
+                    ))
+                }
+                (Some(0), _) | (Some(10_001..), _) => {
+                    return Err(problem(
+                        &format!("{field}.repeat.count"),
+                        Some("count:"),
+                        "must be within [1, 10000]".into(),
+                    ))
+                }
+                _ => {}
+            }
+            if repeat.duration.is_some() && repeat.rate.is_none() {
+                return Err(problem(
+                    &format!("{field}.repeat.rate"),
+                    Some("duration:"),
+                    "a duration needs a rate".into(),
+                ));
+            }
+            if let Some(rate) = repeat.rate {
+                if !(rate > 0.0 && rate <= 2000.0) {
+                    return Err(problem(
+                        &format!("{field}.repeat.rate"),
+                        Some("rate:"),
+                        format!("must be within (0, 2000] requests per second, got {rate}"),
+                    ));
+                }
+            }
+            if !(1..=64).contains(&repeat.concurrency) {
+                return Err(problem(
+                    &format!("{field}.repeat.concurrency"),
+                    Some("concurrency:"),
+                    format!("must be within [1, 64], got {}", repeat.concurrency),
+                ));
+            }
+        }
+        if let Some(expect) = &step.expect {
+            if let Some(service) = &expect.service {
+                if service != "none" && !services.contains(service) {
+                    return Err(problem(
+                        &format!("{field}.expect.service"),
+                        Some(&format!("service: {service}")),
+                        format!("unknown service {service:?}"),
+                    ));
+                }
+            }
+        }
+        if let Some(aggregate) = &step.aggregate {
+            for key in aggregate.hosts.keys() {
+                check_host_key(key, &services, scenario.mesh.hosts).map_err(|m| {
+                    problem(&format!("{field}.aggregate.hosts.{key}"), Some(key), m)
+                })?;
+            }
+        }
+    }
+    if let Some(finally) = &scenario.finally {
+        for key in finally.attempts.keys() {
+            check_host_key(key, &services, scenario.mesh.hosts)
+                .map_err(|m| problem(&format!("finally.attempts.{key}"), Some(key), m))?;
+        }
+        if url
+            && (!finally.metrics.is_empty()
+                || !finally.attempts.is_empty()
+                || !finally.logs.is_empty()
+                || !finally.logs_absent.is_empty())
+        {
+            return Err(problem(
+                "finally",
+                Some("finally:"),
+                "the url target cannot see metrics, attempts or logs: drop `url` or these checks"
+                    .into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_profile(profile: &Profile) -> Result<(), String> {
+    let kinds = [
+        profile.status.is_some(),
+        profile.statuses.is_some(),
+        profile.error_rate.is_some(),
+        profile.reset,
+        profile.hang,
+    ]
+    .iter()
+    .filter(|k| **k)
+    .count();
+    if kinds > 1 {
+        return Err("give one of status, statuses, error_rate, reset, hang".into());
+    }
+    let valid = |s: u16| (200..=599).contains(&s);
+    if let Some(status) = profile.status.filter(|s| !valid(*s)) {
+        return Err(format!("status must be within [200, 599], got {status}"));
+    }
+    if let Some(statuses) = &profile.statuses {
+        if statuses.is_empty() || statuses.iter().any(|s| !valid(*s)) {
+            return Err("statuses must be a non-empty list of statuses within [200, 599]".into());
+        }
+    }
+    if let Some(rate) = profile.error_rate {
+        if !(0.0..=1.0).contains(&rate) {
+            return Err(format!("error_rate must be within [0, 1], got {rate}"));
+        }
+    }
+    if profile.error_status.is_some() && profile.error_rate.is_none() {
+        return Err("error_status needs error_rate".into());
+    }
+    Ok(())
+}
+
+fn check_host_key(key: &str, services: &[String], hosts: usize) -> Result<(), String> {
+    let (service, host) = match key.split_once('/') {
+        Some((s, h)) => (s, Some(h)),
+        None => (key, None),
+    };
+    if !services.iter().any(|s| s == service) {
+        return Err(format!("unknown service {service:?}"));
+    }
+    if let Some(host) = host {
+        match host.parse::<usize>() {
+            Ok(h) if h < hosts => {}
+            _ => {
+                return Err(format!(
+                    "host must be an index below mesh.hosts ({hosts}), got {host:?}"
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The plugin configuration text the scenario gives the filter.
+pub fn config_bytes(scenario: &Scenario) -> Vec<u8> {
+    match (&scenario.config, &scenario.config_text) {
+        (_, Some(text)) => text.clone().into_bytes(),
+        (Some(value), None) => value.to_string().into_bytes(),
+        (None, None) => Vec::new(),
+    }
+}
+
+/// The filter configuration the mesh is built from: the scenario's when it is valid,
+/// else the defaults (a rejected configuration still needs a mesh to be refused by).
+pub fn mesh_config(scenario: &Scenario) -> c4mesh_filter_core::config::Config {
+    c4mesh_filter_core::config::Config::parse(&config_bytes(scenario))
+        .unwrap_or_else(|_| c4mesh_filter_core::config::Config::defaults())
+}
+
+/// The services the configuration routes to, in route order, without repeats.
+pub fn services_of(scenario: &Scenario) -> Vec<String> {
+    let mut services: Vec<String> = Vec::new();
+    for route in mesh_config(scenario).routes {
+        if !services.contains(&route.service) {
+            services.push(route.service);
+        }
+    }
+    services
+}
+
+/// Every `*.yaml` scenario under `dir`, recursively, in path order.
+pub fn load_dir(dir: &Path) -> Result<Vec<Scenario>, Error> {
+    let mut files = Vec::new();
+    collect(dir, &mut files)?;
+    files.sort();
+    if files.is_empty() {
+        return Err(Error::Io {
+            path: dir.display().to_string(),
+            message: "no scenario files (*.yaml) found".into(),
+        });
+    }
+    files.iter().map(|f| load(f)).collect()
+}
+
+fn collect(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), Error> {
+    let io = |e: std::io::Error| Error::Io {
+        path: dir.display().to_string(),
+        message: e.to_string(),
+    };
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let path = entry.map_err(io)?.path();
+        if path.is_dir() {
+            collect(&path, files)?;
+        } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+            files.push(path);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,113 @@
+//! Scenario traffic over real HTTP in wall time, for the `envoy` and `url` targets.
+//!
+//! Each request goes on its own connection (`connection: close`), so requests spread
+//! over the proxy's workers as separate clients' would. Steps run in order; within a
+//! step up to `concurrency` client threads send, either as soon as their previous
+//! request is answered (closed loop) or when each request is due (open loop).
+
+use super::observe::{Exchange, Reply};
+use super::scenario::Scenario;
+use super::traffic::{ClientRequest, Plan};
+use c4mesh_testbed::Client;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Where requests go and how their Host header is chosen.
+#[derive(Debug, Clone)]
+pub struct Destination {
+    pub addr: SocketAddr,
+    /// Replaces the scenario's default host `api.c4ang.com` (for a live gateway known by
+    /// another name).
+    pub host_override: Option<String>,
+}
+
+/// The raw HTTP/1.1 bytes of a request.
+pub fn raw_request(request: &ClientRequest, host_override: Option<&str>) -> Vec<u8> {
+    let mut raw = format!("{} {} HTTP/1.1\r\n", request.method, request.path).into_bytes();
+    if let Some(host) = &request.host {
+        let host = match host_override {
+            Some(other) if host == "api.c4ang.com" => other,
+            _ => host.as_str(),
+        };
+        raw.extend_from_slice(format!("host: {host}\r\n").as_bytes());
+    }
+    for (name, value) in &request.headers {
+        raw.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+    }
+    if let Some(body) = &request.body {
+        raw.extend_from_slice(format!("content-length: {}\r\n", body.len()).as_bytes());
+    }
+    raw.extend_from_slice(b"connection: close\r\n\r\n");
+    if let Some(body) = &request.body {
+        raw.extend_from_slice(body);
+    }
+    raw
+}
+
+fn send(destination: &Destination, request: &ClientRequest) -> Result<Reply, String> {
+    let raw = raw_request(request, destination.host_override.as_deref());
+    Client::new(destination.addr)
+        .send_raw(&raw)
+        .map(|r| Reply {
+            status: r.status,
+            headers: r.headers,
+            body: r.body,
+        })
+        .map_err(|e| format!("{e:#}"))
+}
+
+/// Runs the scenario's steps against `destination`; `start` is scenario time zero.
+pub fn drive(scenario: &Scenario, destination: &Destination, start: Instant) -> Vec<Exchange> {
+    let exchanges = Arc::new(Mutex::new(Vec::new()));
+    let ids = Arc::new(AtomicU64::new(1));
+    for (index, step) in scenario.steps.iter().enumerate() {
+        if let Some(at) = step.at {
+            sleep_until(start + at);
+        }
+        let step_start = Instant::now();
+        let plan = Plan::of(step);
+        let next = Arc::new(AtomicUsize::new(0));
+        let clients: Vec<_> = (0..plan.concurrency.min(plan.count))
+            .map(|_| {
+                let (next, ids, exchanges) =
+                    (Arc::clone(&next), Arc::clone(&ids), Arc::clone(&exchanges));
+                let (destination, spec) = (destination.clone(), step.request.clone());
+                thread::spawn(move || loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    if i >= plan.count {
+                        return;
+                    }
+                    sleep_until(step_start + plan.due(i));
+                    let request = ClientRequest::new(&spec, ids.fetch_add(1, Ordering::SeqCst));
+                    let response = send(&destination, &request);
+                    if let Ok(mut all) = exchanges.lock() {
+                        all.push(Exchange {
+                            id: request.id,
+                            step: index,
+                            response,
+                        });
+                    }
+                })
+            })
+            .collect();
+        for client in clients {
+            let _ = client.join();
+        }
+    }
+    let mut all = exchanges.lock().map(|e| e.clone()).unwrap_or_default();
+    all.sort_by_key(|e| e.id);
+    all
+}
+
+pub fn sleep_until(at: Instant) {
+    let now = Instant::now();
+    if at > now {
+        thread::sleep(at - now);
+    }
+}
+
+/// How long after the last step the `envoy` target reads metrics.
+pub const METRICS_SETTLE: Duration = super::wasm_target::METRICS_SETTLE;
