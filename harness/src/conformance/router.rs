@@ -4,8 +4,8 @@
 //!
 //! ## What is emulated, and how Envoy does it
 //!
-//! - Route match: segment-aware prefix (`path_separated_prefix`) on the path before
-//!   `?`, longest first; no route: 404 with an empty body.
+//! - Route match: the first route whose segment-aware prefix (`path_separated_prefix`)
+//!   matches the path before `?`, in route order; no route: 404 with an empty body.
 //! - Retry policy: the route's `retry_on` and `num_retries`; a request header
 //!   `x-envoy-max-retries` takes precedence over `num_retries`, `x-envoy-retry-on` is
 //!   OR-merged with the route's kinds; the router consumes these and the timeout headers
@@ -45,7 +45,7 @@ pub struct RouteEntry {
     pub per_try_timeout: Option<Duration>,
 }
 
-/// Envoy's route table: segment-aware longest prefix.
+/// Envoy's route table: the first route whose segment-aware prefix matches, in order.
 #[derive(Debug, Clone, Default)]
 pub struct RouteTable {
     routes: Vec<RouteEntry>,
@@ -60,18 +60,15 @@ impl RouteTable {
         &self.routes
     }
 
-    /// The route for a request target (`/path?query`).
+    /// The route for a request target (`/path?query`): the first that matches.
     pub fn lookup(&self, target: &str) -> Option<&RouteEntry> {
         let path = target.split(['?', '#']).next().unwrap_or("");
-        self.routes
-            .iter()
-            .filter(|r| {
-                let p = r.prefix.trim_end_matches('/');
-                p.is_empty()
-                    || path == p
-                    || (path.starts_with(p) && path.as_bytes().get(p.len()) == Some(&b'/'))
-            })
-            .max_by_key(|r| r.prefix.len())
+        self.routes.iter().find(|r| {
+            let p = r.prefix.trim_end_matches('/');
+            p.is_empty()
+                || path == p
+                || (path.starts_with(p) && path.as_bytes().get(p.len()) == Some(&b'/'))
+        })
     }
 }
 

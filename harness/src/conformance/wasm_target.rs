@@ -39,13 +39,16 @@ pub struct Mesh {
 }
 
 impl Mesh {
-    /// The Envoy routes Istio would make of the configuration's routes.
+    /// The Envoy routes an operator would make of the configuration's routes: Envoy
+    /// takes the first route that matches, so longer prefixes go first, which gives
+    /// the router the filter's longest-prefix choice.
     pub fn of(scenario: &Scenario) -> Mesh {
         let config = scenario::mesh_config(scenario);
         let services = scenario::services_of(scenario);
-        let routes = config
-            .routes
-            .iter()
+        let mut ordered: Vec<_> = config.routes.iter().collect();
+        ordered.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
+        let routes = ordered
+            .into_iter()
             .map(|r| RouteEntry {
                 prefix: r.prefix.clone(),
                 service: services.iter().position(|s| *s == r.service).unwrap_or(0),
