@@ -65,14 +65,26 @@ impl Client {
         self.send_raw(&raw)
     }
 
-    /// Writes `raw` as is and reads the response until the server closes.
+    /// Writes `raw` as is and reads the response: until its body is complete, or until
+    /// the server closes when the response does not say how long it is. (Waiting for
+    /// the close would add Envoy's delayed-close timeout to some responses.)
     pub fn send_raw(&self, raw: &[u8]) -> Result<Response> {
         let mut stream = TcpStream::connect(self.addr)
             .with_context(|| format!("connecting to {}", self.addr))?;
         stream.set_read_timeout(Some(Duration::from_secs(20)))?;
         stream.write_all(raw)?;
         let mut bytes = Vec::new();
-        stream.read_to_end(&mut bytes)?;
+        let mut buffer = [0u8; 16 * 1024];
+        loop {
+            let n = stream.read(&mut buffer)?;
+            if n == 0 {
+                break;
+            }
+            bytes.extend_from_slice(&buffer[..n]);
+            if complete(&bytes) {
+                break;
+            }
+        }
         parse(&bytes)
     }
 }
@@ -140,6 +152,34 @@ fn parse(bytes: &[u8]) -> Result<Response> {
         headers,
         body,
     })
+}
+
+/// Whether `bytes` hold a whole response whose length its head gives.
+fn complete(bytes: &[u8]) -> bool {
+    let Some(end) = bytes.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return false;
+    };
+    let head = String::from_utf8_lossy(&bytes[..end]).to_ascii_lowercase();
+    let body = &bytes[end + 4..];
+    let status = head.split_whitespace().nth(1).unwrap_or("");
+    if status.starts_with('1') || status == "204" || status == "304" {
+        return true;
+    }
+    for line in head.split("\r\n").skip(1) {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        match name.trim() {
+            "content-length" => {
+                return value.trim().parse::<usize>().is_ok_and(|n| body.len() >= n);
+            }
+            "transfer-encoding" if value.contains("chunked") => {
+                return body.ends_with(b"0\r\n\r\n") && dechunk(body).is_ok();
+            }
+            _ => {}
+        }
+    }
+    false
 }
 
 fn dechunk(mut bytes: &[u8]) -> Result<Vec<u8>> {

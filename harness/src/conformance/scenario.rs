@@ -271,13 +271,9 @@ pub struct Repeat {
     /// Requests per second; absent: closed loop.
     #[serde(default)]
     pub rate: Option<f64>,
-    /// Requests in flight at most.
-    #[serde(default = "default_concurrency")]
-    pub concurrency: usize,
-}
-
-fn default_concurrency() -> usize {
-    1
+    /// Requests in flight at most (default: 1 in a closed loop, 16 at a rate).
+    #[serde(default)]
+    pub concurrency: Option<usize>,
 }
 
 /// Expectations on each response of a step.
@@ -670,11 +666,11 @@ fn check(scenario: &Scenario) -> Result<(), Problem> {
                     ));
                 }
             }
-            if !(1..=64).contains(&repeat.concurrency) {
+            if let Some(concurrency) = repeat.concurrency.filter(|c| !(1..=64).contains(c)) {
                 return Err(problem(
                     &format!("{field}.repeat.concurrency"),
                     Some("concurrency:"),
-                    format!("must be within [1, 64], got {}", repeat.concurrency),
+                    format!("must be within [1, 64], got {concurrency}"),
                 ));
             }
         }

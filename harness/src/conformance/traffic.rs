@@ -35,7 +35,10 @@ impl Plan {
         Plan {
             count,
             interval,
-            concurrency: repeat.concurrency.max(1),
+            concurrency: repeat
+                .concurrency
+                .unwrap_or(if repeat.rate.is_some() { 16 } else { 1 })
+                .max(1),
         }
     }
 

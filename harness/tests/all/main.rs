@@ -6,11 +6,14 @@
 //! - `filter`: the c4mesh filter on virtual time (routing, budget, circuit, workers).
 //! - `lifecycle`: the stream lifecycle, driven step by step through the probe.
 //! - `cli`: the `c4mesh run` command.
+//! - `scenario_schema`: conformance scenarios, the JSON Schema of their format and the
+//!   loader agree.
 
 mod cli;
 mod faults;
 mod filter;
 mod lifecycle;
 mod probe;
+mod scenario_schema;
 mod support;
 mod workers;
