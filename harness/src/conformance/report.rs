@@ -276,3 +276,6 @@ pub fn table_lines(report: &ScenarioReport) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests;

@@ -195,14 +195,23 @@ pub enum Latency {
 impl<'de> Deserialize<'de> for Latency {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Latency, D::Error> {
         #[derive(Deserialize)]
-        #[serde(untagged)]
+        #[serde(deny_unknown_fields)]
+        struct Range {
+            min: String,
+            max: String,
+        }
+        #[derive(Deserialize)]
+        #[serde(
+            untagged,
+            expecting = "a duration such as 20ms, or {min: 5ms, max: 50ms}"
+        )]
         enum Wire {
             Fixed(String),
-            Range { min: String, max: String },
+            Range(Range),
         }
         let latency = match Wire::deserialize(deserializer)? {
             Wire::Fixed(text) => parse_duration(&text).map(Latency::Fixed),
-            Wire::Range { min, max } => parse_duration(&min).and_then(|min| {
+            Wire::Range(Range { min, max }) => parse_duration(&min).and_then(|min| {
                 let max = parse_duration(&max)?;
                 if min > max {
                     return Err("latency: min must not exceed max".to_owned());
@@ -355,7 +364,7 @@ pub struct Rejection {
 
 /// A single value or a list of accepted values.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(untagged)]
+#[serde(untagged, expecting = "a value or a list of values")]
 pub enum OneOrMany<T> {
     One(T),
     Many(Vec<T>),
@@ -417,25 +426,31 @@ impl fmt::Display for Bound {
 impl<'de> Deserialize<'de> for Bound {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Bound, D::Error> {
         #[derive(Deserialize)]
-        #[serde(untagged)]
+        #[serde(deny_unknown_fields)]
+        struct Range {
+            #[serde(default)]
+            min: Option<f64>,
+            #[serde(default)]
+            max: Option<f64>,
+        }
+        #[derive(Deserialize)]
+        #[serde(
+            untagged,
+            expecting = "a number, or {min: N, max: N} with at least one bound"
+        )]
         enum Wire {
             Exact(f64),
-            Range {
-                #[serde(default)]
-                min: Option<f64>,
-                #[serde(default)]
-                max: Option<f64>,
-            },
+            Range(Range),
         }
         match Wire::deserialize(deserializer)? {
             Wire::Exact(value) => Ok(Bound::exactly(value)),
-            Wire::Range {
+            Wire::Range(Range {
                 min: None,
                 max: None,
-            } => Err(de::Error::custom(
-                "expected a number or {min: N, max: N} with at least one bound",
+            }) => Err(de::Error::custom(
+                "a number, or {min: N, max: N} with at least one bound",
             )),
-            Wire::Range { min, max } => Ok(Bound { min, max }),
+            Wire::Range(Range { min, max }) => Ok(Bound { min, max }),
         }
     }
 }
@@ -479,8 +494,16 @@ pub fn parse(text: &str, path: &Path) -> Result<Scenario, Error> {
         serde_path_to_error::deserialize(deserializer).map_err(|error| {
             let field = error.path().to_string();
             let inner = error.into_inner();
-            let line = inner.location().map(|l| l.line());
-            let message = strip_location(&inner.to_string());
+            let line = inner
+                .location()
+                .map(|l| refine_line(text, l.line(), &field));
+            let mut message = strip_location(&inner.to_string());
+            // serde_yaml names the enclosing path itself in custom errors.
+            if let Some((prefix, rest)) = message.split_once(": ") {
+                if !prefix.contains(' ') && field.starts_with(prefix) {
+                    message = rest.to_owned();
+                }
+            }
             Error::Scenario {
                 file: file.clone(),
                 line,
@@ -504,6 +527,28 @@ fn strip_location(message: &str) -> String {
         Some(at) => message[..at].to_owned(),
         None => message.to_owned(),
     }
+}
+
+/// serde_yaml places errors of a value parsed by the scenario's own code at the start
+/// of the enclosing mapping; the field's own line is the first after it with the key.
+fn refine_line(text: &str, line: usize, field: &str) -> usize {
+    let key = field.rsplit('.').next().unwrap_or("");
+    if key.is_empty() || key.contains('[') || key == "?" {
+        return line;
+    }
+    let pattern = format!("{key}:");
+    text.lines()
+        .enumerate()
+        .skip(line.saturating_sub(1))
+        .take(64)
+        .find(|(_, l)| {
+            l.trim_start()
+                .trim_start_matches("- ")
+                .starts_with(&pattern)
+                || l.contains(&format!("{{{pattern}"))
+                || l.contains(&format!(" {pattern}"))
+        })
+        .map_or(line, |(i, _)| i + 1)
 }
 
 /// The first line containing `needle` (1-based).

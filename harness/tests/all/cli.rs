@@ -1,19 +1,7 @@
 //! The `c4mesh` command line: `run`, `manifests`, `package`.
 
+use crate::command::c4mesh;
 use crate::support::probe_wasm;
-use std::process::Command;
-
-fn c4mesh(args: &[&str]) -> (i32, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_c4mesh"))
-        .args(args)
-        .output()
-        .expect("running c4mesh");
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
 
 #[test]
 fn run_prints_logs_then_the_response() {

@@ -10,6 +10,8 @@
 //!   loader agree.
 
 mod cli;
+#[path = "../common/command.rs"]
+mod command;
 mod faults;
 mod filter;
 mod lifecycle;

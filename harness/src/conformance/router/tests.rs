@@ -1,1 +1,139 @@
+use super::*;
+use crate::conformance::scenario::OutlierDetection;
 
+fn route(prefix: &str, service: usize) -> RouteEntry {
+    RouteEntry {
+        prefix: prefix.into(),
+        service,
+        retry_on: "5xx,reset,connect-failure,refused-stream".into(),
+        num_retries: 3,
+        timeout: Duration::from_secs(10),
+        per_try_timeout: None,
+    }
+}
+
+#[test]
+fn the_first_matching_route_wins_and_matching_is_segment_aware() {
+    let table = RouteTable::new(vec![
+        route("/api/v1/orders/v2", 1),
+        route("/api/v1/orders", 0),
+    ]);
+    assert_eq!(
+        table.lookup("/api/v1/orders/v2/1").map(|r| r.service),
+        Some(1)
+    );
+    assert_eq!(
+        table.lookup("/api/v1/orders/v20").map(|r| r.service),
+        Some(0)
+    );
+    assert_eq!(
+        table
+            .lookup("/api/v1/orders?x=/api/v1/orders/v2")
+            .map(|r| r.service),
+        Some(0)
+    );
+    assert!(table.lookup("/api/v1/ordersX").is_none());
+    // In the other order the shorter prefix shadows the longer one, as in Envoy.
+    let shadowed = RouteTable::new(vec![
+        route("/api/v1/orders", 0),
+        route("/api/v1/orders/v2", 1),
+    ]);
+    assert_eq!(
+        shadowed.lookup("/api/v1/orders/v2/1").map(|r| r.service),
+        Some(0)
+    );
+}
+
+#[test]
+fn retry_kinds_follow_envoy() {
+    let five_xx = RetryOn::parse("5xx");
+    assert!(five_xx.retries(Outcome::Status(500)));
+    assert!(five_xx.retries(Outcome::Reset));
+    assert!(five_xx.retries(Outcome::PerTryTimeout));
+    assert!(!five_xx.retries(Outcome::Status(409)));
+    let gateway = RetryOn::parse("gateway-error");
+    assert!(gateway.retries(Outcome::Status(503)));
+    assert!(!gateway.retries(Outcome::Status(500)));
+    let reset = RetryOn::parse("reset");
+    assert!(reset.retries(Outcome::Reset));
+    assert!(!reset.retries(Outcome::Status(503)));
+    assert!(RetryOn::parse("retriable-4xx").retries(Outcome::Status(409)));
+    assert!(!RetryOn::parse("unknown-kind").any());
+}
+
+#[test]
+fn request_headers_override_the_route_policy() {
+    let r = route("/a", 0);
+    let headers = |name: &str| match name {
+        "x-envoy-max-retries" => Some("1".to_owned()),
+        "x-envoy-retry-on" => Some("retriable-4xx".to_owned()),
+        "x-envoy-upstream-rq-timeout-ms" => Some("250".to_owned()),
+        _ => None,
+    };
+    let policy = Policy::for_request(&r, headers);
+    assert_eq!(policy.retries, 1);
+    assert!(policy.retry_on.retries(Outcome::Status(409)));
+    assert!(policy.retry_on.retries(Outcome::Status(503)));
+    assert_eq!(policy.timeout, Duration::from_millis(250));
+    assert!(policy.retry_after(Outcome::Status(503), 0));
+    assert!(!policy.retry_after(Outcome::Status(503), 1));
+    // Without any retry condition there are no retries, whatever the count says.
+    let mut plain = route("/a", 0);
+    plain.retry_on = String::new();
+    assert_eq!(Policy::for_request(&plain, |_| None).retries, 0);
+}
+
+#[test]
+fn backoff_is_jittered_exponential_and_capped() {
+    let mut rng = Rng::new(3);
+    for _ in 0..1000 {
+        assert!(backoff(1, &mut rng) < Duration::from_millis(25));
+        assert!(backoff(2, &mut rng) < Duration::from_millis(75));
+        assert!(backoff(3, &mut rng) < Duration::from_millis(175));
+        assert!(backoff(9, &mut rng) <= Duration::from_millis(250));
+    }
+}
+
+#[test]
+fn retries_avoid_hosts_already_tried() {
+    let mut cluster = Cluster::new(2, 1, None);
+    let now = Duration::ZERO;
+    let first = cluster.pick(0, &[], now);
+    let second = cluster.pick(0, &[first], now);
+    assert_ne!(first, second);
+    // Round robin goes on from where it was.
+    assert_eq!(cluster.pick(0, &[], now), first);
+}
+
+fn detection(max_percent: u32) -> OutlierDetection {
+    OutlierDetection {
+        consecutive_5xx: 5,
+        interval: Duration::from_secs(1),
+        base_ejection: Duration::from_secs(30),
+        max_ejection_percent: max_percent,
+    }
+}
+
+#[test]
+fn outlier_detection_ejects_one_of_two_only_when_the_percentage_allows() {
+    let now = Duration::from_millis(100);
+    let mut allowed = Cluster::new(2, 1, Some(detection(50)));
+    for _ in 0..5 {
+        allowed.record(0, Outcome::Status(503), now);
+    }
+    assert!((0..10).all(|_| allowed.pick(0, &[], now) == 1));
+    // Back after base x 1 at the next sweep.
+    assert!((0..4).any(|_| allowed.pick(0, &[], Duration::from_secs(31)) == 0));
+
+    let mut capped = Cluster::new(2, 1, Some(detection(10)));
+    for _ in 0..5 {
+        capped.record(0, Outcome::Reset, now);
+    }
+    assert!((0..4).any(|_| capped.pick(0, &[], now) == 0));
+
+    let mut reset = Cluster::new(2, 1, Some(detection(50)));
+    for outcome in [503, 503, 503, 503, 200, 503] {
+        reset.record(0, Outcome::Status(outcome), now);
+    }
+    assert!((0..4).any(|_| reset.pick(0, &[], now) == 0));
+}

@@ -1,1 +1,93 @@
+use super::*;
 
+fn error(text: &str) -> String {
+    match parse(text, Path::new("s.yaml")) {
+        Ok(_) => panic!("accepted:\n{text}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn a_minimal_scenario_gets_the_defaults() {
+    let s = parse(
+        "name: x\nrules: [R3]\nsteps:\n  - request: {path: /api/v1/orders}\n",
+        Path::new("s.yaml"),
+    )
+    .expect("valid");
+    assert_eq!(s.targets, [TargetKind::Wasm, TargetKind::Envoy]);
+    assert_eq!((s.mesh.workers, s.mesh.hosts), (2, 2));
+    assert_eq!(s.steps[0].request.method, "GET");
+    assert_eq!(s.steps[0].request.host.as_deref(), Some("api.c4ang.com"));
+    assert!(config_bytes(&s).is_empty());
+    assert_eq!(services_of(&s).len(), 6);
+}
+
+#[test]
+fn structural_errors_name_the_line_and_field() {
+    let text = "name: x\nrules: [R3]\nsteps:\n  - request: {path: /a}\n    expect: {status: ok}\n";
+    let message = error(text);
+    assert!(
+        message.starts_with("s.yaml:5: steps[0].expect.status"),
+        "{message}"
+    );
+    let message = error("name: x\nrules: [R3]\nsteps:\n  - request: {path: /a}\n    at: soon\n");
+    assert!(message.starts_with("s.yaml:5: steps[0].at"), "{message}");
+    assert!(message.contains("duration"), "{message}");
+    let message = error("name: x\nrules: [R3]\nsteps:\n  - request: {path: /a}\n    expect: {attempts: {min: 1, mx: 3}}\n");
+    assert!(message.contains("steps[0].expect.attempts"), "{message}");
+    assert!(
+        message.contains("a number, or {min: N, max: N}"),
+        "{message}"
+    );
+}
+
+#[test]
+fn unknown_services_and_hosts_are_named_with_their_line() {
+    let text = "name: x\nrules: [O1]\nupstreams:\n  - {service: nope, status: 503}\nsteps:\n  - request: {path: /a}\n";
+    let message = error(text);
+    assert!(
+        message.starts_with("s.yaml:4: upstreams[0].service: unknown service \"nope\""),
+        "{message}"
+    );
+    let text = "name: x\nrules: [O1]\nupstreams:\n  - {service: order-service, host: 2, status: 503}\nsteps:\n  - request: {path: /a}\n";
+    assert!(error(text).contains("upstreams[0].host: must be below mesh.hosts (2), got 2"));
+    let text = "name: x\nrules: [O1]\nsteps:\n  - request: {path: /a}\n    aggregate:\n      hosts: {order-service/7: 1}\n";
+    assert!(error(text).contains("steps[0].aggregate.hosts.order-service/7"));
+}
+
+#[test]
+fn inconsistent_scenarios_are_refused() {
+    let steps = "steps:\n  - request: {path: /a}\n";
+    assert!(error(&format!("name: x\nrules: []\n{steps}"))
+        .contains("rules: must name at least one rule id"));
+    assert!(error(&format!(
+        "name: x\nrules: [R1]\ntargets: [url]\nupstreams:\n  - {{service: order-service, status: 503}}\n{steps}"
+    ))
+    .contains("the url target cannot control upstreams"));
+    assert!(error(&format!(
+        "name: x\nrules: [R1]\nupstreams:\n  - {{service: order-service, status: 503, reset: true}}\n{steps}"
+    ))
+    .contains("give one of status, statuses, error_rate, reset, hang"));
+    assert!(error(
+        "name: x\nrules: [R1]\nsteps:\n  - request: {path: /a}\n    repeat: {duration: 2s}\n"
+    )
+    .contains("steps[0].repeat.rate: a duration needs a rate"));
+    assert!(error(&format!(
+        "name: x\nrules: [2.1]\nconfig: {{bogus: 1}}\nrejected: {{log: x}}\n{steps}"
+    ))
+    .contains("sends no traffic"));
+}
+
+#[test]
+fn routes_of_the_configuration_define_the_services() {
+    let s = parse(
+        "name: x\nrules: [R3]\nconfig:\n  routes: [{name: a, prefix: /a, service: alpha}]\nupstreams:\n  - {service: alpha, status: 500}\nsteps:\n  - request: {path: /a}\n",
+        Path::new("s.yaml"),
+    )
+    .expect("valid");
+    assert_eq!(services_of(&s), ["alpha"]);
+    assert_eq!(
+        String::from_utf8_lossy(&config_bytes(&s)),
+        r#"{"routes":[{"name":"a","prefix":"/a","service":"alpha"}]}"#
+    );
+}

@@ -1,0 +1,181 @@
+//! The conformance suite of `tests/conformance/` on both targets, as `cargo test` runs
+//! it: everything passes and the targets agree; a wrong filter fails; the command
+//! prints the report it promises.
+//!
+//! The suite's Envoy scenarios run in wall time, so the tests of this binary run one at
+//! a time: a CPU shared with another Envoy run would stretch their timing.
+
+use c4mesh::conformance::{self, scenario, Options, Target};
+use c4mesh_testbed::envoy::{module, workspace_root};
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard};
+
+#[path = "common/command.rs"]
+mod command;
+use command::c4mesh;
+
+fn one_at_a_time() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn scenarios_dir() -> PathBuf {
+    workspace_root().join("tests/conformance")
+}
+
+fn filter() -> PathBuf {
+    module("c4mesh_filter").expect("building the filter")
+}
+
+#[test]
+fn the_suite_passes_on_wasm_and_envoy_and_the_targets_agree() {
+    let _serial = one_at_a_time();
+    let scenarios = scenario::load_dir(&scenarios_dir()).expect("scenarios load");
+    assert!(scenarios.len() >= 40, "only {} scenarios", scenarios.len());
+    let covered: BTreeSet<&str> = scenarios
+        .iter()
+        .flat_map(|s| s.rules.iter().map(String::as_str))
+        .collect();
+    for rule in [
+        "R1", "R2", "R3", "R4", "R5", "R6", "R7", "B1", "B2", "B3", "B4", "B5", "O1", "O2", "O3",
+        "O4", "O5", "2.1", "2.5",
+    ] {
+        assert!(covered.contains(rule), "no scenario covers {rule}");
+    }
+    let both = scenarios
+        .iter()
+        .filter(|s| {
+            s.targets.contains(&scenario::TargetKind::Wasm)
+                && s.targets.contains(&scenario::TargetKind::Envoy)
+        })
+        .count();
+    assert_eq!(
+        both,
+        scenarios.len(),
+        "every scenario runs on wasm and envoy"
+    );
+    let options = Options {
+        scenarios,
+        targets: vec![Target::Wasm, Target::Envoy],
+        wasm: filter(),
+    };
+    let suite = conformance::run(&options, |report| {
+        if !report.passed() {
+            eprint!("{}", conformance::report::table_lines(report));
+        }
+    });
+    println!("{}", suite.summary_line());
+    assert_eq!(suite.failed(), 0, "{}", suite.summary_line());
+    assert_eq!(suite.disagreements(), 0, "{}", suite.summary_line());
+    assert!(suite.expectations() >= 400, "{}", suite.summary_line());
+}
+
+#[test]
+fn a_filter_that_does_nothing_fails_the_suite() {
+    let _serial = one_at_a_time();
+    let scenarios = scenario::load_dir(&scenarios_dir()).expect("scenarios load");
+    let options = Options {
+        scenarios,
+        targets: vec![Target::Wasm],
+        wasm: module("c4mesh_noop").expect("building the no-op module"),
+    };
+    let suite = conformance::run(&options, |_| {});
+    let failed: Vec<&str> = suite
+        .scenarios
+        .iter()
+        .filter(|s| !s.passed())
+        .map(|s| s.name.as_str())
+        .collect();
+    println!(
+        "{} ({} scenarios failed)",
+        suite.summary_line(),
+        failed.len()
+    );
+    assert!(!suite.passed());
+    for expected in [
+        "an outage of order-service costs at most the B5 bound with the budget",
+        "raw dot segments get 400 bad_path",
+        "five consecutive 5xx open the route circuit, which then fails fast",
+        "a budget ratio above 1 is rejected naming retry_budget.ratio",
+    ] {
+        assert!(
+            failed.contains(&expected),
+            "{expected:?} passed with a no-op module"
+        );
+    }
+}
+
+#[test]
+fn the_command_prints_a_json_summary_and_fails_on_a_wrong_module() {
+    let _serial = one_at_a_time();
+    let filter = filter();
+    let (code, stdout, stderr) = c4mesh(&[
+        "conformance",
+        "--target",
+        "wasm",
+        "--json",
+        "--wasm",
+        filter.to_str().unwrap_or_default(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("one JSON object");
+    let summary = &report["summary"];
+    assert!(
+        summary["scenarios"].as_u64().unwrap_or(0) >= 40,
+        "{summary}"
+    );
+    assert!(
+        summary["expectations"].as_u64().unwrap_or(0) > 0,
+        "{summary}"
+    );
+    assert_eq!(summary["failed"], 0, "{summary}");
+    assert_eq!(summary["disagreements"], 0, "{summary}");
+    let first = &report["scenarios"][0]["expectations"][0];
+    assert_eq!(first["targets"]["wasm"]["outcome"], "pass", "{first}");
+
+    let noop = module("c4mesh_noop").expect("building the no-op module");
+    let (code, stdout, _) = c4mesh(&[
+        "conformance",
+        "--target",
+        "wasm",
+        "--json",
+        "--wasm",
+        noop.to_str().unwrap_or_default(),
+    ]);
+    assert_ne!(code, 0);
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("one JSON object");
+    assert!(report["summary"]["failed"].as_u64().unwrap_or(0) > 0);
+}
+
+#[test]
+fn bad_scenarios_and_arguments_are_named() {
+    let _serial = one_at_a_time();
+    let dir = std::env::temp_dir().join(format!("c4mesh-scenarios-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    std::fs::write(
+        dir.join("broken.yaml"),
+        "name: broken\nrules: [R1]\nsteps:\n  - request: {path: /a}\n    expect: {statuz: 200}\n",
+    )
+    .expect("write");
+    let filter = filter();
+    let (code, _, stderr) = c4mesh(&[
+        "conformance",
+        "--target",
+        "wasm",
+        "--scenarios",
+        dir.to_str().unwrap_or_default(),
+        "--wasm",
+        filter.to_str().unwrap_or_default(),
+    ]);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_ne!(code, 0);
+    assert!(
+        stderr.contains("broken.yaml:5: steps[0].expect"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("statuz"), "{stderr}");
+    let (code, _, stderr) = c4mesh(&["conformance", "--target", "nginx"]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("--target"), "{stderr}");
+}
