@@ -203,7 +203,7 @@ impl<'de> Deserialize<'de> for Latency {
         #[derive(Deserialize)]
         #[serde(
             untagged,
-            expecting = "a duration such as 20ms, or {min: 5ms, max: 50ms}"
+            expecting = "expected a duration such as 20ms, or {min: 5ms, max: 50ms}"
         )]
         enum Wire {
             Fixed(String),
@@ -364,7 +364,7 @@ pub struct Rejection {
 
 /// A single value or a list of accepted values.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(untagged, expecting = "a value or a list of values")]
+#[serde(untagged, expecting = "expected a value or a list of values")]
 pub enum OneOrMany<T> {
     One(T),
     Many(Vec<T>),
@@ -436,7 +436,7 @@ impl<'de> Deserialize<'de> for Bound {
         #[derive(Deserialize)]
         #[serde(
             untagged,
-            expecting = "a number, or {min: N, max: N} with at least one bound"
+            expecting = "expected a number, or {min: N, max: N} with at least one bound"
         )]
         enum Wire {
             Exact(f64),
