@@ -179,3 +179,53 @@ fn bad_scenarios_and_arguments_are_named() {
     assert_ne!(code, 0);
     assert!(stderr.contains("--target"), "{stderr}");
 }
+
+#[test]
+fn the_url_target_checks_a_live_gateway_and_sees_what_a_client_sees() {
+    let _serial = one_at_a_time();
+    // A gateway run by someone else: the local mesh with the filter's defaults.
+    let gateway = c4mesh_testbed::LocalMesh::with_filter("").expect("local mesh");
+    let scenarios: Vec<_> = scenario::load_dir(&scenarios_dir())
+        .expect("scenarios load")
+        .into_iter()
+        .filter(|s| s.targets.contains(&scenario::TargetKind::Url))
+        .collect();
+    assert!(
+        scenarios.len() >= 5,
+        "only {} url scenarios",
+        scenarios.len()
+    );
+    let options = Options {
+        scenarios,
+        targets: vec![Target::Url {
+            base: gateway.envoy.url(),
+            host: None,
+        }],
+        wasm: filter(),
+    };
+    let suite = conformance::run(&options, |report| {
+        if !report.passed() {
+            eprint!("{}", conformance::report::table_lines(report));
+        }
+    });
+    println!("{}", suite.summary_line());
+    assert!(suite.passed(), "{}", suite.summary_line());
+
+    // Against a gateway without the filter, the same scenarios fail.
+    drop(gateway);
+    let bare = c4mesh_testbed::LocalMesh::start(c4mesh_testbed::mesh::MeshOptions {
+        wasm: c4mesh_testbed::Wasm::None,
+        workers: 1,
+        outlier_detection: None,
+    })
+    .expect("local mesh without Wasm");
+    let options = Options {
+        targets: vec![Target::Url {
+            base: bare.envoy.url(),
+            host: Some("api.c4ang.com".into()),
+        }],
+        ..options
+    };
+    let suite = conformance::run(&options, |_| {});
+    assert!(suite.failed() > 0, "{}", suite.summary_line());
+}
