@@ -21,7 +21,8 @@
 //! - [`upstreams`] (H7) and [`router`] (H6): the simulated upstreams and Envoy's
 //!   router, in harness time.
 //! - `wasm_target`, `envoy_target`, `url_target`: one runner per target, each
-//!   producing an [`observe::Observed`].
+//!   producing an [`observe::Observed`]; [`wire`] sends the traffic over HTTP for the
+//!   last two.
 //! - [`expect`]: the expectations checked against an observation.
 //! - [`report`]: the suite's outcome, as a table or JSON.
 
