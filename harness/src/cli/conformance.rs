@@ -88,17 +88,20 @@ pub fn command(args: ConformanceArgs) -> Result<ExitCode> {
         wasm: args.wasm,
     };
     let json = args.json;
+    // Output errors (a closed pipe) do not stop the run: its exit status still counts.
+    let mut out = std::io::stdout();
     let suite = conformance::run(&options, |scenario| {
         if !json {
-            print!("{}", report::table_lines(scenario));
-            let _ = std::io::stdout().flush();
+            let _ = write!(out, "{}", report::table_lines(scenario));
+            let _ = out.flush();
         }
     });
+    let mut out = std::io::stdout();
     if json {
         let text = serde_json::to_string_pretty(&suite.json()).context("writing the report")?;
-        println!("{text}");
+        let _ = writeln!(out, "{text}");
     } else {
-        println!("{}", suite.summary_line());
+        let _ = writeln!(out, "{}", suite.summary_line());
     }
     Ok(if suite.passed() {
         ExitCode::SUCCESS

@@ -248,12 +248,12 @@ pub fn table_lines(report: &ScenarioReport) -> String {
         .collect();
     let _ = writeln!(
         out,
-        "{:4}  {:<60} {:<14} {} ({} expectations)",
+        "{:4}  {}  {:>3} expectations  {} [{}]",
         if report.passed() { "PASS" } else { "FAIL" },
-        report.name,
-        report.rules.join(","),
         marks.join("  "),
-        report.rows.len()
+        report.rows.len(),
+        report.name,
+        report.rules.join(", "),
     );
     for (target, error) in &report.errors {
         let _ = writeln!(out, "        {target}: error: {error}");
