@@ -648,8 +648,14 @@ fn check(scenario: &Scenario) -> Result<(), Problem> {
                 ));
             }
         }
-        check_profile(&change.profile)
-            .map_err(|m| problem(&field, Some(&format!("service: {}", change.service)), m))?;
+        check_profile(&change.profile).map_err(|(name, message)| {
+            let at = if name.is_empty() {
+                field.clone()
+            } else {
+                format!("{field}.{name}")
+            };
+            problem(&at, Some(&format!("service: {}", change.service)), message)
+        })?;
     }
     let url = scenario.targets.contains(&TargetKind::Url);
     if url && !scenario.upstreams.is_empty() {
@@ -760,7 +766,8 @@ fn check(scenario: &Scenario) -> Result<(), Problem> {
     Ok(())
 }
 
-fn check_profile(profile: &Profile) -> Result<(), String> {
+/// A profile's own consistency: the field at fault and why.
+fn check_profile(profile: &Profile) -> Result<(), (&'static str, String)> {
     let kinds = [
         profile.status.is_some(),
         profile.statuses.is_some(),
@@ -772,24 +779,30 @@ fn check_profile(profile: &Profile) -> Result<(), String> {
     .filter(|k| **k)
     .count();
     if kinds > 1 {
-        return Err("give one of status, statuses, error_rate, reset, hang".into());
+        return Err((
+            "",
+            "give one of status, statuses, error_rate, reset, hang".into(),
+        ));
     }
     let valid = |s: u16| (200..=599).contains(&s);
     if let Some(status) = profile.status.filter(|s| !valid(*s)) {
-        return Err(format!("status must be within [200, 599], got {status}"));
+        return Err(("status", format!("must be within [200, 599], got {status}")));
     }
     if let Some(statuses) = &profile.statuses {
         if statuses.is_empty() || statuses.iter().any(|s| !valid(*s)) {
-            return Err("statuses must be a non-empty list of statuses within [200, 599]".into());
+            return Err((
+                "statuses",
+                "must be a non-empty list of statuses within [200, 599]".into(),
+            ));
         }
     }
     if let Some(rate) = profile.error_rate {
         if !(0.0..=1.0).contains(&rate) {
-            return Err(format!("error_rate must be within [0, 1], got {rate}"));
+            return Err(("error_rate", format!("must be within [0, 1], got {rate}")));
         }
     }
     if profile.error_status.is_some() && profile.error_rate.is_none() {
-        return Err("error_status needs error_rate".into());
+        return Err(("error_status", "needs error_rate".into()));
     }
     Ok(())
 }

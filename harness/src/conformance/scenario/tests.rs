@@ -68,6 +68,10 @@ fn inconsistent_scenarios_are_refused() {
         "name: x\nrules: [R1]\nupstreams:\n  - {{service: order-service, status: 503, reset: true}}\n{steps}"
     ))
     .contains("give one of status, statuses, error_rate, reset, hang"));
+    assert!(error(&format!(
+        "name: x\nrules: [R1]\nupstreams:\n  - {{service: order-service, error_rate: 1.5}}\n{steps}"
+    ))
+    .contains("upstreams[0].error_rate: must be within [0, 1], got 1.5"));
     assert!(error(
         "name: x\nrules: [R1]\nsteps:\n  - request: {path: /a}\n    repeat: {duration: 2s}\n"
     )
