@@ -5,7 +5,9 @@
 //! already listening. Three Envoys with one worker each, pinned to CPU 0, route
 //! `/api/v1/products` to the upstream; `wrk` (pinned to CPU 1) loads each in turn,
 //! round after round, so noise falls on all three alike. Prints requests per second,
-//! Envoy CPU time per request, and the ratios.
+//! Envoy CPU time per request, and the ratios. With `C4MESH_BENCH_VARIANT=PATH` a fourth
+//! Envoy runs another build of a module (empty configuration), to compare a change side
+//! by side with the filter it changes.
 
 use anyhow::{bail, Context, Result};
 use c4mesh_testbed::envoy::{EnvoyConfig, ServiceRoute};
@@ -26,11 +28,20 @@ fn main() -> Result<()> {
         .get(3)
         .map_or(Ok(5), |s| s.parse())
         .context("SECONDS")?;
-    let variants = [
+    let mut variants = vec![
         ("no wasm", Wasm::None),
         ("no-op module", Wasm::noop()?),
         ("c4mesh filter", Wasm::filter("")?),
     ];
+    if let Some(path) = std::env::var_os("C4MESH_BENCH_VARIANT") {
+        variants.push((
+            "variant",
+            Wasm::Module {
+                path: path.into(),
+                config: String::new(),
+            },
+        ));
+    }
     let mut envoys = Vec::new();
     for (name, wasm) in variants {
         let envoy = Envoy::start(&EnvoyConfig {
@@ -91,6 +102,17 @@ fn main() -> Result<()> {
         "  CPU per request no-op module / filter: {:.3}",
         noop.1 / filter.1
     );
+    if totals.len() > 3 {
+        let variant = mean(3);
+        println!(
+            "  variant       {:>9.0} req/s  {:>6.1} us/request",
+            variant.0, variant.1
+        );
+        println!(
+            "  throughput variant / no-op module: {:.3}",
+            variant.0 / noop.0
+        );
+    }
     Ok(())
 }
 
