@@ -24,6 +24,9 @@ enum Command {
     /// Runs the conformance scenarios on the wasm target (the harness), the envoy
     /// target (a real Envoy) or a live gateway, and reports failures and disagreements.
     Conformance(cli::conformance::ConformanceArgs),
+    /// Starts the local mesh on loopback: Envoy with the filter as the gateway, the six
+    /// services simulated behind it, optional faults; prints its URLs.
+    Up(cli::up::UpArgs),
     /// Writes the mesh's manifests (Kubernetes, Istio, Gateway API) generated from the
     /// filter's default configuration, or checks them with --check.
     Manifests(cli::manifests::ManifestsArgs),
@@ -36,6 +39,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => cli::run::command(args),
         Command::Conformance(args) => cli::conformance::command(args),
+        Command::Up(args) => cli::up::command(args),
         Command::Manifests(args) => cli::manifests::manifests(args).map(|()| ExitCode::SUCCESS),
         Command::Package(args) => cli::manifests::package(args).map(|()| ExitCode::SUCCESS),
     };

@@ -3,3 +3,4 @@
 pub mod conformance;
 pub mod manifests;
 pub mod run;
+pub mod up;

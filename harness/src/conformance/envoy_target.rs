@@ -128,44 +128,99 @@ fn envoy_config(scenario: &Scenario, wasm: &Path, mesh: &Mesh, hosts: &Hosts) ->
     }
 }
 
+/// A local gateway: Envoy with a module in front of the simulated services.
+pub struct Gateway {
+    pub envoy: Envoy,
+    hosts: Hosts,
+    services: Vec<String>,
+}
+
+/// What starting a gateway gave.
+pub enum Started {
+    Serving(Gateway),
+    /// Envoy refused the configuration; its log says why.
+    Refused(String),
+}
+
+impl Gateway {
+    /// Starts the simulated services of `scenario` (its mesh and upstream faults) and an
+    /// Envoy with the module and the scenario's configuration in front of them.
+    pub fn start(scenario: &Scenario, wasm: &Path) -> Result<Started, Error> {
+        envoy_binary().map_err(|e| Error::Envoy(format!("{e:#}")))?;
+        let mesh = Mesh::of(scenario);
+        let hosts = serve(scenario, &mesh.services)?;
+        let config = envoy_config(scenario, wasm, &mesh, &hosts);
+        match Envoy::start(&config) {
+            Ok(envoy) => Ok(Started::Serving(Gateway {
+                envoy,
+                hosts,
+                services: mesh.services,
+            })),
+            Err(error) => {
+                let message = format!("{error:#}");
+                if message.contains("exited") {
+                    Ok(Started::Refused(message))
+                } else {
+                    Err(Error::Envoy(message))
+                }
+            }
+        }
+    }
+
+    /// Starts scenario time: upstream faults count their `at` from now.
+    pub fn begin(&self) -> Instant {
+        *self.hosts.start.get_or_init(Instant::now)
+    }
+
+    /// Every simulated host: service, index, address.
+    pub fn hosts(&self) -> Vec<(String, usize, std::net::SocketAddr)> {
+        self.services
+            .iter()
+            .zip(&self.hosts.servers)
+            .flat_map(|(service, servers)| {
+                servers
+                    .iter()
+                    .enumerate()
+                    .map(move |(i, s)| (service.clone(), i, s.addr()))
+            })
+            .collect()
+    }
+
+    /// Every upstream attempt so far.
+    pub fn attempts(&self) -> Vec<super::upstreams::AttemptRecord> {
+        self.hosts
+            .simulator
+            .lock()
+            .map(|s| s.records().to_vec())
+            .unwrap_or_default()
+    }
+}
+
 /// Runs a scenario on a real Envoy with the module at `wasm`.
 pub fn run(scenario: &Scenario, wasm: &Path) -> Result<Observed, Error> {
-    envoy_binary().map_err(|e| Error::Envoy(format!("{e:#}")))?;
-    let mesh = Mesh::of(scenario);
-    let hosts = serve(scenario, &mesh.services)?;
-    let config = envoy_config(scenario, wasm, &mesh, &hosts);
-    let envoy = match Envoy::start(&config) {
-        Ok(envoy) => envoy,
-        Err(error) => {
-            // Refused: Envoy exits and its log says why (the filter's error line).
-            let message = format!("{error:#}");
-            if !message.contains("exited") {
-                return Err(Error::Envoy(message));
-            }
+    let gateway = match Gateway::start(scenario, wasm)? {
+        Started::Serving(gateway) => gateway,
+        // Refused: Envoy exits and its log says why (the filter's error line).
+        Started::Refused(log) => {
             return Ok(Observed {
                 configured: false,
-                logs: message.lines().map(str::to_owned).collect(),
+                logs: log.lines().map(str::to_owned).collect(),
                 sees_upstreams: true,
                 ..Observed::default()
-            });
+            })
         }
     };
-    let start = Instant::now();
-    let _ = hosts.start.set(start);
+    let start = gateway.begin();
     let destination = Destination {
-        addr: envoy.listener,
+        addr: gateway.envoy.listener,
         host_override: None,
     };
     let exchanges = wire::drive(scenario, &destination, start);
     std::thread::sleep(wire::METRICS_SETTLE);
-    let metrics = read_metrics(&envoy)?;
-    let logs = envoy.log().lines().map(str::to_owned).collect();
-    drop(envoy);
-    let attempts = hosts
-        .simulator
-        .lock()
-        .map(|s| s.records().to_vec())
-        .unwrap_or_default();
+    let metrics = read_metrics(&gateway.envoy)?;
+    let logs = gateway.envoy.log().lines().map(str::to_owned).collect();
+    let attempts = gateway.attempts();
+    drop(gateway);
     Ok(Observed {
         configured: true,
         exchanges,

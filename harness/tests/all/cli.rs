@@ -1,4 +1,4 @@
-//! The `c4mesh` command line: `run`, `manifests`, `package`.
+//! The `c4mesh` command line: `run`, `manifests`, `package`, `up`.
 
 use crate::command::c4mesh;
 use crate::support::probe_wasm;
@@ -110,4 +110,63 @@ fn package_writes_an_oci_layout_and_prints_its_digest() {
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.starts_with("sha256:"), "{stdout}");
     assert!(layout, "no OCI layout written");
+}
+
+#[test]
+fn up_serves_the_local_mesh_with_its_faults_and_prints_its_urls() {
+    use std::io::{BufRead, BufReader};
+    let wasm = crate::support::filter_wasm();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_c4mesh"))
+        .args([
+            "up",
+            "--for",
+            "20s",
+            "--fault",
+            "order-service=503",
+            "--wasm",
+        ])
+        .arg(&wasm)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("starting c4mesh up");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let mut printed = Vec::new();
+    let gateway = loop {
+        let Some(Ok(line)) = lines.next() else {
+            let _ = child.kill();
+            panic!("c4mesh up ended before printing the gateway: {printed:?}");
+        };
+        printed.push(line.clone());
+        if let Some(url) = line.strip_prefix("gateway  http://") {
+            break url.split_whitespace().next().unwrap_or_default().to_owned();
+        }
+    };
+    let client = c4mesh_testbed::Client::new(gateway.parse().expect("gateway address"));
+    let orders = client.get("/api/v1/orders/1", &[]).expect("orders");
+    let products = client.get("/api/v1/products/1", &[]).expect("products");
+    let unknown = client.get("/nothing", &[]).expect("no route");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(orders.status, 503);
+    assert_eq!(products.status, 200);
+    assert_eq!(unknown.header("x-c4-reason"), Some("no_route"));
+}
+
+#[test]
+fn up_names_a_bad_fault() {
+    let (code, _, stderr) = c4mesh(&["up", "--fault", "order-service=9"]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("--fault"), "{stderr}");
+    let wasm = crate::support::filter_wasm();
+    let (code, _, stderr) = c4mesh(&[
+        "up",
+        "--wasm",
+        wasm.to_str().unwrap_or_default(),
+        "--fault",
+        "nope=503",
+    ]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("unknown service \"nope\""), "{stderr}");
 }

@@ -1,0 +1,170 @@
+//! `c4mesh up`: the local mesh on loopback — a real Envoy with the filter as the
+//! gateway, the six services simulated behind it (two hosts each), optional faults —
+//! for trying the filter by hand or replaying traffic against it.
+
+use anyhow::{bail, Context, Result};
+use c4mesh::conformance::envoy_target::{Gateway, Started};
+use c4mesh::conformance::scenario::{self, FaultChange, Mesh, Profile, Scenario, TargetKind};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(clap::Args)]
+pub struct UpArgs {
+    /// The filter module (default: the c4mesh filter's release build).
+    #[arg(long, value_name = "PATH", default_value = super::manifests::DEFAULT_WASM)]
+    wasm: PathBuf,
+    /// Plugin configuration: JSON text, or @FILE (default: empty, the mesh's defaults).
+    #[arg(long, value_name = "JSON|@FILE")]
+    config: Option<String>,
+    /// Envoy worker threads.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=16))]
+    workers: u16,
+    /// A fault: SERVICE[/HOST]=STATUS|reset|hang|error:RATE, optionally @LATENCY
+    /// (e.g. order-service=503, payment-service/0=reset, product-service=200@50ms,
+    /// saga-tracker=error:0.3). Repeatable.
+    #[arg(long = "fault", value_name = "SERVICE[/HOST]=WHAT[@LATENCY]", value_parser = parse_fault)]
+    faults: Vec<FaultChange>,
+    /// Stop after this long (e.g. 30s, 10m); default: until interrupted.
+    #[arg(long = "for", value_name = "DURATION", value_parser = scenario::parse_duration)]
+    run_for: Option<Duration>,
+}
+
+fn parse_fault(text: &str) -> Result<FaultChange, String> {
+    let (target, what) = text
+        .split_once('=')
+        .ok_or("expected SERVICE[/HOST]=WHAT, e.g. order-service=503")?;
+    let (service, host) = match target.split_once('/') {
+        Some((service, host)) => (
+            service,
+            Some(
+                host.parse::<usize>()
+                    .map_err(|_| format!("{host:?} is not a host index"))?,
+            ),
+        ),
+        None => (target, None),
+    };
+    let (kind, latency) = match what.split_once('@') {
+        Some((kind, latency)) => (kind, Some(latency)),
+        None => (what, None),
+    };
+    let mut profile = Profile::default();
+    match kind {
+        "reset" => profile.reset = true,
+        "hang" => profile.hang = true,
+        _ => match kind.strip_prefix("error:") {
+            Some(rate) => {
+                let rate: f64 = rate
+                    .parse()
+                    .map_err(|_| format!("{rate:?} is not a rate"))?;
+                if !(0.0..=1.0).contains(&rate) {
+                    return Err(format!("error rate must be within [0, 1], got {rate}"));
+                }
+                profile.error_rate = Some(rate);
+            }
+            None => {
+                let status: u16 = kind
+                    .parse()
+                    .ok()
+                    .filter(|s| (200..=599).contains(s))
+                    .ok_or_else(|| {
+                        format!("{kind:?}: expected a status 200-599, reset, hang or error:RATE")
+                    })?;
+                profile.status = Some(status);
+            }
+        },
+    }
+    if let Some(latency) = latency {
+        profile.latency = Some(scenario::Latency::Fixed(scenario::parse_duration(latency)?));
+    }
+    Ok(FaultChange {
+        at: Duration::ZERO,
+        service: service.to_owned(),
+        host,
+        profile,
+    })
+}
+
+pub fn command(args: UpArgs) -> Result<ExitCode> {
+    if !args.wasm.is_file() {
+        bail!(
+            "--wasm {}: no such module (build the filter with `cargo build --profile wasm \
+             --target wasm32-wasip1 -p c4mesh-filter`)",
+            args.wasm.display()
+        );
+    }
+    let config_text = match &args.config {
+        Some(text) => match text.strip_prefix('@') {
+            Some(file) => std::fs::read_to_string(file)
+                .with_context(|| format!("--config: reading {file}"))?,
+            None => text.clone(),
+        },
+        None => String::new(),
+    };
+    let mut mesh = Scenario {
+        name: "local mesh".into(),
+        rules: Vec::new(),
+        description: None,
+        targets: vec![TargetKind::Envoy],
+        config: None,
+        config_text: Some(config_text),
+        seed: 1,
+        mesh: Mesh {
+            workers: usize::from(args.workers),
+            ..Mesh::default()
+        },
+        upstreams: Vec::new(),
+        steps: Vec::new(),
+        finally: None,
+        rejected: None,
+        file: PathBuf::from("(command line)"),
+    };
+    let services = scenario::services_of(&mesh);
+    for fault in &args.faults {
+        if !services.contains(&fault.service) {
+            bail!(
+                "--fault: unknown service {:?} (the configuration routes to: {})",
+                fault.service,
+                services.join(", ")
+            );
+        }
+        if fault.host.is_some_and(|h| h >= mesh.mesh.hosts) {
+            bail!(
+                "--fault: {} has hosts 0 to {}",
+                fault.service,
+                mesh.mesh.hosts - 1
+            );
+        }
+    }
+    mesh.upstreams = args.faults;
+    let gateway = match Gateway::start(&mesh, &args.wasm)? {
+        Started::Serving(gateway) => gateway,
+        Started::Refused(log) => bail!("Envoy refused the filter's configuration:\n{log}"),
+    };
+    gateway.begin();
+    let url = gateway.envoy.url();
+    println!(
+        "c4mesh local mesh: Envoy with {} ({} workers)",
+        args.wasm.display(),
+        args.workers
+    );
+    println!("gateway  {url}   (Host: api.c4ang.com)");
+    println!("admin    http://{}", gateway.envoy.admin);
+    for (service, host, addr) in gateway.hosts() {
+        println!("{:<28} http://{addr}", format!("{service}/{host}"));
+    }
+    println!("try      curl -H 'host: api.c4ang.com' {url}/api/v1/orders/1");
+    match args.run_for {
+        Some(duration) => {
+            println!("serving for {duration:?}");
+            std::thread::sleep(duration);
+        }
+        None => {
+            println!("serving until interrupted (Ctrl-C)");
+            loop {
+                std::thread::sleep(Duration::from_secs(3600));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
