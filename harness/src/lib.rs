@@ -21,6 +21,8 @@
 //! - [`Proxy`]: N workers of one module sharing data, queues, metrics and a [`Clock`];
 //!   the API tests use.
 //! - [`run`]: a single request through a module, for the `c4mesh run` command.
+//! - [`replay`]: traffic to a live gateway, open or closed loop, measured without
+//!   coordinated omission, for the `c4mesh replay` command.
 
 pub mod abi;
 pub mod clock;
@@ -30,6 +32,7 @@ mod error;
 pub mod http;
 pub mod properties;
 mod proxy;
+pub mod replay;
 pub mod run;
 mod state;
 mod vm;

@@ -27,6 +27,9 @@ enum Command {
     /// Starts the local mesh on loopback: Envoy with the filter as the gateway, the six
     /// services simulated behind it, optional faults; prints its URLs.
     Up(cli::up::UpArgs),
+    /// Sends traffic (a JSONL file or the built-in mix) to a gateway, open or closed
+    /// loop, and reports latency percentiles, statuses, errors and attempts per route.
+    Replay(cli::replay::ReplayArgs),
     /// Writes the mesh's manifests (Kubernetes, Istio, Gateway API) generated from the
     /// filter's default configuration, or checks them with --check.
     Manifests(cli::manifests::ManifestsArgs),
@@ -40,6 +43,7 @@ fn main() -> ExitCode {
         Command::Run(args) => cli::run::command(args),
         Command::Conformance(args) => cli::conformance::command(args),
         Command::Up(args) => cli::up::command(args),
+        Command::Replay(args) => cli::replay::command(args),
         Command::Manifests(args) => cli::manifests::manifests(args).map(|()| ExitCode::SUCCESS),
         Command::Package(args) => cli::manifests::package(args).map(|()| ExitCode::SUCCESS),
     };

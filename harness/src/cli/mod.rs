@@ -2,5 +2,6 @@
 
 pub mod conformance;
 pub mod manifests;
+pub mod replay;
 pub mod run;
 pub mod up;

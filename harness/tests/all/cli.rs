@@ -1,4 +1,4 @@
-//! The `c4mesh` command line: `run`, `manifests`, `package`, `up`.
+//! The `c4mesh` command line: `run`, `manifests`, `package`, `up`, `replay`.
 
 use crate::command::c4mesh;
 use crate::support::probe_wasm;
@@ -112,46 +112,142 @@ fn package_writes_an_oci_layout_and_prints_its_digest() {
     assert!(layout, "no OCI layout written");
 }
 
+/// `c4mesh up` running in the background; killed when dropped.
+struct Up {
+    child: std::process::Child,
+    gateway: String,
+}
+
+impl Up {
+    fn start(args: &[&str]) -> Up {
+        use std::io::{BufRead, BufReader};
+        let wasm = crate::support::filter_wasm();
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_c4mesh"))
+            .args(["up", "--for", "30s", "--wasm"])
+            .arg(&wasm)
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("starting c4mesh up");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let mut printed = Vec::new();
+        loop {
+            let Some(Ok(line)) = lines.next() else {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("c4mesh up ended before printing the gateway: {printed:?}");
+            };
+            printed.push(line.clone());
+            if let Some(url) = line.strip_prefix("gateway  ") {
+                let gateway = url.split_whitespace().next().unwrap_or_default().to_owned();
+                return Up { child, gateway };
+            }
+        }
+    }
+
+    fn addr(&self) -> std::net::SocketAddr {
+        self.gateway
+            .trim_start_matches("http://")
+            .parse()
+            .expect("gateway address")
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 #[test]
 fn up_serves_the_local_mesh_with_its_faults_and_prints_its_urls() {
-    use std::io::{BufRead, BufReader};
-    let wasm = crate::support::filter_wasm();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_c4mesh"))
-        .args([
-            "up",
-            "--for",
-            "20s",
-            "--fault",
-            "order-service=503",
-            "--wasm",
-        ])
-        .arg(&wasm)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("starting c4mesh up");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let mut printed = Vec::new();
-    let gateway = loop {
-        let Some(Ok(line)) = lines.next() else {
-            let _ = child.kill();
-            panic!("c4mesh up ended before printing the gateway: {printed:?}");
-        };
-        printed.push(line.clone());
-        if let Some(url) = line.strip_prefix("gateway  http://") {
-            break url.split_whitespace().next().unwrap_or_default().to_owned();
-        }
-    };
-    let client = c4mesh_testbed::Client::new(gateway.parse().expect("gateway address"));
+    let up = Up::start(&["--fault", "order-service=503"]);
+    let client = c4mesh_testbed::Client::new(up.addr());
     let orders = client.get("/api/v1/orders/1", &[]).expect("orders");
     let products = client.get("/api/v1/products/1", &[]).expect("products");
     let unknown = client.get("/nothing", &[]).expect("no route");
-    let _ = child.kill();
-    let _ = child.wait();
     assert_eq!(orders.status, 503);
     assert_eq!(products.status, 200);
     assert_eq!(unknown.header("x-c4-reason"), Some("no_route"));
+}
+
+#[test]
+fn replay_reports_the_mix_through_the_local_mesh() {
+    let up = Up::start(&[
+        "--config",
+        r#"{"debug_headers": true}"#,
+        "--fault",
+        "saga-tracker=500",
+    ]);
+    let (code, stdout, stderr) = c4mesh(&[
+        "replay",
+        "--target",
+        &up.gateway,
+        "--count",
+        "60",
+        "--concurrency",
+        "4",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("one JSON object");
+    assert_eq!(report["responses"], 60, "{report}");
+    assert_eq!(report["complete"], true);
+    assert_eq!(
+        report["routes"]["orders"]["statuses"]["200"], 10,
+        "{report}"
+    );
+    // saga-tracker fails: five failures open its circuit, the rest fail fast.
+    assert_eq!(report["routes"]["saga"]["responses"], 10, "{report}");
+    assert_eq!(
+        report["routes"]["saga"]["statuses"]["200"],
+        serde_json::Value::Null,
+        "{report}"
+    );
+    assert!(report["latency_ms"]["p99"].as_f64().is_some(), "{report}");
+    let (code, stdout, _) = c4mesh(&[
+        "replay",
+        "--target",
+        &up.gateway,
+        "--rate",
+        "100",
+        "--duration",
+        "1s",
+    ]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("open loop at 100/s"), "{stdout}");
+    assert!(stdout.contains("p99"), "{stdout}");
+}
+
+#[test]
+fn replay_names_bad_arguments() {
+    let (code, _, stderr) = c4mesh(&["replay", "--target", "ftp://x", "--count", "1"]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("--target ftp://x"), "{stderr}");
+    let (code, _, stderr) = c4mesh(&[
+        "replay",
+        "--target",
+        "http://127.0.0.1:9",
+        "--rate",
+        "0",
+        "--count",
+        "1",
+    ]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("--rate"), "{stderr}");
+    let (code, _, stderr) = c4mesh(&[
+        "replay",
+        "--target",
+        "http://127.0.0.1:9",
+        "--recorded",
+        "--count",
+        "1",
+    ]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("--file"), "{stderr}");
 }
 
 #[test]

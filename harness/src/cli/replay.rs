@@ -1,0 +1,129 @@
+//! `c4mesh replay`: traffic from a file or the built-in mix against a gateway, with a
+//! progress line on a terminal, and a summary or the JSON report at the end — also
+//! when interrupted with Ctrl-C.
+
+use anyhow::{bail, Context, Result};
+use c4mesh::conformance::url_target::resolve;
+use c4mesh::replay::{self, Load, Options, Progress, Source};
+use std::io::{IsTerminal, Write as _};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(clap::Args)]
+pub struct ReplayArgs {
+    /// The gateway: http://HOST[:PORT] (the NLB, or `c4mesh up`'s gateway).
+    #[arg(long, value_name = "URL")]
+    target: String,
+    /// The Host header of requests that carry none of their own.
+    #[arg(long, value_name = "HOST", default_value = "api.c4ang.com")]
+    host: String,
+    /// Traffic from a JSONL file (requests, or Istio/Envoy JSON access-log lines);
+    /// default: the built-in mix over the six routes.
+    #[arg(long, value_name = "PATH")]
+    file: Option<PathBuf>,
+    /// Open loop at this many requests per second (latency from the intended send time).
+    #[arg(long, value_name = "PER_SECOND", conflicts_with = "concurrency")]
+    rate: Option<f64>,
+    /// Open loop at the file's recorded times.
+    #[arg(long, conflicts_with_all = ["rate", "concurrency"])]
+    recorded: bool,
+    /// Closed loop with this many concurrent clients (the default, with 1).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    concurrency: Option<u16>,
+    /// Stop after this many requests.
+    #[arg(long, value_name = "N")]
+    count: Option<u64>,
+    /// Stop after this long (e.g. 30s, 2m).
+    #[arg(long, value_name = "DURATION", value_parser = c4mesh::conformance::scenario::parse_duration)]
+    duration: Option<Duration>,
+    /// Longest one request may take.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = c4mesh::conformance::scenario::parse_duration)]
+    timeout: Duration,
+    /// Print the JSON report instead of the summary.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn command(args: ReplayArgs) -> Result<ExitCode> {
+    if !args.target.starts_with("http://") {
+        bail!("--target {}: expected http://HOST[:PORT]", args.target);
+    }
+    let target = resolve(&args.target).with_context(|| format!("--target {}", args.target))?;
+    if let Some(rate) = args.rate {
+        if !(rate > 0.0 && rate.is_finite()) {
+            bail!("--rate must be a positive number of requests per second, got {rate}");
+        }
+    }
+    if args.recorded && args.file.is_none() {
+        bail!("--recorded replays a file's recorded times: give --file");
+    }
+    let mut options = Options::new(target);
+    options.host = args.host;
+    options.source = args.file.map_or(Source::Mix, Source::File);
+    options.load = match (args.rate, args.recorded, args.concurrency) {
+        (Some(rate), _, _) => Load::Open {
+            rate_per_second: Some(rate),
+        },
+        (None, true, _) => Load::Open {
+            rate_per_second: None,
+        },
+        (None, false, concurrency) => Load::Closed {
+            concurrency: usize::from(concurrency.unwrap_or(1)),
+        },
+    };
+    options.count = args.count;
+    options.duration = args.duration;
+    options.timeout = args.timeout;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let on_interrupt = Arc::clone(&stop);
+    ctrlc::set_handler(move || on_interrupt.store(true, Ordering::SeqCst))
+        .context("installing the Ctrl-C handler")?;
+    let terminal = std::io::stderr().is_terminal();
+    let report = replay::run(&options, &stop, |progress| {
+        if terminal {
+            draw(progress);
+        }
+    })?;
+    if terminal {
+        eprint!("\r\x1b[2K");
+    }
+    let mut out = std::io::stdout();
+    if args.json {
+        let text = serde_json::to_string_pretty(&report.to_json()).context("writing the report")?;
+        let _ = writeln!(out, "{text}");
+    } else {
+        let _ = write!(out, "{}", report.summary());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One progress line on stderr: a bar when the run's length is known.
+fn draw(progress: &Progress) {
+    let counts = format!(
+        "sent {} answered {} errors {} in {:.1} s",
+        progress.sent,
+        progress.answered,
+        progress.errors,
+        progress.elapsed.as_secs_f64()
+    );
+    let line = match progress.fraction() {
+        Some(fraction) => {
+            let width = 30;
+            let filled = ((fraction.clamp(0.0, 1.0)) * width as f64).round() as usize;
+            format!(
+                "[{}{}] {:>3.0}%  {counts}",
+                "#".repeat(filled),
+                " ".repeat(width - filled),
+                fraction * 100.0
+            )
+        }
+        None => counts,
+    };
+    let mut err = std::io::stderr();
+    let _ = write!(err, "\r\x1b[2K{line}");
+    let _ = err.flush();
+}

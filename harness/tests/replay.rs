@@ -1,0 +1,399 @@
+//! `c4mesh::replay` against real hosts on loopback: simulated services for the loops,
+//! bounds, errors and the stop flag, and a real Envoy with the filter for the mix.
+
+use c4mesh::replay::{self, Load, Options, Progress, Report, Source};
+use c4mesh_testbed::{Behaviour, Handler, LocalMesh, Reply, Upstream};
+use serde_json::json;
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+fn options(target: SocketAddr, load: Load, count: Option<u64>) -> Options {
+    let mut options = Options::new(target);
+    options.load = load;
+    options.count = count;
+    options
+}
+
+fn run(options: &Options) -> Report {
+    replay::run(options, &Arc::new(AtomicBool::new(false)), |_| {}).expect("replay runs")
+}
+
+fn closed(concurrency: usize) -> Load {
+    Load::Closed { concurrency }
+}
+
+fn open(rate: f64) -> Load {
+    Load::Open {
+        rate_per_second: Some(rate),
+    }
+}
+
+fn handler(f: impl Fn(&c4mesh_testbed::Attempt) -> Reply + Send + Sync + 'static) -> Handler {
+    Arc::new(f)
+}
+
+fn respond(status: u16, delay: Duration) -> Reply {
+    Reply::Respond {
+        status,
+        headers: Vec::new(),
+        body: b"ok".to_vec(),
+        delay,
+    }
+}
+
+fn temp_file(name: &str, text: &str) -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    std::fs::write(&path, text).expect("writing a traffic file");
+    path
+}
+
+#[test]
+fn closed_loop_sends_exactly_the_count() {
+    let host = Upstream::start("any", Behaviour::status(200)).expect("upstream");
+    let report = run(&options(host.addr(), closed(4), Some(50)));
+    assert_eq!(report.requests(), 50);
+    assert_eq!(report.overall.responses(), 50);
+    assert_eq!(host.attempts(), 50);
+    assert!(report.complete);
+    let json = report.to_json();
+    assert_eq!(json["mode"], json!("closed"));
+    assert_eq!(json["concurrency"], json!(4));
+    assert_eq!(json["statuses"], json!({"200": 50}));
+    assert_eq!(json["errors"], json!(0));
+    // The mix spreads over the six routes: 50 = 9 + 9 + 8 + 8 + 8 + 8.
+    let per_route: Vec<_> = report
+        .routes()
+        .map(|(name, stats)| (name.to_owned(), stats.requests()))
+        .collect();
+    assert_eq!(per_route.len(), 6, "{per_route:?}");
+    assert!(
+        per_route.iter().all(|(_, n)| *n == 8 || *n == 9),
+        "{per_route:?}"
+    );
+    let paths: Vec<_> = host.seen().into_iter().map(|a| a.path).collect();
+    assert!(paths.contains(&"/api/v1/saga/1".to_owned()), "{paths:?}");
+    assert!(host
+        .seen()
+        .iter()
+        .all(|a| a.header("host") == Some("api.c4ang.com")));
+}
+
+#[test]
+fn open_loop_holds_its_rate_for_its_duration() {
+    let host = Upstream::start("any", Behaviour::status(200)).expect("upstream");
+    let mut options = options(host.addr(), open(200.0), None);
+    options.duration = Some(Duration::from_secs(1));
+    let mut calls = 0;
+    let mut last = None;
+    let report = replay::run(&options, &Arc::new(AtomicBool::new(false)), |p| {
+        calls += 1;
+        last = Some(*p);
+    })
+    .expect("replay runs");
+    // Request i is due at i / 200 s: exactly 200 fall within the second.
+    assert_eq!(report.requests(), 200);
+    assert_eq!(host.attempts(), 200);
+    assert!(report.complete);
+    let rate = report.achieved_rate();
+    assert!((180.0..=205.0).contains(&rate), "achieved {rate}/s");
+    let seconds = report.duration.as_secs_f64();
+    assert!((0.99..1.5).contains(&seconds), "took {seconds} s");
+    let p50 = report.overall.latency_ms(0.5).expect("p50");
+    assert!(p50 < 50.0, "p50 {p50} ms");
+    // About ten progress calls a second, the last one with everything answered.
+    assert!((5..=14).contains(&calls), "{calls} progress calls");
+    let last: Progress = last.expect("progress was called");
+    assert_eq!((last.sent, last.answered, last.errors), (200, 200, 0));
+    assert_eq!(last.planned, Some(200));
+    assert_eq!(last.fraction(), Some(1.0));
+}
+
+/// A host that serves one request at a time, 50 ms each: at 50 requests a second it
+/// falls behind by 30 ms per request.
+fn serial_host() -> Upstream {
+    let lock = Arc::new(Mutex::new(()));
+    Upstream::with_handler(
+        "serial",
+        handler(move |_| {
+            let _serving = lock.lock().expect("lock");
+            thread::sleep(Duration::from_millis(50));
+            respond(200, Duration::ZERO)
+        }),
+    )
+    .expect("upstream")
+}
+
+#[test]
+fn open_loop_latency_counts_the_queue_a_slow_server_causes() {
+    let host = serial_host();
+    // Closed loop: one request at a time sees only the 50 ms service time...
+    let report = run(&options(host.addr(), closed(1), Some(8)));
+    let closed_max = report.overall.max_ms().expect("max");
+    assert!(
+        (45.0..300.0).contains(&closed_max),
+        "closed max {closed_max} ms"
+    );
+
+    // ...while users arriving at 50/s queue behind each other. Request k is due at
+    // 20k ms but done no earlier than 50(k + 1) ms: its latency is at least
+    // 50 + 30k ms, which only a latency from the intended send time shows.
+    let report = run(&options(host.addr(), open(50.0), Some(40)));
+    assert_eq!(report.overall.responses(), 40);
+    let p50 = report.overall.latency_ms(0.5).expect("p50");
+    let max = report.overall.max_ms().expect("max");
+    assert!(p50 >= 500.0, "open p50 {p50} ms");
+    assert!(max >= 1100.0, "open max {max} ms");
+    assert!(
+        max > 10.0 * closed_max,
+        "open max {max} vs closed {closed_max}"
+    );
+}
+
+#[test]
+fn statuses_are_counted_per_route() {
+    let host = Upstream::with_handler(
+        "mixed",
+        handler(|attempt| {
+            let status = if attempt.path.starts_with("/api/v1/orders/") {
+                503
+            } else {
+                200
+            };
+            respond(status, Duration::ZERO)
+        }),
+    )
+    .expect("upstream");
+    let report = run(&options(host.addr(), closed(3), Some(60)));
+    let json = report.to_json();
+    assert_eq!(json["statuses"], json!({"200": 50, "503": 10}));
+    assert_eq!(json["routes"]["orders"]["statuses"], json!({"503": 10}));
+    for route in [
+        "customers",
+        "products",
+        "payments",
+        "recommendations",
+        "saga",
+    ] {
+        assert_eq!(
+            json["routes"][route]["statuses"],
+            json!({"200": 10}),
+            "{route}"
+        );
+    }
+    assert_eq!(
+        json["attempts"],
+        json!({"seen": 0, "total": 0, "mean": null})
+    );
+}
+
+#[test]
+fn connect_errors_are_counted_when_nothing_listens() {
+    let addr = {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("addr")
+    };
+    let report = run(&options(addr, closed(2), Some(10)));
+    let json = report.to_json();
+    assert_eq!(json["requests"], json!(10));
+    assert_eq!(json["responses"], json!(0));
+    assert_eq!(json["errors"], json!(10));
+    assert_eq!(json["error_kinds"], json!({"connect_refused": 10}));
+    assert_eq!(json["latency_ms"]["p50"], json!(null));
+    assert_eq!(json["complete"], json!(true));
+    assert!(report.summary().contains("connect_refused: 10"));
+}
+
+#[test]
+fn a_server_that_never_answers_times_out() {
+    let host = Upstream::with_handler("hang", handler(|_| Reply::Hang)).expect("upstream");
+    let mut options = options(host.addr(), closed(2), Some(2));
+    options.timeout = Duration::from_millis(300);
+    let started = Instant::now();
+    let report = run(&options);
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(report.to_json()["error_kinds"], json!({"timeout": 2}));
+}
+
+#[test]
+fn the_stop_flag_ends_a_long_run_with_a_partial_report() {
+    let host = Upstream::start("any", Behaviour::status(200)).expect("upstream");
+    // Open loop, a minute long: stopped from the progress hook once 20 are sent.
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut options = options(host.addr(), open(100.0), None);
+    options.duration = Some(Duration::from_secs(60));
+    let started = Instant::now();
+    let report = replay::run(&options, &stop, |p| {
+        if p.sent >= 20 {
+            stop.store(true, Ordering::SeqCst);
+        }
+    })
+    .expect("replay runs");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert!(!report.complete);
+    let json = report.to_json();
+    assert_eq!(json["complete"], json!(false));
+    let requests = report.requests();
+    assert!((20..100).contains(&requests), "{requests} requests");
+    assert_eq!(report.overall.responses(), requests);
+    assert!(report.summary().contains("stopped early"));
+
+    // Closed loop with a huge count, stopped from another thread.
+    let stop = Arc::new(AtomicBool::new(false));
+    let setter = {
+        let stop = Arc::clone(&stop);
+        thread::spawn(move || {
+            thread::sleep(Duration::from_millis(200));
+            stop.store(true, Ordering::SeqCst);
+        })
+    };
+    let options = self::options(host.addr(), closed(2), Some(10_000_000));
+    let report = replay::run(&options, &stop, |_| {}).expect("replay runs");
+    setter.join().expect("setter");
+    assert!(!report.complete);
+    assert!(report.requests() > 0);
+    assert!(report.requests() < 10_000_000);
+}
+
+#[test]
+fn a_file_is_replayed_at_its_recorded_offsets() {
+    let arrivals = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&arrivals);
+    let host = Upstream::with_handler(
+        "recorder",
+        handler(move |_| {
+            seen.lock().expect("lock").push(Instant::now());
+            respond(200, Duration::ZERO)
+        }),
+    )
+    .expect("upstream");
+    let path = temp_file(
+        "replay-recorded.jsonl",
+        r#"# four requests, 150 ms apart
+{"path": "/api/v1/orders/1", "at_ms": 0}
+{"method": "POST", "path": "/api/v1/payments", "headers": {"x-test": "yes"}, "body": "{\"amount\": 5}", "at_ms": 150}
+{"path": "/api/v1/saga/9", "at_ms": 300}
+
+{"path": "/elsewhere", "at_ms": 450}
+"#,
+    );
+    let mut options = options(
+        host.addr(),
+        Load::Open {
+            rate_per_second: None,
+        },
+        None,
+    );
+    options.source = Source::File(path);
+    let report = run(&options);
+    assert_eq!(report.requests(), 4);
+    assert!(report.complete);
+    let times = arrivals.lock().expect("lock").clone();
+    assert_eq!(times.len(), 4);
+    for pair in times.windows(2) {
+        let gap = pair[1].duration_since(pair[0]);
+        assert!(
+            (Duration::from_millis(120)..Duration::from_millis(260)).contains(&gap),
+            "gap {gap:?}"
+        );
+    }
+    let attempts = host.seen();
+    assert_eq!(attempts[1].method, "POST");
+    assert_eq!(attempts[1].header("x-test"), Some("yes"));
+    assert_eq!(attempts[1].body, br#"{"amount": 5}"#.to_vec());
+    let names: Vec<_> = report.routes().map(|(n, _)| n.to_owned()).collect();
+    assert_eq!(names, ["orders", "payments", "saga", "other"]);
+    assert_eq!(report.to_json()["rate"], json!(null));
+}
+
+#[test]
+fn access_log_lines_replay_and_cycle() {
+    let host = Upstream::start("any", Behaviour::status(200)).expect("upstream");
+    let path = temp_file(
+        "replay-access.log",
+        r#"{"start_time":"2024-05-01T12:00:00.000Z","method":"GET","path":"/api/v1/products/3","authority":"shop.c4ang.com","response_code":200}
+{"start_time":"2024-05-01T12:00:00.020Z","method":"DELETE","path":"/api/v1/customers/4","authority":"api.c4ang.com","response_code":204}
+"#,
+    );
+    let mut options = options(host.addr(), closed(1), Some(5));
+    options.source = Source::File(path);
+    let report = run(&options);
+    assert_eq!(report.requests(), 5);
+    let attempts = host.seen();
+    let sent: Vec<_> = attempts
+        .iter()
+        .map(|a| {
+            (
+                a.method.as_str(),
+                a.path.as_str(),
+                a.header("host").unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        sent[..3],
+        [
+            ("GET", "/api/v1/products/3", "shop.c4ang.com"),
+            ("DELETE", "/api/v1/customers/4", "api.c4ang.com"),
+            ("GET", "/api/v1/products/3", "shop.c4ang.com"),
+        ]
+    );
+}
+
+#[test]
+fn a_bad_file_is_an_error_before_anything_is_sent() {
+    let path = temp_file(
+        "replay-bad.jsonl",
+        "{\"path\": \"/api/v1/orders/1\"}\n{\"path\": 7}\n",
+    );
+    let mut options = options("127.0.0.1:9".parse().expect("addr"), closed(1), None);
+    options.source = Source::File(path);
+    let err =
+        replay::run(&options, &Arc::new(AtomicBool::new(false)), |_| {}).expect_err("bad line");
+    let message = err.to_string();
+    assert!(message.contains("replay-bad.jsonl:2: "), "{message}");
+}
+
+#[test]
+fn the_mix_through_envoy_and_the_filter() {
+    let mesh = LocalMesh::with_filter(r#"{"debug_headers": true}"#).expect("local mesh");
+    let mut options = options(mesh.envoy.listener, closed(4), Some(120));
+    options.host = "api.c4ang.com".to_owned();
+    let report = run(&options);
+    let json = report.to_json();
+    assert_eq!(json["statuses"], json!({"200": 120}), "{json:#}");
+    assert_eq!(json["errors"], json!(0));
+    let routes = json["routes"].as_object().expect("routes");
+    let names: Vec<_> = routes.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        [
+            "customers",
+            "orders",
+            "payments",
+            "products",
+            "recommendations",
+            "saga"
+        ]
+    );
+    for (name, stats) in routes {
+        assert_eq!(stats["statuses"], json!({"200": 20}), "{name}");
+    }
+    assert_eq!(
+        json["attempts"],
+        json!({"seen": 120, "total": 120, "mean": 1.0})
+    );
+    for route in [
+        "customers",
+        "orders",
+        "products",
+        "payments",
+        "recommendations",
+        "saga",
+    ] {
+        assert_eq!(mesh.attempts(route), 20, "{route}");
+    }
+}
