@@ -390,6 +390,20 @@ impl Report {
                 overall.attempts_seen
             );
         }
+        let _ = writeln!(text, "per route:");
+        for (name, stats) in self.routes() {
+            let attempts = stats
+                .attempts_mean()
+                .map_or_else(String::new, |m| format!("  attempts {m:.2}"));
+            let _ = writeln!(
+                text,
+                "  {name:<16} {:>6} requests  p50 {:>8}  p99 {:>8}  {}{attempts}",
+                stats.requests(),
+                ms(stats.latency_ms(0.5)),
+                ms(stats.latency_ms(0.99)),
+                stats.outcomes(),
+            );
+        }
         text
     }
 }
