@@ -25,6 +25,7 @@
 //!   coordinated omission, for the `c4mesh replay` command.
 
 pub mod abi;
+pub mod check;
 pub mod clock;
 pub mod conformance;
 mod driver;

@@ -30,6 +30,9 @@ enum Command {
     /// Sends traffic (a JSONL file or the built-in mix) to a gateway, open or closed
     /// loop, and reports latency percentiles, statuses, errors and attempts per route.
     Replay(cli::replay::ReplayArgs),
+    /// Checks the deployed mesh through kubectl (pods 2/2, VirtualServices, Gateway,
+    /// DestinationRules, WasmPlugins, mTLS, the NLB, a request) and prints each fix.
+    Check(cli::check::CheckArgs),
     /// Writes the mesh's manifests (Kubernetes, Istio, Gateway API) generated from the
     /// filter's default configuration, or checks them with --check.
     Manifests(cli::manifests::ManifestsArgs),
@@ -44,6 +47,7 @@ fn main() -> ExitCode {
         Command::Conformance(args) => cli::conformance::command(args),
         Command::Up(args) => cli::up::command(args),
         Command::Replay(args) => cli::replay::command(args),
+        Command::Check(args) => cli::check::command(args),
         Command::Manifests(args) => cli::manifests::manifests(args).map(|()| ExitCode::SUCCESS),
         Command::Package(args) => cli::manifests::package(args).map(|()| ExitCode::SUCCESS),
     };

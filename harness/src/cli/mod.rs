@@ -1,5 +1,6 @@
 //! The subcommands of `c4mesh`, one module each; `main.rs` only parses and dispatches.
 
+pub mod check;
 pub mod conformance;
 pub mod manifests;
 pub mod replay;

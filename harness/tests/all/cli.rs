@@ -1,4 +1,4 @@
-//! The `c4mesh` command line: `run`, `manifests`, `package`, `up`, `replay`.
+//! The `c4mesh` command line: `run`, `manifests`, `package`, `up`, `replay`, `check`.
 
 use crate::command::c4mesh;
 use crate::support::probe_wasm;
@@ -265,4 +265,88 @@ fn up_names_a_bad_fault() {
     ]);
     assert_ne!(code, 0);
     assert!(stderr.contains("unknown service \"nope\""), "{stderr}");
+}
+
+/// The generated manifests as a healthy cluster would show them: pods with their
+/// sidecar and the NLB's address first, then every file of `manifests/`.
+fn cluster_state(nlb: &str) -> String {
+    let mut state = String::new();
+    for service in ["customer-service", "order-service", "saga-tracker"] {
+        state.push_str(&format!(
+            "---\nkind: Pod\nmetadata: {{name: {service}-0, namespace: ecommerce}}\nstatus:\n  phase: Running\n  containerStatuses: [{{name: app, ready: true}}, {{name: istio-proxy, ready: true}}]\n"
+        ));
+    }
+    state.push_str(&format!(
+        "---\nkind: Service\nmetadata: {{name: istio-ingressgateway, namespace: istio-system}}\nspec: {{type: LoadBalancer}}\nstatus: {{loadBalancer: {{ingress: [{{hostname: \"{nlb}\"}}]}}}}\n"
+    ));
+    let mut files = Vec::new();
+    let mut dirs = vec![crate::support::workspace_root().join("manifests")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("manifests/") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "yaml") {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    for file in files {
+        state.push_str("---\n");
+        state.push_str(&std::fs::read_to_string(file).expect("manifest"));
+    }
+    state
+}
+
+#[test]
+fn check_passes_a_healthy_cluster_and_sends_its_request_through_the_gateway() {
+    let up = Up::start(&[]);
+    let file = std::env::temp_dir().join(format!("c4mesh-cluster-{}.yaml", std::process::id()));
+    std::fs::write(
+        &file,
+        cluster_state("k8s-istio-abc.elb.us-east-1.amazonaws.com"),
+    )
+    .expect("write");
+    let (code, stdout, stderr) = c4mesh(&[
+        "check",
+        "--from",
+        file.to_str().unwrap_or_default(),
+        "--gateway",
+        &up.gateway,
+    ]);
+    let _ = std::fs::remove_file(&file);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("8 checks, 0 failed"), "{stdout}");
+    assert!(
+        stdout.contains("PASS  a request through the gateway reaches a service"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn check_names_what_is_missing_with_its_fix() {
+    let file = std::env::temp_dir().join(format!("c4mesh-bare-{}.yaml", std::process::id()));
+    let namespace = crate::support::workspace_root().join("manifests/namespace.yaml");
+    std::fs::copy(namespace, &file).expect("copy");
+    let (code, stdout, _) = c4mesh(&[
+        "check",
+        "--from",
+        file.to_str().unwrap_or_default(),
+        "--no-request",
+    ]);
+    let _ = std::fs::remove_file(&file);
+    assert_ne!(code, 0);
+    assert!(
+        stdout.contains("FAIL  pods running with their sidecar (2/2): no pods"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("15017"), "{stdout}");
+    assert!(stdout.contains("7 checks, 7 failed"), "{stdout}");
+    let (code, _, stderr) = c4mesh(&["check", "--from", "/nonexistent/state.json"]);
+    assert_ne!(code, 0);
+    assert!(
+        stderr.contains("--from /nonexistent/state.json"),
+        "{stderr}"
+    );
 }

@@ -1,0 +1,349 @@
+//! Live checks of a deployed mesh (`c4mesh check`): the operator's test script as code.
+//!
+//! Each check reads the cluster's objects (as `kubectl get ... -o json` returns them)
+//! and says pass or fail, what it saw, and — when it fails — the fix, because the
+//! failures of this mesh are known ones: pods without their sidecar because the
+//! injection webhook timed out (EKS security groups block TCP 15017 from the control
+//! plane), VirtualServices not bound to the gateway, DestinationRules whose
+//! `maxEjectionPercent` can never eject one of two replicas, a Service that never got
+//! its NLB. The checks are pure functions of the objects, so they are tested on the
+//! generated manifests with the state a cluster adds; reading the cluster and sending
+//! the request through the NLB are the command's edges.
+
+use serde_json::Value;
+
+/// The namespace of the services.
+pub const NAMESPACE: &str = "ecommerce";
+/// The gateway the VirtualServices bind to.
+pub const GATEWAY: &str = "ecommerce-gateway";
+
+/// One check's outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub check: &'static str,
+    pub pass: bool,
+    /// What was seen.
+    pub detail: String,
+    /// What to do about a failure.
+    pub fix: &'static str,
+}
+
+/// The resources `c4mesh check` reads, in the form `kubectl get` takes.
+pub const RESOURCES: &str = "pods,services,virtualservices.networking.istio.io,destinationrules.networking.istio.io,gateways.networking.istio.io,wasmplugins.extensions.istio.io,peerauthentications.security.istio.io";
+
+/// The objects of a `kubectl get -o json` answer (a `List`) or of several YAML/JSON
+/// documents.
+pub fn objects(documents: Vec<Value>) -> Vec<Value> {
+    let mut all = Vec::new();
+    for doc in documents {
+        match doc.get("items").and_then(Value::as_array) {
+            Some(items)
+                if doc
+                    .get("kind")
+                    .and_then(Value::as_str)
+                    .is_some_and(|k| k.ends_with("List")) =>
+            {
+                all.extend(items.iter().cloned());
+            }
+            _ if doc.is_object() => all.push(doc),
+            _ => {}
+        }
+    }
+    all
+}
+
+fn kind<'a>(objects: &'a [Value], kind: &str) -> impl Iterator<Item = &'a Value> + 'a {
+    let kind = kind.to_owned();
+    objects
+        .iter()
+        .filter(move |o| o.get("kind").and_then(Value::as_str) == Some(kind.as_str()))
+}
+
+fn text<'a>(value: &'a Value, pointer: &str) -> &'a str {
+    value.pointer(pointer).and_then(Value::as_str).unwrap_or("")
+}
+
+fn name(value: &Value) -> String {
+    format!(
+        "{}/{}",
+        text(value, "/metadata/namespace"),
+        text(value, "/metadata/name")
+    )
+}
+
+fn strings(value: &Value, pointer: &str) -> Vec<String> {
+    value
+        .pointer(pointer)
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Every check that needs only the objects, in the order an operator would look.
+pub fn run(objects: &[Value], host: &str) -> Vec<Finding> {
+    vec![
+        pods(objects),
+        virtual_services(objects, host),
+        gateway(objects, host),
+        destination_rules(objects),
+        wasm_plugins(objects),
+        mtls(objects),
+        load_balancer(objects).0,
+    ]
+}
+
+/// Pods in the namespace are Running with every container ready, the sidecar included.
+pub fn pods(objects: &[Value]) -> Finding {
+    let pods: Vec<&Value> = kind(objects, "Pod")
+        .filter(|p| text(p, "/metadata/namespace") == NAMESPACE)
+        .collect();
+    let bad: Vec<String> = pods
+        .iter()
+        .filter_map(|p| {
+            let phase = text(p, "/status/phase");
+            let statuses = p
+                .pointer("/status/containerStatuses")
+                .and_then(Value::as_array);
+            let total = statuses.map_or(0, Vec::len);
+            let ready = statuses.map_or(0, |s| {
+                s.iter()
+                    .filter(|c| c.get("ready").and_then(Value::as_bool) == Some(true))
+                    .count()
+            });
+            let sidecar = statuses.is_some_and(|s| {
+                s.iter()
+                    .any(|c| c.get("name").and_then(Value::as_str) == Some("istio-proxy"))
+            });
+            (phase != "Running" || ready != total || total < 2 || !sidecar)
+                .then(|| format!("{} {phase} {ready}/{total}", text(p, "/metadata/name")))
+        })
+        .collect();
+    Finding {
+        check: "pods running with their sidecar (2/2)",
+        pass: !pods.is_empty() && bad.is_empty(),
+        detail: if pods.is_empty() {
+            format!("no pods in namespace {NAMESPACE}")
+        } else if bad.is_empty() {
+            format!(
+                "{} pods, all Running with every container ready",
+                pods.len()
+            )
+        } else {
+            format!("not ready: {}", bad.join(", "))
+        },
+        fix: "label the namespace (kubectl label ns ecommerce istio-injection=enabled) and \
+              restart the deployments; if injection times out, allow TCP 15017 from the EKS \
+              control plane security group to the nodes (or inject by hand with istioctl \
+              kube-inject)",
+    }
+}
+
+/// VirtualServices bind `ecommerce-gateway` and serve the API host.
+pub fn virtual_services(objects: &[Value], host: &str) -> Finding {
+    let services: Vec<&Value> = kind(objects, "VirtualService")
+        .filter(|v| text(v, "/metadata/namespace") == NAMESPACE)
+        .collect();
+    let bad: Vec<String> = services
+        .iter()
+        .filter_map(|v| {
+            let gateways = strings(v, "/spec/gateways");
+            let hosts = strings(v, "/spec/hosts");
+            let bound = gateways
+                .iter()
+                .any(|g| g.rsplit('/').next() == Some(GATEWAY));
+            let serves = hosts.iter().any(|h| h == host || h == "*");
+            (!bound || !serves)
+                .then(|| format!("{} (gateways {gateways:?}, hosts {hosts:?})", name(v)))
+        })
+        .collect();
+    Finding {
+        check: "VirtualServices bound to ecommerce-gateway with the API host",
+        pass: !services.is_empty() && bad.is_empty(),
+        detail: if services.is_empty() {
+            format!("no VirtualServices in namespace {NAMESPACE}")
+        } else if bad.is_empty() {
+            format!("{} VirtualServices", services.len())
+        } else {
+            format!("unbound or wrong host: {}", bad.join("; "))
+        },
+        fix: "set spec.gateways to [ecommerce-gateway] and spec.hosts to the API host \
+              (apply manifests/services/)",
+    }
+}
+
+/// The Gateway selects the ingress gateway pods and serves the host.
+pub fn gateway(objects: &[Value], host: &str) -> Finding {
+    let found = kind(objects, "Gateway")
+        .find(|g| text(g, "/metadata/name") == GATEWAY && g.pointer("/spec/servers").is_some());
+    let (pass, detail) = match found {
+        None => (false, format!("no Gateway named {GATEWAY}")),
+        Some(g) => {
+            let selector = text(g, "/spec/selector/istio");
+            let hosts: Vec<String> = g
+                .pointer("/spec/servers")
+                .and_then(Value::as_array)
+                .map(|servers| servers.iter().flat_map(|s| strings(s, "/hosts")).collect())
+                .unwrap_or_default();
+            let serves = hosts
+                .iter()
+                .any(|h| h == host || h == "*" || h.ends_with(&format!("/{host}")));
+            (
+                selector == "ingressgateway" && serves,
+                format!("{} selector istio={selector:?}, hosts {hosts:?}", name(g)),
+            )
+        }
+    };
+    Finding {
+        check: "Gateway selects istio: ingressgateway and serves the host",
+        pass,
+        detail,
+        fix: "apply manifests/gateway.yaml (selector istio: ingressgateway, hosts api.c4ang.com and *)",
+    }
+}
+
+/// Every service has a DestinationRule whose outlier detection can eject one of two
+/// replicas.
+pub fn destination_rules(objects: &[Value]) -> Finding {
+    let rules: Vec<&Value> = kind(objects, "DestinationRule")
+        .filter(|d| text(d, "/metadata/namespace") == NAMESPACE)
+        .collect();
+    let bad: Vec<String> = rules
+        .iter()
+        .filter_map(|d| {
+            let outlier = d.pointer("/spec/trafficPolicy/outlierDetection");
+            let percent = outlier
+                .and_then(|o| o.get("maxEjectionPercent"))
+                .and_then(Value::as_u64)
+                .unwrap_or(10);
+            let consecutive = outlier
+                .and_then(|o| o.get("consecutive5xxErrors"))
+                .and_then(Value::as_u64);
+            (outlier.is_none() || percent < 50 || consecutive == Some(0))
+                .then(|| format!("{} (maxEjectionPercent {percent})", name(d)))
+        })
+        .collect();
+    Finding {
+        check: "DestinationRules eject one host of two",
+        pass: !rules.is_empty() && bad.is_empty(),
+        detail: if rules.is_empty() {
+            format!("no DestinationRules in namespace {NAMESPACE}")
+        } else if bad.is_empty() {
+            format!(
+                "{} DestinationRules with outlier detection at maxEjectionPercent >= 50",
+                rules.len()
+            )
+        } else {
+            format!("cannot eject: {}", bad.join(", "))
+        },
+        fix: "set outlierDetection.maxEjectionPercent to 50 or more: with 2 replicas the \
+              default 10% never ejects a host (apply manifests/services/)",
+    }
+}
+
+/// The filter is loaded into the gateway and the sidecars, pinned by digest.
+pub fn wasm_plugins(objects: &[Value]) -> Finding {
+    let plugins: Vec<&Value> = kind(objects, "WasmPlugin").collect();
+    let gateway = plugins.iter().any(|p| {
+        text(p, "/metadata/namespace") == "istio-system"
+            && text(p, "/spec/selector/matchLabels/istio") == "ingressgateway"
+    });
+    let sidecars = plugins
+        .iter()
+        .any(|p| text(p, "/metadata/namespace") == NAMESPACE);
+    let unpinned: Vec<String> = plugins
+        .iter()
+        .filter(|p| text(p, "/spec/url").is_empty() || text(p, "/spec/sha256").len() != 64)
+        .map(|p| name(p))
+        .collect();
+    Finding {
+        check: "WasmPlugins on the gateway and the sidecars, pinned by sha256",
+        pass: gateway && sidecars && unpinned.is_empty(),
+        detail: format!(
+            "gateway plugin {}, sidecar plugin {}{}",
+            if gateway { "present" } else { "missing" },
+            if sidecars { "present" } else { "missing" },
+            if unpinned.is_empty() {
+                String::new()
+            } else {
+                format!(", without url or sha256: {}", unpinned.join(", "))
+            }
+        ),
+        fix: "apply manifests/wasm-plugins.yaml (regenerate it with `c4mesh manifests` after \
+              building the filter, so the sha256 matches)",
+    }
+}
+
+/// Mutual TLS is STRICT for the services (in their namespace or mesh-wide).
+pub fn mtls(objects: &[Value]) -> Finding {
+    let strict = kind(objects, "PeerAuthentication").find(|p| {
+        let ns = text(p, "/metadata/namespace");
+        (ns == NAMESPACE || ns == "istio-system")
+            && p.pointer("/spec/selector").is_none()
+            && text(p, "/spec/mtls/mode") == "STRICT"
+    });
+    Finding {
+        check: "mTLS STRICT",
+        pass: strict.is_some(),
+        detail: strict.map_or_else(
+            || "no STRICT PeerAuthentication".into(),
+            |p| format!("{} STRICT", name(p)),
+        ),
+        fix: "apply manifests/peer-authentication.yaml",
+    }
+}
+
+/// The ingress gateway's Service has its NLB; returns the finding and the hostname.
+pub fn load_balancer(objects: &[Value]) -> (Finding, Option<String>) {
+    let service = kind(objects, "Service").find(|s| {
+        text(s, "/metadata/namespace") == "istio-system"
+            && text(s, "/metadata/name") == "istio-ingressgateway"
+    });
+    let hostname = service
+        .and_then(|s| s.pointer("/status/loadBalancer/ingress/0"))
+        .and_then(|i| i.get("hostname").or_else(|| i.get("ip")))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let detail = match (service, &hostname) {
+        (None, _) => "no Service istio-system/istio-ingressgateway".to_owned(),
+        (Some(s), None) => format!(
+            "type {} without a load balancer address yet",
+            text(s, "/spec/type")
+        ),
+        (Some(_), Some(h)) => format!("NLB {h}"),
+    };
+    (
+        Finding {
+            check: "ingress gateway has its NLB",
+            pass: hostname.is_some(),
+            detail,
+            fix:
+                "apply manifests/istio-system/ingress-gateway-service.yaml (type LoadBalancer with \
+                  the aws-load-balancer annotations) and check the AWS Load Balancer Controller's \
+                  logs; then point the Route53 CNAME for the API host at the NLB",
+        },
+        hostname,
+    )
+}
+
+/// The request through the gateway: a route of the API answers, not the filter's
+/// `unknown_host`/`no_route` and not a 5xx.
+pub fn request(status: Option<u16>, reason: Option<&str>, detail: String) -> Finding {
+    let pass = matches!(status, Some(s) if s < 500)
+        && !matches!(reason, Some("unknown_host" | "no_route"));
+    Finding {
+        check: "a request through the gateway reaches a service",
+        pass,
+        detail,
+        fix: "check the Route53 CNAME and the NLB security groups (TCP 80/443), then \
+              `kubectl logs -n istio-system deploy/istio-ingressgateway` for the filter's \
+              configuration and the route",
+    }
+}
+
+#[cfg(test)]
+mod tests;
