@@ -49,6 +49,62 @@ enum Callback {
     ResponseTrailers,
 }
 
+/// One direction of a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Request,
+    Response,
+}
+
+impl Side {
+    fn is_response(self) -> bool {
+        self == Side::Response
+    }
+
+    /// The direction's state and the stream's live-map flags, borrowed together.
+    fn parts(
+        self,
+        stream: &mut crate::state::Stream,
+    ) -> (&mut crate::state::Direction, &mut crate::state::Live) {
+        match self {
+            Side::Request => (&mut stream.request, &mut stream.live),
+            Side::Response => (&mut stream.response, &mut stream.live),
+        }
+    }
+
+    /// Whether the filter may touch the direction's headers, body, trailers now.
+    fn live(self, live: &mut crate::state::Live) -> (&mut bool, &mut bool, &mut bool) {
+        match self {
+            Side::Request => (
+                &mut live.request_headers,
+                &mut live.request_body,
+                &mut live.request_trailers,
+            ),
+            Side::Response => (
+                &mut live.response_headers,
+                &mut live.response_body,
+                &mut live.response_trailers,
+            ),
+        }
+    }
+
+    /// The headers, body and trailers callbacks.
+    fn callbacks(self) -> (Callback, Callback, Callback) {
+        match self {
+            Side::Request => (
+                Callback::RequestHeaders,
+                Callback::RequestBody,
+                Callback::RequestTrailers,
+            ),
+            Side::Response => (
+                Callback::ResponseHeaders,
+                Callback::ResponseBody,
+                Callback::ResponseTrailers,
+            ),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Verdict {
     Continue,
@@ -120,7 +176,7 @@ impl Proxy {
         stream.request.end_received = end;
         stream.request.headers_end = end;
         if self.create_context(id) {
-            self.deliver_request_headers(id);
+            self.deliver_headers(id, Side::Request);
         }
         self.settle()
     }
@@ -148,11 +204,11 @@ impl Proxy {
             Phase::HeadersPaused => stream.request.held_body.extend_from_slice(chunk),
             Phase::Flowing => {
                 stream.request.body = chunk.to_vec();
-                self.deliver_request_body(id, end);
+                self.deliver_body(id, Side::Request, end);
             }
             Phase::Buffering => {
                 stream.request.body.extend_from_slice(chunk);
-                self.deliver_request_body(id, end);
+                self.deliver_body(id, Side::Request, end);
             }
             _ => {}
         }
@@ -183,7 +239,7 @@ impl Proxy {
             Phase::HeadersPaused => stream.request.held_trailers = Some(trailers.into()),
             Phase::Flowing | Phase::Buffering => {
                 stream.request.trailers = Some(trailers.into());
-                self.deliver_request_trailers(id);
+                self.deliver_trailers(id, Side::Request);
             }
             _ => {}
         }
@@ -488,8 +544,8 @@ impl Proxy {
         for context in contexts {
             let id = StreamId { worker, context };
             if self.policy == FailurePolicy::FailOpen {
-                self.continue_request(id);
-                self.continue_response(id);
+                self.continue_side(id, Side::Request);
+                self.continue_side(id, Side::Response);
             } else {
                 self.fail_stream(id);
             }
@@ -534,9 +590,9 @@ impl Proxy {
                     Deferred::Continue { context, response } => {
                         let id = StreamId { worker, context };
                         if response {
-                            self.continue_response(id);
+                            self.continue_side(id, Side::Response);
                         } else {
-                            self.continue_request(id);
+                            self.continue_side(id, Side::Request);
                         }
                     }
                     Deferred::LocalReply { context, reply } => {
@@ -558,160 +614,187 @@ impl Proxy {
         }
     }
 
-    // === Request ===
+    // === Either direction ===
+    //
+    // The request and the response pass the filter the same way: headers (which the
+    // filter may pause, holding everything after them), body chunks (pausing one
+    // buffers the body), trailers. Only their callbacks and what follows their end
+    // differ: the upstream answers the request, the response ends the stream.
 
-    fn deliver_request_headers(&mut self, id: StreamId) {
+    fn deliver_headers(&mut self, id: StreamId, side: Side) {
         let mut args = (0, 0);
         self.with_stream(id, |s| {
-            s.request.phase = Phase::HeadersPaused;
-            s.live.request_headers = true;
-            args = (
-                s.request.headers.len() as u32,
-                u32::from(s.request.headers_end),
-            );
+            let (d, live) = side.parts(s);
+            d.phase = Phase::HeadersPaused;
+            *side.live(live).0 = true;
+            args = (d.headers.len() as u32, u32::from(d.headers_end));
         });
-        let verdict = self.filter_call(id, Callback::RequestHeaders, args.0, args.1);
+        let verdict = self.filter_call(id, side.callbacks().0, args.0, args.1);
         if verdict == Verdict::Failed {
             return;
         }
         self.apply_deferred(id.worker);
-        if verdict == Verdict::Continue && self.phase(id, false) == Some(Phase::HeadersPaused) {
-            self.with_stream(id, |s| s.live.request_headers = false);
-            self.release_request_headers(id);
+        if verdict == Verdict::Continue
+            && self.phase(id, side.is_response()) == Some(Phase::HeadersPaused)
+        {
+            self.with_stream(id, |s| *side.live(&mut s.live).0 = false);
+            self.release_headers(id, side);
         }
     }
 
-    fn release_request_headers(&mut self, id: StreamId) {
+    fn release_headers(&mut self, id: StreamId, side: Side) {
         let default_address = self.upstream_address.clone();
         let mut headers_end = false;
         let mut held = None;
         self.with_stream(id, |s| {
-            s.request.phase = Phase::Flowing;
-            s.request.sent_headers = Some(s.request.headers.clone());
-            s.upstream_reached = true;
-            if !s.properties.contains("upstream.address") {
-                s.properties.set("upstream.address", default_address);
-            }
-            headers_end = s.request.headers_end;
-            if !headers_end {
-                let trailers = s.request.held_trailers.take();
-                let deliver_body = !s.request.held_body.is_empty()
-                    || (s.request.end_received && trailers.is_none());
-                if deliver_body {
-                    s.request.body = std::mem::take(&mut s.request.held_body);
+            if side == Side::Request {
+                s.upstream_reached = true;
+                if !s.properties.contains("upstream.address") {
+                    s.properties.set("upstream.address", default_address);
                 }
-                held = Some((
-                    deliver_body,
-                    s.request.end_received && trailers.is_none(),
-                    trailers,
-                ));
+            }
+            let (d, _) = side.parts(s);
+            d.phase = Phase::Flowing;
+            d.sent_headers = Some(d.headers.clone());
+            headers_end = d.headers_end;
+            if !headers_end {
+                let trailers = d.held_trailers.take();
+                let deliver_body =
+                    !d.held_body.is_empty() || (d.end_received && trailers.is_none());
+                if deliver_body {
+                    d.body = std::mem::take(&mut d.held_body);
+                }
+                held = Some((deliver_body, d.end_received && trailers.is_none(), trailers));
             }
         });
         if headers_end {
             self.with_stream(id, |s| {
-                s.request.sent_end = true;
-                s.request.phase = Phase::Done;
+                let (d, _) = side.parts(s);
+                d.sent_end = true;
+                d.phase = Phase::Done;
             });
-            self.request_done(id);
+            self.side_done(id, side);
             return;
         }
         let Some((deliver_body, end, trailers)) = held else {
             return;
         };
         if deliver_body {
-            self.deliver_request_body(id, end);
+            self.deliver_body(id, side, end);
         }
         if let Some(trailers) = trailers {
             if matches!(
-                self.phase(id, false),
+                self.phase(id, side.is_response()),
                 Some(Phase::Flowing | Phase::Buffering)
             ) {
-                self.with_stream(id, |s| s.request.trailers = Some(trailers));
-                self.deliver_request_trailers(id);
+                self.with_stream(id, |s| side.parts(s).0.trailers = Some(trailers));
+                self.deliver_trailers(id, side);
             }
         }
     }
 
-    fn deliver_request_body(&mut self, id: StreamId, end: bool) {
+    fn deliver_body(&mut self, id: StreamId, side: Side, end: bool) {
         let mut size = 0;
         self.with_stream(id, |s| {
-            s.request.phase = Phase::Buffering;
-            s.live.request_body = true;
-            size = s.request.body.len() as u32;
+            let (d, live) = side.parts(s);
+            d.phase = Phase::Buffering;
+            *side.live(live).1 = true;
+            size = d.body.len() as u32;
         });
-        let verdict = self.filter_call(id, Callback::RequestBody, size, u32::from(end));
+        let verdict = self.filter_call(id, side.callbacks().1, size, u32::from(end));
         if verdict == Verdict::Failed {
             return;
         }
         self.apply_deferred(id.worker);
-        if verdict == Verdict::Continue && self.phase(id, false) == Some(Phase::Buffering) {
-            self.flush_request_body(id, end);
+        if verdict == Verdict::Continue
+            && self.phase(id, side.is_response()) == Some(Phase::Buffering)
+        {
+            self.flush_body(id, side, end);
         }
     }
 
-    fn flush_request_body(&mut self, id: StreamId, end: bool) {
+    fn flush_body(&mut self, id: StreamId, side: Side, end: bool) {
         self.with_stream(id, |s| {
-            s.live.request_body = false;
-            let body = std::mem::take(&mut s.request.body);
-            s.request.sent_body.extend_from_slice(&body);
-            s.request.phase = Phase::Flowing;
+            let (d, live) = side.parts(s);
+            *side.live(live).1 = false;
+            let body = std::mem::take(&mut d.body);
+            d.sent_body.extend_from_slice(&body);
+            d.phase = Phase::Flowing;
             if end {
-                s.request.sent_end = true;
-                s.request.phase = Phase::Done;
+                d.sent_end = true;
+                d.phase = Phase::Done;
             }
         });
         if end {
-            self.request_done(id);
+            self.side_done(id, side);
         }
     }
 
-    fn deliver_request_trailers(&mut self, id: StreamId) {
+    fn deliver_trailers(&mut self, id: StreamId, side: Side) {
         let mut count = 0;
         self.with_stream(id, |s| {
-            s.request.phase = Phase::TrailersPaused;
-            s.live.request_trailers = true;
-            count = s.request.trailers.as_ref().map_or(0, HeaderMap::len) as u32;
+            let (d, live) = side.parts(s);
+            d.phase = Phase::TrailersPaused;
+            *side.live(live).2 = true;
+            count = d.trailers.as_ref().map_or(0, HeaderMap::len) as u32;
         });
-        let verdict = self.filter_call(id, Callback::RequestTrailers, count, 0);
+        let verdict = self.filter_call(id, side.callbacks().2, count, 0);
         if verdict == Verdict::Failed {
             return;
         }
         self.apply_deferred(id.worker);
-        if verdict == Verdict::Continue && self.phase(id, false) == Some(Phase::TrailersPaused) {
-            self.flush_request_all(id);
+        if verdict == Verdict::Continue
+            && self.phase(id, side.is_response()) == Some(Phase::TrailersPaused)
+        {
+            self.flush_all(id, side);
         }
     }
 
-    fn flush_request_all(&mut self, id: StreamId) {
+    fn flush_all(&mut self, id: StreamId, side: Side) {
         self.with_stream(id, |s| {
-            s.live.request_body = false;
-            s.live.request_trailers = false;
-            let body = std::mem::take(&mut s.request.body);
-            s.request.sent_body.extend_from_slice(&body);
-            s.request.sent_trailers = s.request.trailers.clone();
-            s.request.sent_end = true;
-            s.request.phase = Phase::Done;
+            let (d, live) = side.parts(s);
+            let (_, body, trailers) = side.live(live);
+            *body = false;
+            *trailers = false;
+            let sent = std::mem::take(&mut d.body);
+            d.sent_body.extend_from_slice(&sent);
+            d.sent_trailers = d.trailers.clone();
+            d.sent_end = true;
+            d.phase = Phase::Done;
         });
-        self.request_done(id);
+        self.side_done(id, side);
     }
 
-    fn continue_request(&mut self, id: StreamId) {
+    /// `proxy_continue_stream` for one direction: whatever the filter paused goes on.
+    fn continue_side(&mut self, id: StreamId, side: Side) {
         let mut phase = None;
         let mut end = false;
         self.with_stream(id, |s| {
-            s.live.request_headers = false;
-            s.live.request_body = false;
-            s.live.request_trailers = false;
-            phase = Some(s.request.phase);
-            end = s.request.end_received && s.request.trailers.is_none();
+            let (d, live) = side.parts(s);
+            let (headers, body, trailers) = side.live(live);
+            *headers = false;
+            *body = false;
+            *trailers = false;
+            phase = Some(d.phase);
+            end = d.end_received && d.trailers.is_none();
         });
         match phase {
-            Some(Phase::HeadersPaused) => self.release_request_headers(id),
-            Some(Phase::Buffering) => self.flush_request_body(id, end),
-            Some(Phase::TrailersPaused) => self.flush_request_all(id),
+            Some(Phase::HeadersPaused) => self.release_headers(id, side),
+            Some(Phase::Buffering) => self.flush_body(id, side, end),
+            Some(Phase::TrailersPaused) => self.flush_all(id, side),
             _ => {}
         }
     }
+
+    /// A direction went past the filter entirely.
+    fn side_done(&mut self, id: StreamId, side: Side) {
+        match side {
+            Side::Request => self.request_done(id),
+            Side::Response => self.finish(id),
+        }
+    }
+
+    // === Request ===
 
     /// The whole request reached the upstream: the upstream answers, if it can.
     fn request_done(&mut self, id: StreamId) {
@@ -774,7 +857,7 @@ impl Proxy {
                 s.details = Some("via_upstream".into());
             }
         });
-        self.deliver_response_headers(id);
+        self.deliver_headers(id, Side::Response);
     }
 
     fn response_body_inner(&mut self, id: StreamId, chunk: Vec<u8>, end: bool) {
@@ -790,7 +873,7 @@ impl Proxy {
             }
         });
         if matches!(phase, Some(Phase::Flowing | Phase::Buffering)) {
-            self.deliver_response_body(id, end);
+            self.deliver_body(id, Side::Response, end);
         }
     }
 
@@ -806,155 +889,7 @@ impl Proxy {
             }
         });
         if matches!(phase, Some(Phase::Flowing | Phase::Buffering)) {
-            self.deliver_response_trailers(id);
-        }
-    }
-
-    fn deliver_response_headers(&mut self, id: StreamId) {
-        let mut args = (0, 0);
-        self.with_stream(id, |s| {
-            s.response.phase = Phase::HeadersPaused;
-            s.live.response_headers = true;
-            args = (
-                s.response.headers.len() as u32,
-                u32::from(s.response.headers_end),
-            );
-        });
-        let verdict = self.filter_call(id, Callback::ResponseHeaders, args.0, args.1);
-        if verdict == Verdict::Failed {
-            return;
-        }
-        self.apply_deferred(id.worker);
-        if verdict == Verdict::Continue && self.phase(id, true) == Some(Phase::HeadersPaused) {
-            self.with_stream(id, |s| s.live.response_headers = false);
-            self.release_response_headers(id);
-        }
-    }
-
-    fn release_response_headers(&mut self, id: StreamId) {
-        let mut headers_end = false;
-        let mut held = None;
-        self.with_stream(id, |s| {
-            s.response.phase = Phase::Flowing;
-            s.response.sent_headers = Some(s.response.headers.clone());
-            headers_end = s.response.headers_end;
-            if !headers_end {
-                let trailers = s.response.held_trailers.take();
-                let deliver_body = !s.response.held_body.is_empty()
-                    || (s.response.end_received && trailers.is_none());
-                if deliver_body {
-                    s.response.body = std::mem::take(&mut s.response.held_body);
-                }
-                held = Some((
-                    deliver_body,
-                    s.response.end_received && trailers.is_none(),
-                    trailers,
-                ));
-            }
-        });
-        if headers_end {
-            self.with_stream(id, |s| {
-                s.response.sent_end = true;
-                s.response.phase = Phase::Done;
-            });
-            self.finish(id);
-            return;
-        }
-        let Some((deliver_body, end, trailers)) = held else {
-            return;
-        };
-        if deliver_body {
-            self.deliver_response_body(id, end);
-        }
-        if let Some(trailers) = trailers {
-            if matches!(
-                self.phase(id, true),
-                Some(Phase::Flowing | Phase::Buffering)
-            ) {
-                self.with_stream(id, |s| s.response.trailers = Some(trailers));
-                self.deliver_response_trailers(id);
-            }
-        }
-    }
-
-    fn deliver_response_body(&mut self, id: StreamId, end: bool) {
-        let mut size = 0;
-        self.with_stream(id, |s| {
-            s.response.phase = Phase::Buffering;
-            s.live.response_body = true;
-            size = s.response.body.len() as u32;
-        });
-        let verdict = self.filter_call(id, Callback::ResponseBody, size, u32::from(end));
-        if verdict == Verdict::Failed {
-            return;
-        }
-        self.apply_deferred(id.worker);
-        if verdict == Verdict::Continue && self.phase(id, true) == Some(Phase::Buffering) {
-            self.flush_response_body(id, end);
-        }
-    }
-
-    fn flush_response_body(&mut self, id: StreamId, end: bool) {
-        self.with_stream(id, |s| {
-            s.live.response_body = false;
-            let body = std::mem::take(&mut s.response.body);
-            s.response.sent_body.extend_from_slice(&body);
-            s.response.phase = Phase::Flowing;
-            if end {
-                s.response.sent_end = true;
-                s.response.phase = Phase::Done;
-            }
-        });
-        if end {
-            self.finish(id);
-        }
-    }
-
-    fn deliver_response_trailers(&mut self, id: StreamId) {
-        let mut count = 0;
-        self.with_stream(id, |s| {
-            s.response.phase = Phase::TrailersPaused;
-            s.live.response_trailers = true;
-            count = s.response.trailers.as_ref().map_or(0, HeaderMap::len) as u32;
-        });
-        let verdict = self.filter_call(id, Callback::ResponseTrailers, count, 0);
-        if verdict == Verdict::Failed {
-            return;
-        }
-        self.apply_deferred(id.worker);
-        if verdict == Verdict::Continue && self.phase(id, true) == Some(Phase::TrailersPaused) {
-            self.flush_response_all(id);
-        }
-    }
-
-    fn flush_response_all(&mut self, id: StreamId) {
-        self.with_stream(id, |s| {
-            s.live.response_body = false;
-            s.live.response_trailers = false;
-            let body = std::mem::take(&mut s.response.body);
-            s.response.sent_body.extend_from_slice(&body);
-            s.response.sent_trailers = s.response.trailers.clone();
-            s.response.sent_end = true;
-            s.response.phase = Phase::Done;
-        });
-        self.finish(id);
-    }
-
-    fn continue_response(&mut self, id: StreamId) {
-        let mut phase = None;
-        let mut end = false;
-        self.with_stream(id, |s| {
-            s.live.response_headers = false;
-            s.live.response_body = false;
-            s.live.response_trailers = false;
-            phase = Some(s.response.phase);
-            end = s.response.end_received && s.response.trailers.is_none();
-        });
-        match phase {
-            Some(Phase::HeadersPaused) => self.release_response_headers(id),
-            Some(Phase::Buffering) => self.flush_response_body(id, end),
-            Some(Phase::TrailersPaused) => self.flush_response_all(id),
-            _ => {}
+            self.deliver_trailers(id, Side::Response);
         }
     }
 
