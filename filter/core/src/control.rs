@@ -5,7 +5,9 @@
 //! stripped from every request before anything else, so a client can never raise its
 //! own retries or timeouts.
 
-const ENVOY_CONTROL: &[&[u8]] = &[
+/// Envoy's router control headers: the request headers through which a request sets
+/// its own retries and timeouts (Envoy's router reads them and does not forward them).
+pub const ENVOY_CONTROL: &[&[u8]] = &[
     b"x-envoy-max-retries",
     b"x-envoy-retry-on",
     b"x-envoy-retry-grpc-on",

@@ -146,17 +146,9 @@ impl Outcome {
     }
 }
 
-/// The request headers the router reads (after the filter chain) and consumes.
-pub const CONSUMED_HEADERS: &[&str] = &[
-    "x-envoy-max-retries",
-    "x-envoy-retry-on",
-    "x-envoy-retry-grpc-on",
-    "x-envoy-retriable-status-codes",
-    "x-envoy-retriable-header-names",
-    "x-envoy-upstream-rq-timeout-ms",
-    "x-envoy-upstream-rq-per-try-timeout-ms",
-    "x-envoy-hedge-on-per-try-timeout",
-];
+/// The request headers the router reads (after the filter chain) and consumes: the
+/// control headers the filter strips from clients (R5).
+pub use c4mesh_filter_core::control::ENVOY_CONTROL as CONSUMED_HEADERS;
 
 /// The policy one request runs under.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -336,7 +336,7 @@ impl Run<'_> {
             .headers
             .to_strings()
             .into_iter()
-            .filter(|(n, _)| !CONSUMED_HEADERS.contains(&n.as_str()))
+            .filter(|(n, _)| !CONSUMED_HEADERS.contains(&n.as_bytes()))
             .collect();
         let flight = self.flights.len();
         self.flights.push(Flight {
