@@ -40,10 +40,7 @@ pub struct Attempt {
 
 impl Attempt {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        crate::client::header(&self.headers, name)
     }
 }
 

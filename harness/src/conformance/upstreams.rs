@@ -45,10 +45,7 @@ pub struct AttemptRecord {
 
 impl AttemptRecord {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        c4mesh_testbed::client::header(&self.headers, name)
     }
 }
 
