@@ -6,13 +6,13 @@
 //! `5xx,reset,connect-failure,refused-stream`) and 10 s timeout, the Wasm filter before
 //! the router, and one round-robin cluster per service.
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// The repository root.
@@ -51,34 +51,39 @@ pub fn envoy_binary() -> Result<PathBuf> {
     )
 }
 
-/// A Wasm module built from this workspace (`c4mesh_filter`, `c4mesh_noop`), built on
-/// first use so the tests never run a stale module.
+/// A Wasm module built from this workspace by its file name (`c4mesh_filter`,
+/// `c4mesh_noop`, `c4mesh_abi_probe`; the package is the same name with dashes), built
+/// on first use in each process so that tests never run a stale module.
 pub fn module(name: &str) -> Result<PathBuf> {
-    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
-    let built = BUILT.get_or_init(|| {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = Command::new(cargo)
-            .current_dir(workspace_root())
-            .args([
-                "build",
-                "--quiet",
-                "--profile",
-                "wasm",
-                "--target",
-                "wasm32-wasip1",
-                "-p",
-                "c4mesh-filter",
-                "-p",
-                "c4mesh-noop",
-            ])
-            .status();
-        match status {
-            Ok(s) if s.success() => Ok(()),
-            Ok(s) => Err(format!("building the Wasm modules failed: {s}")),
-            Err(e) => Err(format!("running cargo to build the Wasm modules: {e}")),
+    static BUILT: OnceLock<Mutex<Vec<String>>> = OnceLock::new();
+    let package = name.replace('_', "-");
+    {
+        let mut built = BUILT
+            .get_or_init(|| Mutex::new(Vec::new()))
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if !built.contains(&package) {
+            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+            let status = Command::new(cargo)
+                .current_dir(workspace_root())
+                .args([
+                    "build",
+                    "--quiet",
+                    "--profile",
+                    "wasm",
+                    "--target",
+                    "wasm32-wasip1",
+                    "-p",
+                ])
+                .arg(&package)
+                .status()
+                .with_context(|| format!("running cargo to build {package}"))?;
+            if !status.success() {
+                bail!("building {package} for wasm32-wasip1 failed: {status}");
+            }
+            built.push(package);
         }
-    });
-    built.clone().map_err(|e| anyhow!(e))?;
+    }
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace_root().join("target"));

@@ -22,7 +22,7 @@ fn filter(config: &str, workers: usize) -> (Proxy, Arc<AtomicU16>) {
     let status = Arc::new(AtomicU16::new(200));
     let answer = Arc::clone(&status);
     let proxy = Proxy::builder()
-        .wasm_file(wasm_module("c4mesh-filter", "c4mesh_filter.wasm"))
+        .wasm_file(wasm_module("c4mesh_filter"))
         .config(config)
         .workers(workers)
         .upstream(move |_| Response::status(answer.load(Ordering::SeqCst)))

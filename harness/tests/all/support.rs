@@ -2,62 +2,22 @@
 //! small test guests in WAT, and transcripts from the harness and from Envoy.
 
 use c4mesh::{LogRecord, Proxy, ProxyBuilder};
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::{Mutex, OnceLock};
+use std::path::PathBuf;
 
-pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."))
-}
+pub use c4mesh_testbed::envoy::workspace_root;
 
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target"))
-}
-
-/// Builds a workspace package for `wasm32-wasip1` (profile `wasm`) once per test run
-/// and returns its module.
-pub fn wasm_module(package: &str, file: &str) -> PathBuf {
-    static BUILT: OnceLock<Mutex<Vec<String>>> = OnceLock::new();
-    let built = BUILT.get_or_init(|| Mutex::new(Vec::new()));
-    let mut built = built.lock().unwrap_or_else(|p| p.into_inner());
-    if !built.iter().any(|p| p == package) {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = Command::new(cargo)
-            .current_dir(workspace_root())
-            .args([
-                "build",
-                "--quiet",
-                "--profile",
-                "wasm",
-                "--target",
-                "wasm32-wasip1",
-                "-p",
-                package,
-            ])
-            .status()
-            .expect("running cargo to build a Wasm module");
-        assert!(
-            status.success(),
-            "building {package} for wasm32-wasip1 failed: {status}"
-        );
-        built.push(package.to_owned());
-    }
-    let path = target_dir().join("wasm32-wasip1/wasm").join(file);
-    assert!(path.is_file(), "{} was not built", path.display());
-    path
+/// A module of the workspace (`c4mesh_filter`, `c4mesh_abi_probe`...), built once per
+/// test run.
+pub fn wasm_module(name: &str) -> PathBuf {
+    c4mesh_testbed::envoy::module(name).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 pub fn filter_wasm() -> PathBuf {
-    wasm_module("c4mesh-filter", "c4mesh_filter.wasm")
+    wasm_module("c4mesh_filter")
 }
 
 pub fn probe_wasm() -> PathBuf {
-    wasm_module("c4mesh-abi-probe", "c4mesh_abi_probe.wasm")
+    wasm_module("c4mesh_abi_probe")
 }
 
 /// A proxy builder for a WAT guest.
