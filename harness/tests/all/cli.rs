@@ -268,7 +268,7 @@ fn up_names_a_bad_fault() {
 }
 
 /// The generated manifests as a healthy cluster would show them: pods with their
-/// sidecar and the NLB's address first, then every file of `manifests/`.
+/// sidecar and the NLB's address first, then every generated file.
 fn cluster_state(nlb: &str) -> String {
     let mut state = String::new();
     for service in ["customer-service", "order-service", "saga-tracker"] {
@@ -279,22 +279,11 @@ fn cluster_state(nlb: &str) -> String {
     state.push_str(&format!(
         "---\nkind: Service\nmetadata: {{name: istio-ingressgateway, namespace: istio-system}}\nspec: {{type: LoadBalancer}}\nstatus: {{loadBalancer: {{ingress: [{{hostname: \"{nlb}\"}}]}}}}\n"
     ));
-    let mut files = Vec::new();
-    let mut dirs = vec![crate::support::workspace_root().join("manifests")];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(&dir).expect("manifests/") {
-            let path = entry.expect("entry").path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else if path.extension().is_some_and(|e| e == "yaml") {
-                files.push(path);
-            }
-        }
-    }
-    files.sort();
-    for file in files {
+    let generated = c4mesh_manifests::generate(&c4mesh_manifests::MeshOptions::for_module(&[]))
+        .expect("generating the manifests");
+    for text in generated.files.values() {
         state.push_str("---\n");
-        state.push_str(&std::fs::read_to_string(file).expect("manifest"));
+        state.push_str(text);
     }
     state
 }
