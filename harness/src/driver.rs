@@ -199,19 +199,7 @@ impl Proxy {
                 "request body after the end of the request",
             ));
         }
-        stream.request.end_received = end;
-        match stream.request.phase {
-            Phase::HeadersPaused => stream.request.held_body.extend_from_slice(chunk),
-            Phase::Flowing => {
-                stream.request.body = chunk.to_vec();
-                self.deliver_body(id, Side::Request, end);
-            }
-            Phase::Buffering => {
-                stream.request.body.extend_from_slice(chunk);
-                self.deliver_body(id, Side::Request, end);
-            }
-            _ => {}
-        }
+        self.body_arrives(id, Side::Request, chunk.to_vec(), end);
         self.settle()
     }
 
@@ -234,15 +222,7 @@ impl Proxy {
                 "request trailers before the headers or after the end",
             ));
         }
-        stream.request.end_received = true;
-        match stream.request.phase {
-            Phase::HeadersPaused => stream.request.held_trailers = Some(trailers.into()),
-            Phase::Flowing | Phase::Buffering => {
-                stream.request.trailers = Some(trailers.into());
-                self.deliver_trailers(id, Side::Request);
-            }
-            _ => {}
-        }
+        self.trailers_arrive(id, Side::Request, trailers.into());
         self.settle()
     }
 
@@ -300,7 +280,7 @@ impl Proxy {
                 "response body before the headers or after the end",
             ));
         }
-        self.response_body_inner(id, chunk.to_vec(), end);
+        self.body_arrives(id, Side::Response, chunk.to_vec(), end);
         self.settle()
     }
 
@@ -323,7 +303,7 @@ impl Proxy {
                 "response trailers before the headers or after the end",
             ));
         }
-        self.response_trailers_inner(id, trailers.into());
+        self.trailers_arrive(id, Side::Response, trailers.into());
         self.settle()
     }
 
@@ -839,11 +819,11 @@ impl Proxy {
             if !self.alive(id) {
                 return;
             }
-            self.response_body_inner(id, chunk, i + 1 == chunks && !has_trailers);
+            self.body_arrives(id, Side::Response, chunk, i + 1 == chunks && !has_trailers);
         }
         if let Some(trailers) = response.trailers {
             if self.alive(id) {
-                self.response_trailers_inner(id, trailers);
+                self.trailers_arrive(id, Side::Response, trailers);
             }
         }
     }
@@ -860,36 +840,41 @@ impl Proxy {
         self.deliver_headers(id, Side::Response);
     }
 
-    fn response_body_inner(&mut self, id: StreamId, chunk: Vec<u8>, end: bool) {
+    /// A body chunk from the sender: held while the filter holds the headers, else
+    /// through the filter.
+    fn body_arrives(&mut self, id: StreamId, side: Side, chunk: Vec<u8>, end: bool) {
         let mut phase = None;
         self.with_stream(id, |s| {
-            s.response.end_received = end;
-            phase = Some(s.response.phase);
-            match s.response.phase {
-                Phase::HeadersPaused => s.response.held_body.extend_from_slice(&chunk),
-                Phase::Flowing => s.response.body = chunk,
-                Phase::Buffering => s.response.body.extend_from_slice(&chunk),
+            let (d, _) = side.parts(s);
+            d.end_received = end;
+            phase = Some(d.phase);
+            match d.phase {
+                Phase::HeadersPaused => d.held_body.extend_from_slice(&chunk),
+                Phase::Flowing => d.body = chunk,
+                Phase::Buffering => d.body.extend_from_slice(&chunk),
                 _ => {}
             }
         });
         if matches!(phase, Some(Phase::Flowing | Phase::Buffering)) {
-            self.deliver_body(id, Side::Response, end);
+            self.deliver_body(id, side, end);
         }
     }
 
-    fn response_trailers_inner(&mut self, id: StreamId, trailers: HeaderMap) {
+    /// Trailers from the sender (they end the direction).
+    fn trailers_arrive(&mut self, id: StreamId, side: Side, trailers: HeaderMap) {
         let mut phase = None;
         self.with_stream(id, |s| {
-            s.response.end_received = true;
-            phase = Some(s.response.phase);
-            match s.response.phase {
-                Phase::HeadersPaused => s.response.held_trailers = Some(trailers),
-                Phase::Flowing | Phase::Buffering => s.response.trailers = Some(trailers),
+            let (d, _) = side.parts(s);
+            d.end_received = true;
+            phase = Some(d.phase);
+            match d.phase {
+                Phase::HeadersPaused => d.held_trailers = Some(trailers),
+                Phase::Flowing | Phase::Buffering => d.trailers = Some(trailers),
                 _ => {}
             }
         });
         if matches!(phase, Some(Phase::Flowing | Phase::Buffering)) {
-            self.deliver_trailers(id, Side::Response);
+            self.deliver_trailers(id, side);
         }
     }
 
@@ -928,7 +913,7 @@ impl Proxy {
         let body = reply.body.clone();
         self.response_headers_inner(id, reply.response_headers(), body.is_empty());
         if !body.is_empty() && self.alive(id) {
-            self.response_body_inner(id, body, true);
+            self.body_arrives(id, Side::Response, body, true);
         }
     }
 
