@@ -5,6 +5,7 @@
 use anyhow::{bail, Context, Result};
 use c4mesh::conformance::envoy_target::{Gateway, Started};
 use c4mesh::conformance::scenario::{self, FaultChange, Mesh, Profile, Scenario, TargetKind};
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -143,24 +144,32 @@ pub fn command(args: UpArgs) -> Result<ExitCode> {
     };
     gateway.begin();
     let url = gateway.envoy.url();
-    println!(
+    // Output errors (a reader that went away) must not stop the mesh.
+    let mut out = std::io::stdout();
+    let _ = writeln!(
+        out,
         "c4mesh local mesh: Envoy with {} ({} workers)",
         args.wasm.display(),
         args.workers
     );
-    println!("gateway  {url}   (Host: api.c4ang.com)");
-    println!("admin    http://{}", gateway.envoy.admin);
+    let _ = writeln!(out, "gateway  {url}   (Host: api.c4ang.com)");
+    let _ = writeln!(out, "admin    http://{}", gateway.envoy.admin);
     for (service, host, addr) in gateway.hosts() {
-        println!("{:<28} http://{addr}", format!("{service}/{host}"));
+        let _ = writeln!(out, "{:<28} http://{addr}", format!("{service}/{host}"));
     }
-    println!("try      curl -H 'host: api.c4ang.com' {url}/api/v1/orders/1");
+    let _ = writeln!(
+        out,
+        "try      curl -H 'host: api.c4ang.com' {url}/api/v1/orders/1"
+    );
     match args.run_for {
         Some(duration) => {
-            println!("serving for {duration:?}");
+            let _ = writeln!(out, "serving for {duration:?}");
+            let _ = out.flush();
             std::thread::sleep(duration);
         }
         None => {
-            println!("serving until interrupted (Ctrl-C)");
+            let _ = writeln!(out, "serving until interrupted (Ctrl-C)");
+            let _ = out.flush();
             loop {
                 std::thread::sleep(Duration::from_secs(3600));
             }

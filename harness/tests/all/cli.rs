@@ -116,6 +116,8 @@ fn package_writes_an_oci_layout_and_prints_its_digest() {
 struct Up {
     child: std::process::Child,
     gateway: String,
+    /// Kept open: the command goes on printing after the gateway line.
+    _stdout: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
 }
 
 impl Up {
@@ -142,7 +144,11 @@ impl Up {
             printed.push(line.clone());
             if let Some(url) = line.strip_prefix("gateway  ") {
                 let gateway = url.split_whitespace().next().unwrap_or_default().to_owned();
-                return Up { child, gateway };
+                return Up {
+                    child,
+                    gateway,
+                    _stdout: lines,
+                };
             }
         }
     }
