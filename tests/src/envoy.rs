@@ -164,7 +164,21 @@ pub struct Envoy {
 }
 
 impl Envoy {
+    /// Starts Envoy on two free loopback ports. A port found free can be taken by
+    /// another process before Envoy binds it; Envoy then exits at once, and the start
+    /// is tried again on other ports.
     pub fn start(config: &EnvoyConfig) -> Result<Envoy> {
+        const TRIES: usize = 4;
+        for _ in 1..TRIES {
+            match Envoy::start_once(config) {
+                Err(error) if format!("{error:#}").contains("Address already in use") => continue,
+                other => return other,
+            }
+        }
+        Envoy::start_once(config)
+    }
+
+    fn start_once(config: &EnvoyConfig) -> Result<Envoy> {
         let bin = envoy_binary()?;
         let listener = free_port()?;
         let admin = free_port()?;
@@ -405,6 +419,9 @@ fn bootstrap_json(config: &EnvoyConfig, listener: SocketAddr, admin: SocketAddr)
             "listeners": [{
                 "name": "ingress",
                 "address": {"socket_address": {"address": "127.0.0.1", "port_value": listener.port()}},
+                // Without SO_REUSEPORT a port another process took makes the bind fail
+                // (and the start is retried) instead of two proxies sharing the port.
+                "enable_reuse_port": false,
                 "filter_chains": [{"filters": [{
                     "name": "envoy.filters.network.http_connection_manager",
                     "typed_config": {
