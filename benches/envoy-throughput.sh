@@ -29,4 +29,4 @@ CONF
 nginx -p "$dir" -c nginx.conf
 taskset -pc 1 "$(cat "$dir/nginx.pid")" >/dev/null 2>&1 || true
 for pid in $(pgrep -P "$(cat "$dir/nginx.pid")"); do taskset -pc 1 "$pid" >/dev/null; done
-cargo run --quiet --release -p c4mesh-testbed --bin bench_envoy -- "127.0.0.1:$port" "${1:-3}" "${2:-5}"
+cargo run --quiet --release -p c4mesh-benches --bin envoy-throughput -- "127.0.0.1:$port" "${1:-3}" "${2:-5}"

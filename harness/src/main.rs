@@ -36,6 +36,9 @@ enum Command {
     /// Writes the mesh's manifests (Kubernetes, Istio, Gateway API) generated from the
     /// filter's default configuration, or checks them with --check.
     Manifests(cli::manifests::ManifestsArgs),
+    /// The demo: the local mesh in Envoy showing routing, local replies, an outage with
+    /// and without the retry budget, the route circuit, and retries across hops.
+    Demo(cli::demo::DemoArgs),
     /// Packages the filter as an OCI image layout Istio's WasmPlugin can pull.
     Package(cli::manifests::PackageArgs),
 }
@@ -49,6 +52,7 @@ fn main() -> ExitCode {
         Command::Replay(args) => cli::replay::command(args),
         Command::Check(args) => cli::check::command(args),
         Command::Manifests(args) => cli::manifests::manifests(args).map(|()| ExitCode::SUCCESS),
+        Command::Demo(args) => cli::demo::command(args),
         Command::Package(args) => cli::manifests::package(args).map(|()| ExitCode::SUCCESS),
     };
     match result {

@@ -6,7 +6,7 @@
 //! a time: a CPU shared with another Envoy run would stretch their timing.
 
 use c4mesh::conformance::{self, scenario, Options, Target};
-use c4mesh_testbed::envoy::{module, workspace_root};
+use c4mesh_mesh::envoy::{module, workspace_root};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
@@ -184,7 +184,7 @@ fn bad_scenarios_and_arguments_are_named() {
 fn the_url_target_checks_a_live_gateway_and_sees_what_a_client_sees() {
     let _serial = one_at_a_time();
     // A gateway run by someone else: the local mesh with the filter's defaults.
-    let gateway = c4mesh_testbed::LocalMesh::with_filter("").expect("local mesh");
+    let gateway = c4mesh_mesh::LocalMesh::with_filter("").expect("local mesh");
     let scenarios: Vec<_> = scenario::load_dir(&scenarios_dir())
         .expect("scenarios load")
         .into_iter()
@@ -213,8 +213,8 @@ fn the_url_target_checks_a_live_gateway_and_sees_what_a_client_sees() {
 
     // Against a gateway without the filter, the same scenarios fail.
     drop(gateway);
-    let bare = c4mesh_testbed::LocalMesh::start(c4mesh_testbed::mesh::MeshOptions {
-        wasm: c4mesh_testbed::Wasm::None,
+    let bare = c4mesh_mesh::LocalMesh::start(c4mesh_mesh::mesh::MeshOptions {
+        wasm: c4mesh_mesh::Wasm::None,
         workers: 1,
         outlier_detection: None,
     })

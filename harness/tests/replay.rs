@@ -2,7 +2,7 @@
 //! bounds, errors and the stop flag, and a real Envoy with the filter for the mix.
 
 use c4mesh::replay::{self, Load, Options, Progress, Report, Source};
-use c4mesh_testbed::{Behaviour, Handler, LocalMesh, Reply, Upstream};
+use c4mesh_mesh::{Behaviour, Handler, LocalMesh, Reply, Upstream};
 use serde_json::json;
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
@@ -32,7 +32,7 @@ fn open(rate: f64) -> Load {
     }
 }
 
-fn handler(f: impl Fn(&c4mesh_testbed::Attempt) -> Reply + Send + Sync + 'static) -> Handler {
+fn handler(f: impl Fn(&c4mesh_mesh::Attempt) -> Reply + Send + Sync + 'static) -> Handler {
     Arc::new(f)
 }
 

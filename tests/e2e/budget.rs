@@ -1,6 +1,6 @@
 //! B5: an outage behind the budget, against the same outage without it.
 
-use c4mesh_testbed::LocalMesh;
+use c4mesh_mesh::LocalMesh;
 use std::time::Duration;
 
 #[test]

@@ -1,7 +1,7 @@
 //! O1-O3 and the metrics that report them.
 
 use crate::local_reply;
-use c4mesh_testbed::{Behaviour, LocalMesh};
+use c4mesh_mesh::{Behaviour, LocalMesh};
 use std::thread;
 use std::time::{Duration, Instant};
 

@@ -8,7 +8,7 @@ mod circuit;
 mod robustness;
 mod routing;
 
-use c4mesh_testbed::Response;
+use c4mesh_mesh::Response;
 
 /// The JSON `error` of a local reply, checking the reply's shape on the way.
 fn local_reply(response: &Response, status: u16, reason: &str) {

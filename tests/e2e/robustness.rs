@@ -1,7 +1,7 @@
 //! 2.1 rejection, 2.5 debug headers, 2.7 robustness.
 
-use c4mesh_testbed::envoy::{EnvoyConfig, ServiceRoute};
-use c4mesh_testbed::{Envoy, LocalMesh, Wasm};
+use c4mesh_mesh::envoy::{EnvoyConfig, ServiceRoute};
+use c4mesh_mesh::{Envoy, LocalMesh, Wasm};
 
 #[test]
 fn envoy_refuses_an_invalid_configuration_naming_the_field() {

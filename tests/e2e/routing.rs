@@ -1,7 +1,7 @@
 //! R1-R7 through real HTTP.
 
 use crate::local_reply;
-use c4mesh_testbed::{services, Behaviour, LocalMesh};
+use c4mesh_mesh::{services, Behaviour, LocalMesh};
 use std::time::Duration;
 
 #[test]

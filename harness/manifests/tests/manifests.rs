@@ -14,7 +14,7 @@ fn repo() -> PathBuf {
 }
 
 fn module() -> Vec<u8> {
-    let path = c4mesh_testbed::envoy::module("c4mesh_filter").expect("building the filter");
+    let path = c4mesh_mesh::envoy::module("c4mesh_filter").expect("building the filter");
     std::fs::read(path).expect("reading the filter")
 }
 

@@ -7,8 +7,8 @@
 
 use c4mesh_filter_core::Config;
 use c4mesh_manifests::{envoy_outlier_detection, outlier_detection};
-use c4mesh_testbed::mesh::MeshOptions;
-use c4mesh_testbed::{LocalMesh, Wasm};
+use c4mesh_mesh::mesh::MeshOptions;
+use c4mesh_mesh::{LocalMesh, Wasm};
 use std::time::{Duration, Instant};
 
 /// Sends traffic to orders with one host answering 503; true once Envoy ejects it.

@@ -82,7 +82,7 @@ fn send(url: &str, host: &str) -> Finding {
         Ok(addr) => addr,
         Err(e) => return check::request(None, None, e.to_string()),
     };
-    match c4mesh_testbed::Client::new(addr).request("GET", path, Some(host), &[]) {
+    match c4mesh_mesh::Client::new(addr).request("GET", path, Some(host), &[]) {
         Ok(response) => check::request(
             Some(response.status),
             response.header("x-c4-reason"),

@@ -2,6 +2,7 @@
 
 pub mod check;
 pub mod conformance;
+pub mod demo;
 pub mod manifests;
 pub mod replay;
 pub mod run;

@@ -27,7 +27,7 @@ pub struct Reply {
 
 impl Reply {
     pub fn header(&self, name: &str) -> Option<&str> {
-        c4mesh_testbed::client::header(&self.headers, name)
+        c4mesh_mesh::client::header(&self.headers, name)
     }
 }
 

@@ -45,7 +45,7 @@ pub struct AttemptRecord {
 
 impl AttemptRecord {
     pub fn header(&self, name: &str) -> Option<&str> {
-        c4mesh_testbed::client::header(&self.headers, name)
+        c4mesh_mesh::client::header(&self.headers, name)
     }
 }
 

@@ -8,7 +8,7 @@
 use super::observe::{Exchange, Reply};
 use super::scenario::Scenario;
 use super::traffic::{ClientRequest, Plan};
-use c4mesh_testbed::Client;
+use c4mesh_mesh::Client;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

@@ -171,7 +171,7 @@ impl Drop for Up {
 #[test]
 fn up_serves_the_local_mesh_with_its_faults_and_prints_its_urls() {
     let up = Up::start(&["--fault", "order-service=503"]);
-    let client = c4mesh_testbed::Client::new(up.addr());
+    let client = c4mesh_mesh::Client::new(up.addr());
     let orders = client.get("/api/v1/orders/1", &[]).expect("orders");
     let products = client.get("/api/v1/products/1", &[]).expect("products");
     let unknown = client.get("/nothing", &[]).expect("no route");

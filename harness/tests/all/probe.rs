@@ -6,8 +6,8 @@
 
 use crate::support::{lines, probe_wasm};
 use c4mesh::{CallOutcome, Exchange, Proxy, Request, Response};
-use c4mesh_testbed::envoy::{Envoy, EnvoyConfig, ServiceRoute, Wasm};
-use c4mesh_testbed::{Behaviour, Client, Upstream};
+use c4mesh_mesh::envoy::{Envoy, EnvoyConfig, ServiceRoute, Wasm};
+use c4mesh_mesh::{Behaviour, Client, Upstream};
 use std::time::{Duration, Instant};
 
 const CONFIG: &str = r#"{"probe":true}"#;

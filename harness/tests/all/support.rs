@@ -4,12 +4,12 @@
 use c4mesh::{LogRecord, Proxy, ProxyBuilder};
 use std::path::PathBuf;
 
-pub use c4mesh_testbed::envoy::workspace_root;
+pub use c4mesh_mesh::envoy::workspace_root;
 
 /// A module of the workspace (`c4mesh_filter`, `c4mesh_abi_probe`...), built once per
 /// test run.
 pub fn wasm_module(name: &str) -> PathBuf {
-    c4mesh_testbed::envoy::module(name).unwrap_or_else(|e| panic!("{e:#}"))
+    c4mesh_mesh::envoy::module(name).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 pub fn filter_wasm() -> PathBuf {

@@ -1,4 +1,5 @@
-//! A local mesh on loopback for the end-to-end tests and the demo.
+//! The local mesh on loopback: what `c4mesh up`, `c4mesh demo`, the conformance
+//! suite's envoy target and the end-to-end tests run the filter in.
 //!
 //! The filter is only trusted once a real Envoy has run it against real upstreams, so
 //! this crate starts Envoy 1.40 (from `ENVOY_BIN`, the project's `.venv`, or `PATH`)

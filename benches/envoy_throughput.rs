@@ -1,7 +1,7 @@
 //! Envoy throughput with the c4mesh filter, against the same Envoy with a no-op
 //! proxy-wasm module and without Wasm (SPEC 2.6), measured side by side.
 //!
-//! Usage: `bench_envoy UPSTREAM_ADDR [ROUNDS] [SECONDS]` with a fast upstream (nginx)
+//! Usage: `envoy-throughput UPSTREAM_ADDR [ROUNDS] [SECONDS]` with a fast upstream (nginx)
 //! already listening. Three Envoys with one worker each, pinned to CPU 0, route
 //! `/api/v1/products` to the upstream; `wrk` (pinned to CPU 1) loads each in turn,
 //! round after round, so noise falls on all three alike. Prints requests per second,
@@ -10,15 +10,15 @@
 //! by side with the filter it changes.
 
 use anyhow::{bail, Context, Result};
-use c4mesh_testbed::envoy::{EnvoyConfig, ServiceRoute};
-use c4mesh_testbed::{Envoy, Wasm};
+use c4mesh_mesh::envoy::{EnvoyConfig, ServiceRoute};
+use c4mesh_mesh::{Envoy, Wasm};
 use std::net::SocketAddr;
 use std::process::Command;
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let Some(upstream) = args.get(1) else {
-        bail!("usage: bench_envoy UPSTREAM_ADDR [ROUNDS] [SECONDS]");
+        bail!("usage: envoy-throughput UPSTREAM_ADDR [ROUNDS] [SECONDS]");
     };
     let upstream: SocketAddr = upstream
         .parse()

@@ -1,15 +1,20 @@
-//! The demo: the c4mesh filter in a local Envoy in front of the six simulated services.
+//! `c4mesh demo`: the c4mesh filter in a local Envoy in front of the six simulated
+//! services.
 //!
 //! It builds the filter, starts the local mesh, and shows routing, the filter's local
 //! replies, an outage of one service with and without the retry budget, and the route
 //! circuit opening, failing fast and closing again.
 
 use anyhow::{ensure, Result};
-use c4mesh_testbed::{services, LocalMesh};
+use c4mesh_mesh::{services, LocalMesh};
+use std::process::ExitCode;
 use std::thread;
 use std::time::{Duration, Instant};
 
-fn main() -> Result<()> {
+#[derive(clap::Args)]
+pub struct DemoArgs {}
+
+pub fn command(_args: DemoArgs) -> Result<ExitCode> {
     println!("c4mesh demo: Envoy 1.40 with the c4mesh filter, six services with two hosts each, on 127.0.0.1\n");
     let mesh = LocalMesh::with_filter(r#"{"outlier": {"base_ejection": "3s"}}"#)?;
     println!(
@@ -115,5 +120,5 @@ fn main() -> Result<()> {
             println!("   {message}");
         }
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
