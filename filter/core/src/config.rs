@@ -16,11 +16,20 @@
 //!   without a budget of its own); `"outlier": {"consecutive_5xx": 0}` switches the
 //!   outlier signal and the route circuit off.
 //!
+//! ## Where the filter runs
+//!
+//! `mode` and `namespace` (SPEC 2.8) are not in the default document, which is the
+//! gateway's and is what the manifests ship: absent, they are `"gateway"` and
+//! `"ecommerce"`. In sidecar mode each route's `service` must be a Kubernetes service
+//! name, since that is how a call names its destination (see [`crate::destination`]),
+//! and the destinations are grouped once, here, for the per-request lookup.
+//!
 //! ## Numbers
 //!
 //! Ratios and rates become integers (parts per million, micro-tokens) so that the
 //! configuration is `Eq` and the budget arithmetic is exact.
 
+use crate::destination::{self, Destinations};
 use crate::duration;
 use crate::json::{self, ConfigError, Object, Path};
 use crate::path as path_safety;
@@ -45,11 +54,19 @@ pub const DEFAULT_CONFIG_JSON: &str = r#"{
   "outlier":      {"consecutive_5xx": 5, "base_ejection": "30s", "max_ejection": "300s"}
 }"#;
 
+/// The sidecars' configuration, overlaying [`DEFAULT_CONFIG_JSON`] (SPEC 2.8): sidecar
+/// mode, and the retries Istio gives in-mesh calls without a VirtualService (2, on its
+/// default conditions), so that the filter never grants more than Istio would.
+pub const SIDECAR_CONFIG_JSON: &str = r#"{"mode": "sidecar", "retry": {"attempts": 2, "retry_on": "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes"}}"#;
+
 /// Parts per million: the unit of ratios.
 pub const PPM: u64 = 1_000_000;
 
 /// At most this many retries per request may be configured.
 pub const MAX_ATTEMPTS: u64 = 10;
+
+/// The namespace of the mesh's services when the configuration names none.
+pub const DEFAULT_NAMESPACE: &str = "ecommerce";
 
 /// Route names become metric names and shared-data keys: keep them short and plain.
 const MAX_ROUTE_NAME: usize = 64;
@@ -67,16 +84,48 @@ const RETRY_ON_KINDS: &[&str] = &[
     "retriable-status-codes",
     "retriable-headers",
     "http3-post-connect-failure",
+    // gRPC status conditions, part of Istio's default in-mesh policy.
+    "cancelled",
+    "deadline-exceeded",
+    "internal",
+    "resource-exhausted",
+    "unavailable",
 ];
 
 /// The validated configuration the filter runs with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
+    pub mode: Mode,
+    /// The namespace of the mesh's services (lower case), naming destinations in
+    /// sidecar mode.
+    pub namespace: String,
     pub hosts: HostPatterns,
     pub unmatched: Unmatched,
     pub debug_headers: bool,
     pub routes: Vec<Route>,
+    /// Routes by path prefix (R3), for the gateway.
     pub table: RouteTable,
+    /// Routes by destination service (S1); empty in gateway mode.
+    pub destinations: Destinations,
+}
+
+/// Where the filter runs (SPEC 2.8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// The ingress gateway: routes by host and path (R1-R7).
+    #[default]
+    Gateway,
+    /// Every pod's sidecar, outbound: routes by destination service (S1-S3).
+    Sidecar,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Gateway => "gateway",
+            Mode::Sidecar => "sidecar",
+        }
+    }
 }
 
 /// What happens to a request that matches no route (R7).
@@ -203,6 +252,8 @@ impl Config {
 }
 
 const TOP_FIELDS: &[&str] = &[
+    "mode",
+    "namespace",
     "hosts",
     "unmatched",
     "debug_headers",
@@ -231,6 +282,8 @@ fn parse_document(user: &Value, defaults: &Value) -> Result<Config, ConfigError>
     let default_of = |name: &str| defaults.get(name).unwrap_or(&Value::Null);
     let field = |name: &'static str| top.get(name).unwrap_or(default_of(name));
 
+    let mode = parse_mode(top.get("mode"), &root.field("mode"))?;
+    let namespace = parse_namespace(top.get("namespace"), &root.field("namespace"))?;
     let hosts = parse_hosts(field("hosts"), &root.field("hosts"))?;
     let unmatched_path = root.field("unmatched");
     let unmatched = match json::as_str(field("unmatched"), &unmatched_path)? {
@@ -276,6 +329,16 @@ fn parse_document(user: &Value, defaults: &Value) -> Result<Config, ConfigError>
     {
         let route_path = routes_path.index(i);
         let route = parse_route(value, &route_path, &inherited, &retry, budget, outlier)?;
+        if mode == Mode::Sidecar && !destination::is_service_name(&route.service) {
+            return Err(ConfigError::new(
+                &route_path.field("service"),
+                format!(
+                    "must be a Kubernetes service name in sidecar mode (1 to 63 of a-z, 0-9 \
+                     and '-', starting with a letter, ending with a letter or digit), got {:?}",
+                    route.service
+                ),
+            ));
+        }
         if let Some(first) = routes.iter().position(|r: &Route| r.name == route.name) {
             return Err(ConfigError::new(
                 &route_path.field("name"),
@@ -295,13 +358,51 @@ fn parse_document(user: &Value, defaults: &Value) -> Result<Config, ConfigError>
     }
     top.finish()?;
     let table = RouteTable::new(routes.iter().map(|r| r.prefix.as_str()));
+    let destinations = match mode {
+        Mode::Gateway => Destinations::default(),
+        Mode::Sidecar => Destinations::new(&namespace, &routes),
+    };
     Ok(Config {
+        mode,
+        namespace,
         hosts,
         unmatched,
         debug_headers,
         routes,
         table,
+        destinations,
     })
+}
+
+fn parse_mode(value: Option<&Value>, path: &Path<'_>) -> Result<Mode, ConfigError> {
+    let Some(value) = value else {
+        return Ok(Mode::default());
+    };
+    match json::as_str(value, path)? {
+        "gateway" => Ok(Mode::Gateway),
+        "sidecar" => Ok(Mode::Sidecar),
+        other => Err(ConfigError::new(
+            path,
+            format!("must be \"gateway\" or \"sidecar\", got {other:?}"),
+        )),
+    }
+}
+
+fn parse_namespace(value: Option<&Value>, path: &Path<'_>) -> Result<String, ConfigError> {
+    let Some(value) = value else {
+        return Ok(DEFAULT_NAMESPACE.to_owned());
+    };
+    let namespace = json::as_str(value, path)?;
+    if !destination::is_dns_label(namespace) {
+        return Err(ConfigError::new(
+            path,
+            format!(
+                "must be a Kubernetes namespace (1 to 63 of a-z, 0-9 and '-', starting and \
+                 ending with a letter or digit), got {namespace:?}"
+            ),
+        ));
+    }
+    Ok(namespace.to_owned())
 }
 
 /// The effective top-level objects a route inherits from.

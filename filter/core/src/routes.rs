@@ -26,8 +26,15 @@ impl RouteTable {
     /// Builds the table from prefixes in route order (already validated, no trailing
     /// `/` except for the root prefix `/`).
     pub fn new<'a>(prefixes: impl IntoIterator<Item = &'a str>) -> RouteTable {
+        RouteTable::with_ids(prefixes.into_iter().enumerate())
+    }
+
+    /// Builds the table from `(route id, prefix)` pairs: a table over some of the
+    /// configuration's routes (one destination's, in sidecar mode) that still answers
+    /// with their configuration indices.
+    pub fn with_ids<'a>(routes: impl IntoIterator<Item = (RouteId, &'a str)>) -> RouteTable {
         let mut table = RouteTable::default();
-        for (id, prefix) in prefixes.into_iter().enumerate() {
+        for (id, prefix) in routes {
             if prefix == "/" {
                 table.root = Some(id);
             } else {
@@ -121,6 +128,14 @@ mod tests {
         assert_eq!(t.lookup(b"/api/v1/orders/1"), Some(0));
         assert_eq!(t.lookup(b"/healthz"), Some(1));
         assert_eq!(t.lookup(b"/"), Some(1));
+    }
+
+    #[test]
+    fn a_table_over_some_routes_answers_with_their_ids() {
+        let t = RouteTable::with_ids([(3, "/api/v1/orders"), (7, "/api/v1/orders/archive")]);
+        assert_eq!(t.lookup(b"/api/v1/orders/1"), Some(3));
+        assert_eq!(t.lookup(b"/api/v1/orders/archive/1"), Some(7));
+        assert_eq!(t.lookup(b"/api/v1/payments"), None);
     }
 
     #[test]

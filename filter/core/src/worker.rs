@@ -6,9 +6,17 @@
 //! only when something the other workers must see changes: a budget lease, a 5xx, a
 //! success that ends a streak, a probe. Those changes are pushed to the other
 //! workers with [`Shared::notify`] so their cached views follow.
+//!
+//! ## Gateway and sidecar
+//!
+//! The two modes differ only in how a request finds its route: at the gateway by host
+//! and path (R1, R2, R3, R7), in a sidecar by destination service (S1), where a call to
+//! anything that is not a destination of the mesh passes untouched (S2) before any
+//! check. From the route on (R4, O2-O3, B2 and the response phase) both are the same
+//! code (S3).
 
 use crate::budget::{Ledger, ReservePool};
-use crate::config::{Config, Route, Unmatched};
+use crate::config::{Config, Mode, Route, Unmatched};
 use crate::health::{Admission, HealthView, Outcome, RouteHealth, Signals};
 use crate::metrics::{GlobalCounter, MetricUpdate, RouteCounter, Tally};
 use crate::path;
@@ -34,7 +42,8 @@ pub struct Request<'a> {
 pub enum Verdict {
     /// Answer locally.
     Reply(LocalReply),
-    /// Unmatched with `unmatched: pass`: forward untouched (control headers aside).
+    /// Forward untouched (control headers aside): unmatched with `unmatched: pass` at
+    /// the gateway, or not a destination of the mesh in a sidecar.
     Pass,
     /// Forward with the route's headers set.
     Forward(Ticket),
@@ -147,30 +156,20 @@ impl Worker {
         tally.global(GlobalCounter::ConfigErrors);
     }
 
-    /// Decides a request at its headers (R1-R7, O2-O3, B2).
+    /// Decides a request at its headers (R1-R7 or S1-S3, O2-O3, B2).
     pub fn on_request(
         &mut self,
         request: &Request<'_>,
         now_ms: u64,
         shared: &mut impl Shared,
     ) -> Verdict {
-        if !self.config.hosts.matches(request.authority) {
-            self.tally.global(GlobalCounter::UnknownHost);
-            return reply(Reason::UnknownHost, None);
-        }
-        let path = match path::check(request.path) {
-            Ok(path) => path,
-            Err(why) => {
-                self.tally.global(GlobalCounter::BadPath);
-                return reply(Reason::BadPath(why), None);
-            }
+        let routed = match self.config.mode {
+            Mode::Gateway => self.route_at_gateway(request),
+            Mode::Sidecar => self.route_to_destination(request),
         };
-        let Some(id) = self.config.table.lookup(path) else {
-            self.tally.global(GlobalCounter::NoRoute);
-            return match self.config.unmatched {
-                Unmatched::Reject => reply(Reason::NoRoute, None),
-                Unmatched::Pass => Verdict::Pass,
-            };
+        let id = match routed {
+            Ok(id) => id,
+            Err(verdict) => return verdict,
         };
         self.tally.route(id, RouteCounter::Requests, 1);
         let route = &self.config.routes[id];
@@ -195,6 +194,35 @@ impl Worker {
             granted,
             probe,
         })
+    }
+
+    /// R1, R2, R3 and R7: the route of a request at the gateway, or the verdict on a
+    /// request that has none.
+    fn route_at_gateway(&mut self, request: &Request<'_>) -> Result<RouteId, Verdict> {
+        if !self.config.hosts.matches(request.authority) {
+            self.tally.global(GlobalCounter::UnknownHost);
+            return Err(reply(Reason::UnknownHost, None));
+        }
+        let path = checked_path(request.path, &mut self.tally)?;
+        let Some(id) = self.config.table.lookup(path) else {
+            self.tally.global(GlobalCounter::NoRoute);
+            return Err(match self.config.unmatched {
+                Unmatched::Reject => reply(Reason::NoRoute, None),
+                Unmatched::Pass => Verdict::Pass,
+            });
+        };
+        Ok(id)
+    }
+
+    /// S1, S2 and R2: the route of a call from a sidecar. A call to anything but a
+    /// destination of the mesh passes, uncounted: it is none of the filter's business,
+    /// and its path is the destination's to judge.
+    fn route_to_destination(&mut self, request: &Request<'_>) -> Result<RouteId, Verdict> {
+        let Some(destination) = self.config.destinations.lookup(request.authority) else {
+            return Err(Verdict::Pass);
+        };
+        let path = checked_path(request.path, &mut self.tally)?;
+        Ok(destination.route(path))
     }
 
     fn admit(&mut self, id: RouteId, now_ms: u64, shared: &mut impl Shared) -> Admission {
@@ -416,6 +444,14 @@ impl Worker {
 
 fn reply(reason: Reason, route: Option<RouteId>) -> Verdict {
     Verdict::Reply(LocalReply { reason, route })
+}
+
+/// R2: the routed part of a safe request target, or the 400 reply to an unsafe one.
+fn checked_path<'r>(target: &'r [u8], tally: &mut Tally) -> Result<&'r [u8], Verdict> {
+    path::check(target).map_err(|why| {
+        tally.global(GlobalCounter::BadPath);
+        reply(Reason::BadPath(why), None)
+    })
 }
 
 /// Leases up to `want` from a route's reserve pool; 0 on lasting conflict.

@@ -4,7 +4,7 @@ use crate::abi::{self, Level};
 use crate::mesh::{self, ProxyShared};
 use crate::metrics::{self, GlobalIds, RouteIds};
 use crate::stream::Stream;
-use c4mesh_filter_core::{Config, Worker};
+use c4mesh_filter_core::{Config, Mode, Worker};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::ContextType;
 use std::cell::RefCell;
@@ -46,6 +46,7 @@ impl RootContext for Root {
                 return false;
             }
         };
+        abi::log(Level::Info, &configured_line(&config));
         let namespace = fingerprint(&bytes);
         let vm_id = abi::property(&["plugin_vm_id"])
             .map(|id| String::from_utf8_lossy(&id).into_owned())
@@ -96,6 +97,21 @@ impl RootContext for Root {
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
         Some(Box::new(Stream::new(self.active.clone())))
+    }
+}
+
+/// The one line that says what a VM now runs with.
+fn configured_line(config: &Config) -> String {
+    match config.mode {
+        Mode::Gateway => format!(
+            "c4mesh configured: mode=gateway routes={}",
+            config.routes.len()
+        ),
+        Mode::Sidecar => format!(
+            "c4mesh configured: mode=sidecar namespace={} routes={}",
+            config.namespace,
+            config.routes.len()
+        ),
     }
 }
 

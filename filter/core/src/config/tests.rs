@@ -75,6 +75,75 @@ fn defaults_are_the_mesh_of_the_spec() {
 }
 
 #[test]
+fn mode_and_namespace_default_to_the_gateway_of_ecommerce() {
+    let c = Config::defaults();
+    assert_eq!(c.mode, Mode::Gateway);
+    assert_eq!(c.namespace, "ecommerce");
+    assert_eq!(c.destinations, Destinations::default());
+    assert!(
+        !DEFAULT_CONFIG_JSON.contains("\"mode\"") && !DEFAULT_CONFIG_JSON.contains("namespace"),
+        "the shipped document stays the SPEC's"
+    );
+    assert_eq!(Config::parse(br#"{"mode": "gateway"}"#).unwrap(), c);
+}
+
+#[test]
+fn sidecar_mode_groups_the_routes_by_destination() {
+    let c = Config::parse(br#"{"mode": "sidecar", "namespace": "shop", "retry": {"attempts": 2}}"#)
+        .unwrap();
+    assert_eq!(c.mode, Mode::Sidecar);
+    assert_eq!(c.namespace, "shop");
+    assert_eq!(c.routes.len(), 6);
+    assert_eq!(c.routes[3].retry.attempts, 2);
+    let payments = c
+        .destinations
+        .lookup(Some(b"payment-service.shop.svc.cluster.local:8080"))
+        .unwrap();
+    assert_eq!(payments.route(b"/anything"), 3);
+    assert!(c
+        .destinations
+        .lookup(Some(b"payment-service.ecommerce"))
+        .is_none());
+    // hosts and unmatched are still validated, though only the gateway uses them.
+    assert!(Config::parse(br#"{"mode": "sidecar", "unmatched": "drop"}"#).is_err());
+}
+
+#[test]
+fn the_sidecar_document_is_sidecar_mode_with_istio_s_in_mesh_retries() {
+    let c = Config::parse(SIDECAR_CONFIG_JSON.as_bytes()).unwrap();
+    assert_eq!(c.mode, Mode::Sidecar);
+    assert_eq!(c.namespace, DEFAULT_NAMESPACE);
+    for r in &c.routes {
+        assert_eq!(r.retry.attempts, 2);
+        assert_eq!(
+            r.retry.retry_on,
+            "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes"
+        );
+    }
+    assert_eq!(c.routes.len(), Config::defaults().routes.len());
+}
+
+#[test]
+fn istio_in_mesh_retry_conditions_are_known() {
+    let c = Config::parse(
+        br#"{"retry": {"retry_on": "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes"}}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        c.routes[0].retry.retry_on,
+        "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes"
+    );
+    let c = Config::parse(
+        br#"{"retry": {"retry_on": "deadline-exceeded, internal, resource-exhausted"}}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        c.routes[0].retry.retry_on,
+        "deadline-exceeded,internal,resource-exhausted"
+    );
+}
+
+#[test]
 fn partial_objects_inherit_field_by_field() {
     let c = Config::parse(br#"{"retry": {"attempts": 2}, "outlier": {"base_ejection": "2s"}}"#)
         .unwrap();
@@ -163,6 +232,37 @@ fn every_invalid_case_names_its_field() {
         (
             r#"{"unmatched": "drop"}"#,
             "unmatched: must be \"reject\" or \"pass\", got \"drop\"",
+        ),
+        (
+            r#"{"mode": "x"}"#,
+            "mode: must be \"gateway\" or \"sidecar\", got \"x\"",
+        ),
+        (r#"{"mode": 1}"#, "mode: expected a string, got an integer"),
+        (r#"{"mode": null}"#, "mode: expected a string, got null"),
+        (
+            r#"{"namespace": "Ecommerce"}"#,
+            "namespace: must be a Kubernetes namespace (1 to 63 of a-z, 0-9 and '-', starting and ending with a letter or digit), got \"Ecommerce\"",
+        ),
+        (r#"{"namespace": ""}"#, "namespace: must be a Kubernetes namespace"),
+        (r#"{"namespace": "-shop"}"#, "namespace: must be a Kubernetes namespace"),
+        (r#"{"namespace": "shop-"}"#, "namespace: must be a Kubernetes namespace"),
+        (r#"{"namespace": "ecommerce.svc"}"#, "namespace: must be a Kubernetes namespace"),
+        (
+            r#"{"namespace": "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}"#,
+            "namespace: must be a Kubernetes namespace",
+        ),
+        (r#"{"namespace": 7}"#, "namespace: expected a string, got an integer"),
+        (
+            r#"{"mode": "sidecar", "routes": [{"name": "a", "prefix": "/a", "service": "Order-Service"}]}"#,
+            "routes[0].service: must be a Kubernetes service name in sidecar mode (1 to 63 of a-z, 0-9 and '-', starting with a letter, ending with a letter or digit), got \"Order-Service\"",
+        ),
+        (
+            r#"{"mode": "sidecar", "routes": [{"name": "a", "prefix": "/a", "service": "order-service.ecommerce"}]}"#,
+            "routes[0].service: must be a Kubernetes service name in sidecar mode",
+        ),
+        (
+            r#"{"mode": "sidecar", "routes": [{"name": "a", "prefix": "/a", "service": "10"}]}"#,
+            "routes[0].service: must be a Kubernetes service name in sidecar mode",
         ),
         (
             r#"{"debug_headers": 1}"#,

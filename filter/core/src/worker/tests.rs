@@ -380,38 +380,256 @@ mod never_panics {
     use super::*;
     use proptest::prelude::*;
 
+    type Step = (
+        Vec<u8>,
+        Vec<u8>,
+        Option<Vec<u8>>,
+        u32,
+        Option<u64>,
+        Option<Vec<u8>>,
+        u64,
+    );
+
+    /// Authorities: arbitrary bytes, or a spelling of a mesh service with noise.
+    fn authority() -> impl Strategy<Value = Option<Vec<u8>>> {
+        proptest::option::of(prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..32),
+            "(order-service|saga-tracker|SAGA-TRACKER)(\\.ecommerce(\\.svc(\\.cluster\\.local)?)?)?\\.?(:[0-9]{0,5})?"
+                .prop_map(String::into_bytes),
+        ])
+    }
+
+    fn steps() -> impl Strategy<Value = Vec<Step>> {
+        proptest::collection::vec(
+            (
+                proptest::collection::vec(any::<u8>(), 0..8),
+                proptest::collection::vec(any::<u8>(), 0..64),
+                authority(),
+                0u32..700,
+                proptest::option::of(0u64..20),
+                proptest::option::of(proptest::collection::vec(any::<u8>(), 0..80)),
+                0u64..5_000,
+            ),
+            1..40,
+        )
+    }
+
+    fn drive(json: &str, requests: Vec<Step>) {
+        let (mut w, mut s) = worker(json);
+        let mut now = 0;
+        for (method, path, authority, status, attempts, host, step) in requests {
+            now += step;
+            let request = Request {
+                method: &method,
+                path: &path,
+                authority: authority.as_deref(),
+            };
+            if let Verdict::Forward(t) = w.on_request(&request, now, &mut s) {
+                if status % 7 == 0 {
+                    w.on_end_without_response(&t, attempts, now, &mut s);
+                } else {
+                    w.on_response(&t, status, attempts, host.as_deref(), now, &mut s);
+                }
+            }
+            w.on_tick(now, &mut s);
+        }
+        w.drain_metrics(|_| {});
+    }
+
     proptest! {
         /// 2.7: whatever the request bytes and whatever the responses, no panic.
         #[test]
-        fn on_any_request_and_response(
-            requests in proptest::collection::vec(
-                (
-                    proptest::collection::vec(any::<u8>(), 0..8),
-                    proptest::collection::vec(any::<u8>(), 0..64),
-                    proptest::option::of(proptest::collection::vec(any::<u8>(), 0..32)),
-                    0u32..700,
-                    proptest::option::of(0u64..20),
-                    proptest::option::of(proptest::collection::vec(any::<u8>(), 0..80)),
-                    0u64..5_000,
-                ),
-                1..40,
-            )
-        ) {
-            let (mut w, mut s) = worker(r#"{"unmatched": "pass", "outlier": {"base_ejection": "1s"}}"#);
-            let mut now = 0;
-            for (method, path, authority, status, attempts, host, step) in requests {
-                now += step;
-                let request = Request { method: &method, path: &path, authority: authority.as_deref() };
-                if let Verdict::Forward(t) = w.on_request(&request, now, &mut s) {
-                    if status % 7 == 0 {
-                        w.on_end_without_response(&t, attempts, now, &mut s);
-                    } else {
-                        w.on_response(&t, status, attempts, host.as_deref(), now, &mut s);
-                    }
-                }
-                w.on_tick(now, &mut s);
-            }
-            w.drain_metrics(|_| {});
+        fn on_any_request_and_response(requests in steps()) {
+            drive(r#"{"unmatched": "pass", "outlier": {"base_ejection": "1s"}}"#, requests);
         }
+
+        /// The same in sidecar mode.
+        #[test]
+        fn on_any_call_from_a_sidecar(requests in steps()) {
+            drive(r#"{"mode": "sidecar", "outlier": {"base_ejection": "1s"}}"#, requests);
+        }
+    }
+}
+
+mod sidecar {
+    use super::*;
+
+    /// The sidecar plugin's configuration: Istio's in-mesh retries.
+    const SIDECAR: &str = r#"{"mode": "sidecar", "retry": {"attempts": 2}}"#;
+
+    fn call<'a>(authority: &'a str, path: &'a str) -> Request<'a> {
+        Request {
+            method: b"GET",
+            path: path.as_bytes(),
+            authority: Some(authority.as_bytes()),
+        }
+    }
+
+    #[test]
+    fn s1_s3_a_call_to_a_mesh_service_is_routed_by_its_destination() {
+        let (mut w, mut s) = worker(SIDECAR);
+        let ticket = forward(w.on_request(
+            &call(
+                "payment-service.ecommerce.svc.cluster.local:8080",
+                "/pay?x=1",
+            ),
+            0,
+            &mut s,
+        ));
+        assert_eq!(w.route(ticket.route).name, "payments");
+        assert_eq!(ticket.max_retries_header(), Some("2"));
+        assert_eq!(w.timeout_header(ticket.route), "10000");
+        assert!(!ticket.probe);
+        let ticket = forward(w.on_request(&call("SAGA-TRACKER", "/api/v1/saga/1"), 0, &mut s));
+        assert_eq!(w.route(ticket.route).name, "saga");
+        let updates = metrics(&mut w);
+        assert!(updates.contains(&MetricUpdate::Route(3, RouteCounter::Requests, 1)));
+        assert!(updates.contains(&MetricUpdate::Route(5, RouteCounter::Requests, 1)));
+    }
+
+    #[test]
+    fn s2_other_destinations_pass_untouched_and_uncounted() {
+        let (mut w, mut s) = worker(SIDECAR);
+        for authority in [
+            "api.stripe.com",
+            "order-service.other",
+            "order-service.ecommerce.svc.cluster",
+            "istiod.istio-system.svc:15012",
+            "10.0.0.1:8080",
+        ] {
+            assert_eq!(
+                w.on_request(&call(authority, "/api/v1/orders"), 0, &mut s),
+                Verdict::Pass,
+                "{authority}"
+            );
+        }
+        let mut request = call("", "/api/v1/orders");
+        request.authority = None;
+        assert_eq!(w.on_request(&request, 0, &mut s), Verdict::Pass);
+        assert!(metrics(&mut w)
+            .iter()
+            .all(|m| matches!(m, MetricUpdate::CircuitOpen(_, false))));
+    }
+
+    #[test]
+    fn s1_hosts_and_unmatched_are_gateway_settings() {
+        let (mut w, mut s) =
+            worker(r#"{"mode": "sidecar", "hosts": ["api.c4ang.com"], "unmatched": "reject"}"#);
+        let ticket = forward(w.on_request(&call("order-service", "/healthz"), 0, &mut s));
+        assert_eq!(
+            w.route(ticket.route).name,
+            "orders",
+            "the service's first route"
+        );
+        assert_eq!(
+            w.on_request(&call("api.c4ang.com", "/api/v1/orders"), 0, &mut s),
+            Verdict::Pass
+        );
+    }
+
+    #[test]
+    fn r2_a_bad_path_to_a_mesh_service_is_refused_and_elsewhere_passes() {
+        let (mut w, mut s) = worker(SIDECAR);
+        assert_eq!(
+            w.on_request(
+                &call("order-service", "/api/v1/orders/../payments"),
+                0,
+                &mut s
+            ),
+            Verdict::Reply(LocalReply {
+                reason: Reason::BadPath(PathError::DotSegment),
+                route: None
+            })
+        );
+        assert_eq!(
+            w.on_request(
+                &call("example.com", "/api/v1/orders/../payments"),
+                0,
+                &mut s
+            ),
+            Verdict::Pass
+        );
+        let updates = metrics(&mut w);
+        assert!(updates.contains(&MetricUpdate::Global(GlobalCounter::BadPath, 1)));
+    }
+
+    #[test]
+    fn o2_the_circuit_opens_per_destination() {
+        let (mut w, mut s) = worker(r#"{"mode": "sidecar", "outlier": {"base_ejection": "2s"}}"#);
+        for i in 0..5 {
+            // Any path to the service counts for its route.
+            let path = if i % 2 == 0 {
+                "/api/v1/saga/1"
+            } else {
+                "/other"
+            };
+            let t = forward(w.on_request(&call("saga-tracker.ecommerce", path), i, &mut s));
+            let signals = w.on_response(&t, 503, Some(3), Some(b"10.0.0.9:80"), i, &mut s);
+            assert_eq!(signals.opened_for_ms.is_some(), i == 4);
+        }
+        let Verdict::Reply(reply) = w.on_request(&call("saga-tracker", "/x"), 10, &mut s) else {
+            panic!("forwarded while open");
+        };
+        assert_eq!(reply.status(), 503);
+        assert_eq!(reply.route, Some(5));
+        assert_eq!(w.circuit_label(5, 10), "open");
+        // Other destinations are unaffected, and calls outside the mesh still pass.
+        forward(w.on_request(&call("payment-service", "/pay"), 10, &mut s));
+        assert_eq!(
+            w.on_request(&call("saga-tracker.other", "/x"), 10, &mut s),
+            Verdict::Pass
+        );
+        let probe = forward(w.on_request(&call("saga-tracker", "/x"), 2_004, &mut s));
+        assert!(probe.probe);
+        assert!(
+            w.on_response(&probe, 200, Some(1), Some(b"10.0.0.9:80"), 2_010, &mut s)
+                .closed
+        );
+    }
+
+    #[test]
+    fn b2_grants_follow_the_destination_s_budget() {
+        let (mut w, mut s) = worker(
+            r#"{"mode": "sidecar", "retry": {"attempts": 2},
+                "retry_budget": {"ratio": 0, "min_retries_per_second": 0.3},
+                "outlier": {"consecutive_5xx": 0}}"#,
+        );
+        // A reserve of 3 retries per window for each destination.
+        let grants: Vec<_> = (0..3)
+            .map(|i| {
+                let t = forward(w.on_request(&call("order-service", "/api/v1/orders"), i, &mut s));
+                w.on_response(
+                    &t,
+                    503,
+                    Some(1 + u64::from(t.granted.unwrap())),
+                    None,
+                    i,
+                    &mut s,
+                );
+                t.granted
+            })
+            .collect();
+        assert_eq!(grants, [Some(2), Some(1), Some(0)]);
+        let t = forward(w.on_request(&call("payment-service", "/api/v1/payments"), 3, &mut s));
+        assert_eq!(t.granted, Some(2), "another destination has its own budget");
+        let t = forward(w.on_request(&call("order-service", "/elsewhere"), 4, &mut s));
+        assert_eq!(
+            t.granted,
+            Some(0),
+            "any path spends the destination's budget"
+        );
+    }
+
+    #[test]
+    fn r4_methods_hold_for_a_destination() {
+        let (mut w, mut s) = worker(
+            r#"{"mode": "sidecar", "routes": [{"name": "orders", "prefix": "/api/v1/orders", "service": "order-service", "methods": ["GET"]}]}"#,
+        );
+        let mut request = call("order-service", "/other");
+        request.method = b"POST";
+        assert_eq!(
+            reason(w.on_request(&request, 0, &mut s)),
+            "method_not_allowed"
+        );
     }
 }
