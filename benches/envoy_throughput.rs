@@ -55,6 +55,7 @@ fn main() -> Result<()> {
             num_retries: 3,
             outlier_detection: None,
             routes: Vec::new(),
+            sidecar: None,
         })?;
         Command::new("taskset")
             .args(["-pc", "0", &envoy.pid().to_string()])

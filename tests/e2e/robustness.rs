@@ -16,6 +16,7 @@ fn envoy_refuses_an_invalid_configuration_naming_the_field() {
         num_retries: 3,
         outlier_detection: None,
         routes: Vec::new(),
+        sidecar: None,
     };
     let log = Envoy::start_refused(&config).unwrap();
     assert!(

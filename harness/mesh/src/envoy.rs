@@ -139,6 +139,18 @@ pub struct EnvoyConfig {
     /// The routes, in match order; empty: one per service prefix with the mesh's retry
     /// policy (`num_retries`, `5xx,reset,connect-failure,refused-stream`, 10 s).
     pub routes: Vec<RouteSpec>,
+    /// Set for a pod's sidecar: the listener routes by destination authority under
+    /// Istio's in-mesh retry policy ([`crate::topology`]) instead of by path prefix, and
+    /// `routes` is not used.
+    pub sidecar: Option<SidecarRoutes>,
+}
+
+/// A sidecar's outbound routing: one virtual host per service of `services` named by
+/// its Kubernetes authorities in `namespace`, and every other authority to the
+/// service named [`crate::topology::EXTERNAL`] (the pass-through cluster), if present.
+#[derive(Debug, Clone)]
+pub struct SidecarRoutes {
+    pub namespace: String,
 }
 
 /// One route: a segment-aware prefix (`path_separated_prefix`) to a cluster, with the
@@ -315,6 +327,57 @@ impl Drop for Envoy {
     }
 }
 
+/// The previous-hosts retry predicate, as Istio sets it: a retry goes to another host.
+fn previous_hosts() -> Value {
+    json!([{
+        "name": "envoy.retry_host_predicates.previous_hosts",
+        "typed_config": {"@type": "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"}
+    }])
+}
+
+/// A sidecar's virtual hosts: each mesh service under Istio's in-mesh retry policy and
+/// no route timeout, everything else to the pass-through cluster without retries.
+fn sidecar_virtual_hosts(config: &EnvoyConfig, sidecar: &SidecarRoutes) -> Vec<Value> {
+    use crate::topology::{
+        authorities, EXTERNAL, MESH_RETRIABLE_STATUS, MESH_RETRIES, MESH_RETRY_ON,
+    };
+    let mut hosts: Vec<Value> = config
+        .services
+        .iter()
+        .filter(|s| s.name != EXTERNAL)
+        .map(|s| {
+            json!({
+                "name": s.name,
+                "domains": authorities(&s.name, &sidecar.namespace),
+                "include_request_attempt_count": true,
+                "routes": [{
+                    "match": {"prefix": "/"},
+                    "route": {
+                        "cluster": s.name,
+                        "timeout": "0s",
+                        "retry_policy": {
+                            "retry_on": MESH_RETRY_ON,
+                            "num_retries": MESH_RETRIES,
+                            "retriable_status_codes": [MESH_RETRIABLE_STATUS],
+                            "retry_host_predicate": previous_hosts(),
+                            "host_selection_retry_max_attempts": 5
+                        }
+                    }
+                }]
+            })
+        })
+        .collect();
+    if config.services.iter().any(|s| s.name == EXTERNAL) {
+        hosts.push(json!({
+            "name": "allow_any",
+            "domains": ["*"],
+            "include_request_attempt_count": true,
+            "routes": [{"match": {"prefix": "/"}, "route": {"cluster": EXTERNAL, "timeout": "0s"}}]
+        }));
+    }
+    hosts
+}
+
 fn bootstrap_json(config: &EnvoyConfig, listener: SocketAddr, admin: SocketAddr) -> Value {
     let defaults: Vec<RouteSpec>;
     let specs = if config.routes.is_empty() {
@@ -341,10 +404,7 @@ fn bootstrap_json(config: &EnvoyConfig, listener: SocketAddr, admin: SocketAddr)
                 "retry_on": r.retry_on,
                 "num_retries": r.num_retries,
                 // As Istio sets it for VirtualService retries: a retry goes to another host.
-                "retry_host_predicate": [{
-                    "name": "envoy.retry_host_predicates.previous_hosts",
-                    "typed_config": {"@type": "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"}
-                }],
+                "retry_host_predicate": previous_hosts(),
                 "host_selection_retry_max_attempts": 5
             });
             if let Some(per_try) = r.per_try_timeout_ms {
@@ -360,6 +420,15 @@ fn bootstrap_json(config: &EnvoyConfig, listener: SocketAddr, admin: SocketAddr)
             })
         })
         .collect();
+    let virtual_hosts = match &config.sidecar {
+        Some(sidecar) => sidecar_virtual_hosts(config, sidecar),
+        None => vec![json!({
+            "name": "api",
+            "domains": ["*"],
+            "include_request_attempt_count": true,
+            "routes": routes
+        })],
+    };
     let mut filters = Vec::new();
     if let Wasm::Module { path, config } = &config.wasm {
         filters.push(json!({
@@ -429,12 +498,7 @@ fn bootstrap_json(config: &EnvoyConfig, listener: SocketAddr, admin: SocketAddr)
                         "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
                         "stat_prefix": "ingress",
                         "http_protocol_options": {"accept_http_10": true},
-                        "route_config": {"virtual_hosts": [{
-                            "name": "api",
-                            "domains": ["*"],
-                            "include_request_attempt_count": true,
-                            "routes": routes
-                        }]},
+                        "route_config": {"virtual_hosts": virtual_hosts},
                         "http_filters": filters
                     }
                 }]}]

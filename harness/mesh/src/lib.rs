@@ -11,9 +11,11 @@
 pub mod client;
 pub mod envoy;
 pub mod mesh;
+pub mod topology;
 pub mod upstream;
 
 pub use client::{Client, Response};
-pub use envoy::{Envoy, EnvoyConfig, RouteSpec, ServiceRoute, Wasm};
+pub use envoy::{Envoy, EnvoyConfig, RouteSpec, ServiceRoute, SidecarRoutes, Wasm};
 pub use mesh::{services, LocalMesh, Service};
+pub use topology::Topology;
 pub use upstream::{Attempt, Behaviour, Handler, Reply, Upstream};

@@ -77,6 +77,7 @@ impl LocalMesh {
             num_retries: 3,
             outlier_detection: options.outlier_detection,
             routes: Vec::new(),
+            sidecar: None,
         })?;
         Ok(LocalMesh {
             envoy,

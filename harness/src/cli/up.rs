@@ -4,7 +4,9 @@
 
 use anyhow::{bail, Context, Result};
 use c4mesh::conformance::envoy_target::{Gateway, Started};
-use c4mesh::conformance::scenario::{self, FaultChange, Mesh, Profile, Scenario, TargetKind};
+use c4mesh::conformance::scenario::{
+    self, FaultChange, FilterAt, Mesh, Profile, Scenario, TargetKind, TopologySpec,
+};
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,9 +28,30 @@ pub struct UpArgs {
     /// saga-tracker=error:0.3). Repeatable.
     #[arg(long = "fault", value_name = "SERVICE[/HOST]=WHAT[@LATENCY]", value_parser = parse_fault)]
     faults: Vec<FaultChange>,
+    /// Services calling each other through their pods' sidecars, CALLER=CALLEE pairs
+    /// (e.g. order-service=payment-service,payment-service=saga-tracker): each pod of a
+    /// calling service gets a sidecar Envoy (the filter in sidecar mode, Istio's
+    /// in-mesh retries) and calls through it for every request it serves.
+    #[arg(long, value_name = "CALLER=CALLEE,...", value_parser = c4mesh_mesh::Topology::parse)]
+    calls: Option<c4mesh_mesh::Topology>,
+    /// Which proxies run the filter when --calls is given: all, gateway, sidecars, none.
+    #[arg(long, value_name = "WHERE", default_value = "all", value_parser = parse_filter_at)]
+    filter_at: FilterAt,
     /// Stop after this long (e.g. 30s, 10m); default: until interrupted.
     #[arg(long = "for", value_name = "DURATION", value_parser = scenario::parse_duration)]
     run_for: Option<Duration>,
+}
+
+fn parse_filter_at(text: &str) -> Result<FilterAt, String> {
+    match text {
+        "all" => Ok(FilterAt::All),
+        "gateway" => Ok(FilterAt::Gateway),
+        "sidecars" => Ok(FilterAt::Sidecars),
+        "none" => Ok(FilterAt::None),
+        other => Err(format!(
+            "expected all, gateway, sidecars or none, got {other:?}"
+        )),
+    }
 }
 
 fn parse_fault(text: &str) -> Result<FaultChange, String> {
@@ -114,6 +137,11 @@ pub fn command(args: UpArgs) -> Result<ExitCode> {
             workers: usize::from(args.workers),
             ..Mesh::default()
         },
+        topology: args.calls.map(|calls| TopologySpec {
+            calls: calls.calls,
+            filter_at: args.filter_at,
+            sidecar_config: None,
+        }),
         upstreams: Vec::new(),
         steps: Vec::new(),
         finally: None,
@@ -121,6 +149,17 @@ pub fn command(args: UpArgs) -> Result<ExitCode> {
         file: PathBuf::from("(command line)"),
     };
     let services = scenario::services_of(&mesh);
+    if let Some(topology) = &mesh.topology {
+        let calls = c4mesh_mesh::Topology {
+            calls: topology.calls.clone(),
+        };
+        if let Err(error) = calls.validate(&services) {
+            bail!(
+                "--calls: {error} (the configuration routes to: {})",
+                services.join(", ")
+            );
+        }
+    }
     for fault in &args.faults {
         if !services.contains(&fault.service) {
             bail!(
@@ -154,6 +193,13 @@ pub fn command(args: UpArgs) -> Result<ExitCode> {
     );
     let _ = writeln!(out, "gateway  {url}   (Host: api.c4ang.com)");
     let _ = writeln!(out, "admin    http://{}", gateway.envoy.admin);
+    for (pod, sidecar) in &gateway.sidecars {
+        let _ = writeln!(
+            out,
+            "sidecar  {pod:<20} http://{}  (admin http://{})",
+            sidecar.listener, sidecar.admin
+        );
+    }
     for (service, host, addr) in gateway.hosts() {
         let _ = writeln!(out, "{:<28} http://{addr}", format!("{service}/{host}"));
     }

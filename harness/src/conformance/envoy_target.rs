@@ -7,15 +7,24 @@
 //! cluster per service with the scenario's hosts and, when the scenario asks, outlier
 //! detection; `include_request_attempt_count` on the virtual host. Envoy comes from
 //! `ENVOY_BIN`, the project's `.venv`, or `PATH`.
+//!
+//! With a topology every pod of a calling service gets a sidecar of its own, another
+//! real Envoy routing by destination authority under Istio's in-mesh retry policy
+//! (with the filter in sidecar mode, or without Wasm), and the pod's simulated host
+//! makes its calls through it before answering.
 
 use super::observe::Observed;
+use super::observe::ProxyObserved;
 use super::scenario::{self, Scenario};
-use super::upstreams::{Answer, Upstreams, ANSWERED_BY};
+use super::upstreams::{Answer, Upstreams, ANSWERED_BY, REQUEST_ID};
 use super::wasm_target::Mesh;
 use super::wire::{self, Destination};
 use super::Error;
 use c4mesh_mesh::envoy::envoy_binary;
-use c4mesh_mesh::{Envoy, EnvoyConfig, Handler, Reply, RouteSpec, ServiceRoute, Upstream, Wasm};
+use c4mesh_mesh::topology::{self, CallTarget, PodCalls};
+use c4mesh_mesh::{
+    Envoy, EnvoyConfig, Handler, Reply, RouteSpec, ServiceRoute, SidecarRoutes, Upstream, Wasm,
+};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -27,9 +36,12 @@ struct Hosts {
     servers: Vec<Vec<Upstream>>,
     simulator: Arc<Mutex<Upstreams>>,
     start: Arc<OnceLock<Instant>>,
+    /// The calls of each pod of a calling service: (service, host) and its calls.
+    pods: Vec<((usize, usize), PodCalls)>,
 }
 
-fn serve(scenario: &Scenario, services: &[String]) -> Result<Hosts, Error> {
+fn serve(scenario: &Scenario, mesh: &Mesh) -> Result<Hosts, Error> {
+    let services = &mesh.services;
     let simulator = Arc::new(Mutex::new(Upstreams::new(
         services,
         scenario.mesh.hosts,
@@ -38,9 +50,31 @@ fn serve(scenario: &Scenario, services: &[String]) -> Result<Hosts, Error> {
     )));
     let start: Arc<OnceLock<Instant>> = Arc::new(OnceLock::new());
     let mut servers = Vec::new();
+    let mut pods = Vec::new();
     for (s, service) in services.iter().enumerate() {
         let mut hosts = Vec::new();
         for h in 0..scenario.mesh.hosts {
+            let calls = mesh.topology.calls_out(service).then(|| PodCalls {
+                pod: format!("{service}/{h}"),
+                sidecar: Arc::new(OnceLock::new()),
+                targets: mesh
+                    .topology
+                    .callees(service)
+                    .iter()
+                    .map(|callee| CallTarget {
+                        service: callee.clone(),
+                        authority: topology::call_authority(callee, &mesh.namespace),
+                        path: services
+                            .iter()
+                            .position(|s| s == callee)
+                            .and_then(|i| mesh.call_paths.get(i).cloned())
+                            .unwrap_or_else(|| "/".into()),
+                    })
+                    .collect(),
+            });
+            if let Some(calls) = &calls {
+                pods.push(((s, h), calls.clone()));
+            }
             let (simulator, start, name) =
                 (Arc::clone(&simulator), Arc::clone(&start), service.clone());
             let handler: Handler = Arc::new(move |attempt| {
@@ -50,6 +84,22 @@ fn serve(scenario: &Scenario, services: &[String]) -> Result<Hosts, Error> {
                     Err(_) => Answer::Reset {
                         latency: std::time::Duration::ZERO,
                     },
+                };
+                // A calling service makes its calls (outside the simulator's lock)
+                // before it answers, and answers 503 when one fails.
+                let answer = match (answer, &calls) {
+                    (Answer::Respond { status, latency }, Some(calls))
+                        if (200..300).contains(&status) =>
+                    {
+                        let id = attempt.header(REQUEST_ID).unwrap_or_default().to_owned();
+                        let headers = [(REQUEST_ID, id.as_str())];
+                        let ok = calls.run(if id.is_empty() { &[] } else { &headers });
+                        Answer::Respond {
+                            status: if ok { status } else { 503 },
+                            latency,
+                        }
+                    }
+                    (answer, _) => answer,
                 };
                 match answer {
                     Answer::Respond { status, latency } => Reply::Respond {
@@ -75,13 +125,13 @@ fn serve(scenario: &Scenario, services: &[String]) -> Result<Hosts, Error> {
         servers,
         simulator,
         start,
+        pods,
     })
 }
 
-/// The Envoy configuration for a scenario.
-fn envoy_config(scenario: &Scenario, wasm: &Path, mesh: &Mesh, hosts: &Hosts) -> EnvoyConfig {
-    let services = mesh
-        .services
+/// The clusters of a proxy: every service with its simulated hosts.
+fn service_routes(mesh: &Mesh, hosts: &Hosts) -> Vec<ServiceRoute> {
+    mesh.services
         .iter()
         .zip(&hosts.servers)
         .map(|(name, servers)| ServiceRoute {
@@ -89,7 +139,49 @@ fn envoy_config(scenario: &Scenario, wasm: &Path, mesh: &Mesh, hosts: &Hosts) ->
             prefix: String::new(),
             hosts: servers.iter().map(Upstream::addr).collect(),
         })
-        .collect();
+        .collect()
+}
+
+/// Envoy outlier detection on every cluster, as the scenario's mesh asks.
+fn outlier_detection(scenario: &Scenario) -> Option<serde_json::Value> {
+    scenario.mesh.outlier_detection.as_ref().map(|o| {
+        json!({
+            "consecutive_5xx": o.consecutive_5xx,
+            "interval": format!("{}s", o.interval.as_secs_f64()),
+            "base_ejection_time": format!("{}s", o.base_ejection.as_secs_f64()),
+            "max_ejection_percent": o.max_ejection_percent,
+            "enforcing_consecutive_5xx": 100,
+            "enforcing_success_rate": 0,
+        })
+    })
+}
+
+/// A pod's sidecar: routing by destination authority, with the filter in sidecar mode
+/// or without Wasm.
+fn sidecar_config(scenario: &Scenario, wasm: &Path, mesh: &Mesh, hosts: &Hosts) -> EnvoyConfig {
+    let wasm = match &scenario.topology {
+        Some(spec) if spec.filter_at.sidecars() => Wasm::Module {
+            path: wasm.to_path_buf(),
+            config: String::from_utf8_lossy(&scenario::sidecar_config_bytes(spec)).into_owned(),
+        },
+        _ => Wasm::None,
+    };
+    EnvoyConfig {
+        workers: u32::try_from(scenario.mesh.workers).unwrap_or(2),
+        wasm,
+        services: service_routes(mesh, hosts),
+        num_retries: 0,
+        outlier_detection: outlier_detection(scenario),
+        routes: Vec::new(),
+        sidecar: Some(SidecarRoutes {
+            namespace: mesh.namespace.clone(),
+        }),
+    }
+}
+
+/// The Envoy configuration for a scenario.
+fn envoy_config(scenario: &Scenario, wasm: &Path, mesh: &Mesh, hosts: &Hosts) -> EnvoyConfig {
+    let services = service_routes(mesh, hosts);
     let routes = mesh
         .table
         .routes()
@@ -105,32 +197,37 @@ fn envoy_config(scenario: &Scenario, wasm: &Path, mesh: &Mesh, hosts: &Hosts) ->
                 .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
         })
         .collect();
-    let outlier_detection = scenario.mesh.outlier_detection.as_ref().map(|o| {
-        json!({
-            "consecutive_5xx": o.consecutive_5xx,
-            "interval": format!("{}s", o.interval.as_secs_f64()),
-            "base_ejection_time": format!("{}s", o.base_ejection.as_secs_f64()),
-            "max_ejection_percent": o.max_ejection_percent,
-            "enforcing_consecutive_5xx": 100,
-            "enforcing_success_rate": 0,
-        })
-    });
+    let filter = scenario
+        .topology
+        .as_ref()
+        .is_none_or(|spec| spec.filter_at.gateway());
     EnvoyConfig {
         workers: u32::try_from(scenario.mesh.workers).unwrap_or(2),
-        wasm: Wasm::Module {
-            path: wasm.to_path_buf(),
-            config: String::from_utf8_lossy(&scenario::config_bytes(scenario)).into_owned(),
+        wasm: if filter {
+            Wasm::Module {
+                path: wasm.to_path_buf(),
+                config: String::from_utf8_lossy(&scenario::config_bytes(scenario)).into_owned(),
+            }
+        } else {
+            Wasm::None
         },
         services,
         num_retries: 0,
-        outlier_detection,
+        outlier_detection: outlier_detection(scenario),
         routes,
+        // A sidecar-mode configuration without topology: the entry is a pod's sidecar.
+        sidecar: (mesh.entry_is_sidecar && scenario.topology.is_none()).then(|| SidecarRoutes {
+            namespace: mesh.namespace.clone(),
+        }),
     }
 }
 
-/// A local gateway: Envoy with a module in front of the simulated services.
+/// A local gateway: Envoy with a module in front of the simulated services, and with a
+/// topology the sidecar of each pod of a calling service.
 pub struct Gateway {
     pub envoy: Envoy,
+    /// Each pod's sidecar: `service/index` and its Envoy.
+    pub sidecars: Vec<(String, Envoy)>,
     hosts: Hosts,
     services: Vec<String>,
 }
@@ -148,22 +245,25 @@ impl Gateway {
     pub fn start(scenario: &Scenario, wasm: &Path) -> Result<Started, Error> {
         envoy_binary().map_err(|e| Error::Envoy(format!("{e:#}")))?;
         let mesh = Mesh::of(scenario);
-        let hosts = serve(scenario, &mesh.services)?;
-        let config = envoy_config(scenario, wasm, &mesh, &hosts);
-        match Envoy::start(&config) {
+        let hosts = serve(scenario, &mesh)?;
+        let mut sidecars = Vec::new();
+        for ((service, host), calls) in &hosts.pods {
+            let name = format!("{}/{host}", mesh.services[*service]);
+            let envoy = match Envoy::start(&sidecar_config(scenario, wasm, &mesh, &hosts)) {
+                Ok(envoy) => envoy,
+                Err(error) => return refused(error),
+            };
+            let _ = calls.sidecar.set(envoy.listener);
+            sidecars.push((name, envoy));
+        }
+        match Envoy::start(&envoy_config(scenario, wasm, &mesh, &hosts)) {
             Ok(envoy) => Ok(Started::Serving(Gateway {
                 envoy,
+                sidecars,
                 hosts,
                 services: mesh.services,
             })),
-            Err(error) => {
-                let message = format!("{error:#}");
-                if message.contains("exited") {
-                    Ok(Started::Refused(message))
-                } else {
-                    Err(Error::Envoy(message))
-                }
-            }
+            Err(error) => refused(error),
         }
     }
 
@@ -196,6 +296,17 @@ impl Gateway {
     }
 }
 
+/// An Envoy that would not start: refused its configuration (it exited, and its log
+/// says why), or could not be started at all.
+fn refused(error: anyhow::Error) -> Result<Started, Error> {
+    let message = format!("{error:#}");
+    if message.contains("exited") {
+        Ok(Started::Refused(message))
+    } else {
+        Err(Error::Envoy(message))
+    }
+}
+
 /// Runs a scenario on a real Envoy with the module at `wasm`.
 pub fn run(scenario: &Scenario, wasm: &Path) -> Result<Observed, Error> {
     let gateway = match Gateway::start(scenario, wasm)? {
@@ -217,17 +328,30 @@ pub fn run(scenario: &Scenario, wasm: &Path) -> Result<Observed, Error> {
     };
     let exchanges = wire::drive(scenario, &destination, start);
     std::thread::sleep(wire::METRICS_SETTLE);
-    let metrics = read_metrics(&gateway.envoy)?;
-    let logs = gateway.envoy.log().lines().map(str::to_owned).collect();
+    let mut proxies = BTreeMap::new();
+    proxies.insert("gateway".to_owned(), observe(&gateway.envoy)?);
+    for (name, envoy) in &gateway.sidecars {
+        proxies.insert(name.clone(), observe(envoy)?);
+    }
     let attempts = gateway.attempts();
     drop(gateway);
+    let entry = proxies.get("gateway").cloned().unwrap_or_default();
     Ok(Observed {
         configured: true,
         exchanges,
         attempts,
-        metrics,
-        logs,
+        metrics: entry.metrics,
+        logs: proxies.values().flat_map(|p| p.logs.clone()).collect(),
         sees_upstreams: true,
+        proxies,
+    })
+}
+
+/// One Envoy's filter metrics and log.
+fn observe(envoy: &Envoy) -> Result<ProxyObserved, Error> {
+    Ok(ProxyObserved {
+        metrics: read_metrics(envoy)?,
+        logs: envoy.log().lines().map(str::to_owned).collect(),
     })
 }
 

@@ -4,8 +4,8 @@
 //! target, so the report can line the targets up and see where they disagree. A check
 //! the target cannot observe (attempts on a live gateway) is `None`, not a pass.
 
-use super::observe::{Exchange, Observed, Reply};
-use super::scenario::{Aggregate, Expect, Scenario, Step};
+use super::observe::{Exchange, Observed, ProxyObserved, Reply};
+use super::scenario::{Aggregate, Expect, ProxyExpect, Scenario, Step};
 use super::upstreams::AttemptRecord;
 use std::collections::BTreeMap;
 
@@ -117,6 +117,9 @@ pub fn evaluate(scenario: &Scenario, observed: &Observed) -> Vec<Check> {
         for needle in &finally.logs {
             logs_contain(&mut checks, needle);
         }
+        for (key, expect) in &finally.proxies {
+            proxy_checks(&mut checks, key, expect);
+        }
         for needle in &finally.logs_absent {
             checks.push_upstream(format!("no log line contains {needle:?}"), |o| {
                 let found = o.logs.iter().find(|l| l.contains(needle.as_str()));
@@ -139,6 +142,63 @@ pub fn step_name(step: &Step, index: usize) -> String {
             step.request.path
         )
     })
+}
+
+/// The proxies a `finally.proxies` key names: `gateway`, a pod `service/index`, or
+/// every pod of `service`.
+fn proxies_of<'a>(observed: &'a Observed, key: &str) -> Vec<&'a ProxyObserved> {
+    observed
+        .proxies
+        .iter()
+        .filter(|(name, _)| {
+            name.as_str() == key
+                || (key != "gateway"
+                    && !key.contains('/')
+                    && name.split_once('/').is_some_and(|(s, _)| s == key))
+        })
+        .map(|(_, p)| p)
+        .collect()
+}
+
+/// One proxy's (or one service's pods') metrics, summed, and log lines.
+fn proxy_checks(checks: &mut Checks<'_>, key: &str, expect: &ProxyExpect) {
+    for (metric, bound) in &expect.metrics {
+        checks.push_upstream(format!("{key}: metric {metric} {bound}"), |o| {
+            let values: Vec<f64> = proxies_of(o, key)
+                .iter()
+                .filter_map(|p| p.metrics.get(metric).copied())
+                .collect();
+            let sum: f64 = values.iter().sum();
+            (
+                !values.is_empty() && bound.holds(sum),
+                if values.is_empty() {
+                    "absent".into()
+                } else {
+                    format!("{sum}")
+                },
+            )
+        });
+    }
+    for needle in &expect.logs {
+        checks.push_upstream(format!("{key}: some log line contains {needle:?}"), |o| {
+            let found = proxies_of(o, key)
+                .iter()
+                .any(|p| p.logs.iter().any(|l| l.contains(needle.as_str())));
+            (found, if found { "found" } else { "none" }.into())
+        });
+    }
+    for needle in &expect.logs_absent {
+        checks.push_upstream(format!("{key}: no log line contains {needle:?}"), |o| {
+            let found = proxies_of(o, key)
+                .iter()
+                .flat_map(|p| p.logs.iter())
+                .find(|l| l.contains(needle.as_str()));
+            (
+                found.is_none(),
+                found.map_or_else(|| "none".into(), Clone::clone),
+            )
+        });
+    }
 }
 
 fn logs_contain(checks: &mut Checks<'_>, needle: &str) {
@@ -298,10 +358,12 @@ fn per_response(checks: &mut Checks<'_>, name: &str, expect: &Expect, exchanges:
     }
 }
 
-/// The service whose hosts got a request's attempts, or `none`.
+/// The service whose hosts got a request's attempts from the entry proxy (not the
+/// calls services make further down a topology), or `none`.
 fn service_of(observed: &Observed, request: u64) -> String {
     observed
         .attempts_of(request)
+        .filter(|a| a.header(c4mesh_mesh::topology::CALLER).is_none())
         .last()
         .map_or_else(|| "none".into(), |a| a.service.clone())
 }
@@ -363,5 +425,18 @@ fn together(checks: &mut Checks<'_>, name: &str, aggregate: &Aggregate, exchange
                 .count() as f64;
             (bound.holds(n), format!("{n}"))
         });
+    }
+    for (key, bound) in &aggregate.attempts_per_request_at {
+        checks.push_upstream(
+            format!("{name}: attempts at {key} per request {bound}"),
+            |o| {
+                let n = step_attempts(o)
+                    .iter()
+                    .filter(|a| host_matches(a, key))
+                    .count() as f64
+                    / exchanges.len().max(1) as f64;
+                (bound.holds(n), format!("{n:.3}"))
+            },
+        );
     }
 }

@@ -45,6 +45,18 @@ pub struct Observed {
     pub logs: Vec<String>,
     /// Whether attempts, metrics and logs are visible (not on the `url` target).
     pub sees_upstreams: bool,
+    /// In a topology, each proxy by name: `gateway` and each pod's sidecar
+    /// (`service/index`).
+    pub proxies: BTreeMap<String, ProxyObserved>,
+}
+
+/// What one proxy of a topology showed.
+#[derive(Debug, Clone, Default)]
+pub struct ProxyObserved {
+    /// The filter's metrics by name without Envoy's `wasmcustom.` prefix.
+    pub metrics: BTreeMap<String, f64>,
+    /// The filter's log messages.
+    pub logs: Vec<String>,
 }
 
 impl Observed {

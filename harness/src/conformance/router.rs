@@ -12,7 +12,9 @@
 //!   (they never reach the upstream).
 //! - Retry kinds: `5xx` (5xx answers, resets, per-try timeouts), `gateway-error` (502,
 //!   503, 504, resets, per-try timeouts), `reset`, `connect-failure`, `refused-stream`
-//!   (neither happens with these upstreams), `retriable-4xx` (409).
+//!   (neither happens with these upstreams), `retriable-4xx` (409),
+//!   `retriable-status-codes` (the route's list, Istio's in-mesh 503); the gRPC kinds
+//!   (`unavailable`, `cancelled`) never match an HTTP/1.1 answer.
 //! - Back-off: Envoy's jittered exponential back-off, 25 ms base and 250 ms cap: before
 //!   retry n a delay uniform in [0, (2^n - 1) x 25 ms), capped at 250 ms.
 //! - Timeouts: the global timeout (route `timeout`, or `x-envoy-upstream-rq-timeout-ms`)
@@ -43,6 +45,8 @@ pub struct RouteEntry {
     pub num_retries: u32,
     pub timeout: Duration,
     pub per_try_timeout: Option<Duration>,
+    /// Statuses retried under `retriable-status-codes` (at most four are kept).
+    pub retriable_status_codes: Vec<u16>,
 }
 
 /// Envoy's route table: the first route whose segment-aware prefix matches, in order.
@@ -80,6 +84,7 @@ pub struct RetryOn {
     pub reset: bool,
     pub connect_failure: bool,
     pub retriable_4xx: bool,
+    pub retriable_status_codes: bool,
 }
 
 impl RetryOn {
@@ -93,6 +98,7 @@ impl RetryOn {
                 "reset" => on.reset = true,
                 "connect-failure" => on.connect_failure = true,
                 "retriable-4xx" => on.retriable_4xx = true,
+                "retriable-status-codes" => on.retriable_status_codes = true,
                 _ => {}
             }
         }
@@ -106,6 +112,7 @@ impl RetryOn {
             reset: self.reset || other.reset,
             connect_failure: self.connect_failure || other.connect_failure,
             retriable_4xx: self.retriable_4xx || other.retriable_4xx,
+            retriable_status_codes: self.retriable_status_codes || other.retriable_status_codes,
         }
     }
 
@@ -113,13 +120,15 @@ impl RetryOn {
         self != RetryOn::default()
     }
 
-    /// Whether an attempt's outcome may be retried.
-    pub fn retries(self, outcome: Outcome) -> bool {
+    /// Whether an attempt's outcome may be retried; `codes` are the retriable status
+    /// codes (0 fills unused slots).
+    pub fn retries(self, outcome: Outcome, codes: [u16; 4]) -> bool {
         match outcome {
             Outcome::Status(status) => {
                 (self.five_xx && (500..600).contains(&status))
                     || (self.gateway_error && matches!(status, 502..=504))
                     || (self.retriable_4xx && status == 409)
+                    || (self.retriable_status_codes && codes.contains(&status))
             }
             Outcome::Reset => self.five_xx || self.gateway_error || self.reset,
             Outcome::PerTryTimeout => self.five_xx || self.gateway_error,
@@ -158,6 +167,8 @@ pub struct Policy {
     /// Zero: no global timeout.
     pub timeout: Duration,
     pub per_try_timeout: Option<Duration>,
+    /// Retriable status codes (0 fills unused slots).
+    pub status_codes: [u16; 4],
 }
 
 impl Policy {
@@ -178,17 +189,22 @@ impl Policy {
             .and_then(|v| v.trim().parse().ok())
             .map(Duration::from_millis)
             .or(route.per_try_timeout);
+        let mut status_codes = [0; 4];
+        for (slot, code) in status_codes.iter_mut().zip(&route.retriable_status_codes) {
+            *slot = *code;
+        }
         Policy {
             retry_on,
             retries: if retry_on.any() { retries } else { 0 },
             timeout,
             per_try_timeout,
+            status_codes,
         }
     }
 
     /// Whether retry number `retries_done + 1` may follow an attempt with `outcome`.
     pub fn retry_after(&self, outcome: Outcome, retries_done: u32) -> bool {
-        retries_done < self.retries && self.retry_on.retries(outcome)
+        retries_done < self.retries && self.retry_on.retries(outcome, self.status_codes)
     }
 }
 

@@ -45,6 +45,10 @@ pub struct Scenario {
     pub seed: u64,
     #[serde(default)]
     pub mesh: Mesh,
+    /// Services calling each other through their pods' sidecars (SPEC 3.4); absent:
+    /// the entry proxy alone in front of the services.
+    #[serde(default)]
+    pub topology: Option<TopologySpec>,
     /// Changes of upstream behaviour over scenario time.
     #[serde(default)]
     pub upstreams: Vec<FaultChange>,
@@ -130,6 +134,49 @@ fn default_workers() -> usize {
 
 fn default_hosts() -> usize {
     2
+}
+
+/// The mesh beyond the entry proxy: who calls whom, and which proxies run the filter.
+///
+/// Each pod of a calling service has its own sidecar (its own VMs, shared data,
+/// budgets and circuits) routing by destination authority under Istio's in-mesh retry
+/// policy. A service that calls others does so for each request it serves, in order,
+/// and answers 503 when a call fails (5xx or no response).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopologySpec {
+    /// A calling service and the services it calls, in call order.
+    pub calls: BTreeMap<String, Vec<String>>,
+    /// Which proxies run the filter (default `all`).
+    #[serde(default)]
+    pub filter_at: FilterAt,
+    /// The sidecars' plugin configuration (default: the mesh's sidecar configuration,
+    /// `c4mesh_filter_core::config::SIDECAR_CONFIG_JSON`).
+    #[serde(default)]
+    pub sidecar_config: Option<serde_json::Value>,
+}
+
+/// Which proxies of a topology run the filter; the others run without Wasm.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FilterAt {
+    /// The gateway and every sidecar.
+    #[default]
+    All,
+    Gateway,
+    Sidecars,
+    /// Istio alone.
+    None,
+}
+
+impl FilterAt {
+    pub fn gateway(self) -> bool {
+        matches!(self, FilterAt::All | FilterAt::Gateway)
+    }
+
+    pub fn sidecars(self) -> bool {
+        matches!(self, FilterAt::All | FilterAt::Sidecars)
+    }
 }
 
 /// Envoy cluster outlier detection (the DestinationRule's `outlierDetection`).
@@ -334,6 +381,10 @@ pub struct Aggregate {
     /// Upstream attempts per host of the step, keyed `service/index`.
     #[serde(default)]
     pub hosts: BTreeMap<String, Bound>,
+    /// Attempts at a service (or `service/index`) per request of the step, counting
+    /// every hop: the per-hop amplification of a topology.
+    #[serde(default)]
+    pub attempts_per_request_at: BTreeMap<String, Bound>,
 }
 
 /// Checked at the end of the scenario.
@@ -350,6 +401,22 @@ pub struct Final {
     #[serde(default)]
     pub logs: Vec<String>,
     /// Substrings that no line the filter logged may contain.
+    #[serde(default)]
+    pub logs_absent: Vec<String>,
+    /// Each proxy of a topology: `gateway`, a pod's sidecar `service/index`, or
+    /// `service` for the sum (metrics) or union (logs) over its pods' sidecars.
+    #[serde(default)]
+    pub proxies: BTreeMap<String, ProxyExpect>,
+}
+
+/// What one proxy of a topology must show at the end.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyExpect {
+    #[serde(default)]
+    pub metrics: BTreeMap<String, Bound>,
+    #[serde(default)]
+    pub logs: Vec<String>,
     #[serde(default)]
     pub logs_absent: Vec<String>,
 }
@@ -623,6 +690,9 @@ fn check(scenario: &Scenario) -> Result<(), Problem> {
         ));
     }
     let services = services_of(scenario);
+    if let Some(topology) = &scenario.topology {
+        check_topology(scenario, topology, &services)?;
+    }
     for (i, change) in scenario.upstreams.iter().enumerate() {
         let field = format!("upstreams[{i}]");
         if !services.contains(&change.service) {
@@ -742,6 +812,15 @@ fn check(scenario: &Scenario) -> Result<(), Problem> {
                     problem(&format!("{field}.aggregate.hosts.{key}"), Some(key), m)
                 })?;
             }
+            for key in aggregate.attempts_per_request_at.keys() {
+                check_host_key(key, &services, scenario.mesh.hosts).map_err(|m| {
+                    problem(
+                        &format!("{field}.aggregate.attempts_per_request_at.{key}"),
+                        Some(key),
+                        m,
+                    )
+                })?;
+            }
         }
     }
     if let Some(finally) = &scenario.finally {
@@ -749,8 +828,13 @@ fn check(scenario: &Scenario) -> Result<(), Problem> {
             check_host_key(key, &services, scenario.mesh.hosts)
                 .map_err(|m| problem(&format!("finally.attempts.{key}"), Some(key), m))?;
         }
+        for key in finally.proxies.keys() {
+            check_proxy_key(scenario, key)
+                .map_err(|m| problem(&format!("finally.proxies.{key}"), Some(key), m))?;
+        }
         if url
             && (!finally.metrics.is_empty()
+                || !finally.proxies.is_empty()
                 || !finally.attempts.is_empty()
                 || !finally.logs.is_empty()
                 || !finally.logs_absent.is_empty())
@@ -764,6 +848,109 @@ fn check(scenario: &Scenario) -> Result<(), Problem> {
         }
     }
     Ok(())
+}
+
+/// A topology's own consistency: known services, no cycles, a gateway in front.
+fn check_topology(
+    scenario: &Scenario,
+    topology: &TopologySpec,
+    services: &[String],
+) -> Result<(), Problem> {
+    let problem = |field: &str, needle: &str, message: String| -> Problem {
+        (field.to_owned(), Some(needle.to_owned()), message)
+    };
+    let calls = c4mesh_mesh::Topology {
+        calls: topology.calls.clone(),
+    };
+    calls.validate(services).map_err(|e| {
+        problem(
+            "topology.calls",
+            "calls:",
+            format!("{e} (the configuration routes to: {})", services.join(", ")),
+        )
+    })?;
+    if topology.calls.values().any(Vec::is_empty) {
+        return Err(problem(
+            "topology.calls",
+            "calls:",
+            "every calling service must list at least one service".into(),
+        ));
+    }
+    if mesh_config(scenario).mode != c4mesh_filter_core::config::Mode::Gateway {
+        return Err(problem(
+            "topology",
+            "topology:",
+            "a topology starts at the gateway: `config` must be in gateway mode".into(),
+        ));
+    }
+    if let Some(config) = &topology.sidecar_config {
+        let text = config.to_string();
+        if !config.is_object() {
+            return Err(problem(
+                "topology.sidecar_config",
+                "sidecar_config:",
+                "must be a mapping (the plugin configuration object)".into(),
+            ));
+        }
+        match c4mesh_filter_core::Config::parse(text.as_bytes()) {
+            Ok(parsed) if parsed.mode == c4mesh_filter_core::config::Mode::Sidecar => {}
+            Ok(_) => {
+                return Err(problem(
+                    "topology.sidecar_config.mode",
+                    "sidecar_config:",
+                    "must be \"sidecar\"".into(),
+                ))
+            }
+            Err(error) => {
+                return Err(problem(
+                    "topology.sidecar_config",
+                    "sidecar_config:",
+                    error.to_string(),
+                ))
+            }
+        }
+    }
+    if scenario.targets.contains(&TargetKind::Url) {
+        return Err(problem(
+            "targets",
+            "targets:",
+            "the url target cannot run a topology: drop `url` or the topology".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// A `finally.proxies` key: `gateway`, or a calling service or one of its pods.
+fn check_proxy_key(scenario: &Scenario, key: &str) -> Result<(), String> {
+    let Some(topology) = &scenario.topology else {
+        return Err("proxies need a topology".into());
+    };
+    if key == "gateway" {
+        return Ok(());
+    }
+    let (service, host) = match key.split_once('/') {
+        Some((s, h)) => (s, Some(h)),
+        None => (key, None),
+    };
+    if !topology.calls.contains_key(service) {
+        return Err(format!(
+            "must be gateway, or a calling service ({}) or one of its pods (service/index)",
+            topology
+                .calls
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    match host.map(str::parse::<usize>) {
+        None => Ok(()),
+        Some(Ok(h)) if h < scenario.mesh.hosts => Ok(()),
+        Some(_) => Err(format!(
+            "pod must be an index below mesh.hosts ({})",
+            scenario.mesh.hosts
+        )),
+    }
 }
 
 /// A profile's own consistency: the field at fault and why.
@@ -844,15 +1031,31 @@ pub fn mesh_config(scenario: &Scenario) -> c4mesh_filter_core::config::Config {
         .unwrap_or_else(|_| c4mesh_filter_core::config::Config::defaults())
 }
 
-/// The services the configuration routes to, in route order, without repeats.
+/// The services the configuration routes to, in route order, without repeats; and
+/// [`c4mesh_mesh::topology::EXTERNAL`], the pass-through destination, when a sidecar
+/// is in the mesh.
 pub fn services_of(scenario: &Scenario) -> Vec<String> {
+    let config = mesh_config(scenario);
     let mut services: Vec<String> = Vec::new();
-    for route in mesh_config(scenario).routes {
+    for route in &config.routes {
         if !services.contains(&route.service) {
-            services.push(route.service);
+            services.push(route.service.clone());
         }
     }
+    if config.mode == c4mesh_filter_core::config::Mode::Sidecar || scenario.topology.is_some() {
+        services.push(c4mesh_mesh::topology::EXTERNAL.to_owned());
+    }
     services
+}
+
+/// The sidecars' plugin configuration text in a topology.
+pub fn sidecar_config_bytes(topology: &TopologySpec) -> Vec<u8> {
+    match &topology.sidecar_config {
+        Some(value) => value.to_string().into_bytes(),
+        None => c4mesh_filter_core::config::SIDECAR_CONFIG_JSON
+            .as_bytes()
+            .to_vec(),
+    }
 }
 
 /// Every `*.yaml` scenario under `dir`, recursively, in path order.

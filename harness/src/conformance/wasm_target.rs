@@ -1,6 +1,19 @@
 //! The `wasm` target: the module in the harness host, behind it the emulated router and
 //! the simulated upstreams, all in virtual time.
 //!
+//! ## One world of proxies
+//!
+//! A scenario without a topology has one proxy: the entry, a gateway routing by path
+//! prefix (or, with a sidecar-mode configuration, a pod's sidecar routing by
+//! destination authority). With a topology every pod of a calling service gets its
+//! own sidecar: a host instance of its own (its own VMs, shared data, metrics), its own
+//! emulated router under Istio's in-mesh retry policy and its own cluster state. A
+//! simulated service that calls others does so when an attempt reaches it, through
+//! its pod's sidecar, one call after the other, and answers 503 when a call fails. All
+//! proxies live on one virtual timeline: one event queue, every clock moved together.
+//! A proxy that runs "without the filter" runs the workspace's no-op module, which
+//! passes every callback through untouched.
+//!
 //! The run is a discrete-event simulation. Requests arrive as the step's plan says;
 //! each goes through the filter at once (the host runs callbacks synchronously), then
 //! through the router, whose attempts, back-offs and timeouts are events at their
@@ -8,7 +21,7 @@
 //! so the filter's ticks fire in between exactly as they would in Envoy. Requests are
 //! spread over the workers in turn, as connections are over Envoy's worker threads.
 
-use super::observe::{Exchange, Observed, Reply};
+use super::observe::{Exchange, Observed, ProxyObserved, Reply};
 use super::rng::Rng;
 use super::router::{
     backoff, reset_reply, timeout_reply, Cluster, Outcome, Policy, RouteEntry, RouteTable,
@@ -16,12 +29,14 @@ use super::router::{
 };
 use super::scenario::{self, Scenario};
 use super::traffic::{ClientRequest, Plan};
-use super::upstreams::{Answer, Upstreams, ANSWERED_BY};
+use super::upstreams::{Answer, Upstreams, ANSWERED_BY, REQUEST_ID};
 use super::Error;
 use crate::{Clock, HeaderMap, LogLevel, Proxy, Response, StreamId, Value};
+use c4mesh_filter_core::config::Mode;
+use c4mesh_mesh::topology::{self, Topology};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Longest a scenario may run in virtual time: a request that never ends is a broken
@@ -32,10 +47,17 @@ const VIRTUAL_LIMIT: Duration = Duration::from_secs(3600);
 /// metrics may lag by up to a second (SPEC 2.5).
 pub const METRICS_SETTLE: Duration = Duration::from_millis(1100);
 
-/// The emulated mesh of a scenario: its route table and hosts.
+/// The emulated mesh of a scenario: the gateway's route table, the services, and the
+/// namespace sidecars resolve authorities in.
 pub struct Mesh {
     pub table: RouteTable,
     pub services: Vec<String>,
+    pub namespace: String,
+    /// The entry proxy is a sidecar (a sidecar-mode configuration without topology).
+    pub entry_is_sidecar: bool,
+    pub topology: Topology,
+    /// Each service's first route prefix: the path its callers use.
+    pub call_paths: Vec<String>,
 }
 
 impl Mesh {
@@ -56,12 +78,57 @@ impl Mesh {
                 num_retries: r.retry.attempts,
                 timeout: Duration::from_millis(r.timeout_ms),
                 per_try_timeout: scenario.mesh.per_try_timeout,
+                retriable_status_codes: Vec::new(),
+            })
+            .collect();
+        let call_paths = services
+            .iter()
+            .map(|service| {
+                config
+                    .routes
+                    .iter()
+                    .find(|r| r.service == *service)
+                    .map_or_else(|| "/".to_owned(), |r| r.prefix.clone())
             })
             .collect();
         Mesh {
             table: RouteTable::new(routes),
             services,
+            namespace: config.namespace.clone(),
+            entry_is_sidecar: config.mode == Mode::Sidecar,
+            topology: Topology {
+                calls: scenario
+                    .topology
+                    .as_ref()
+                    .map(|t| t.calls.clone())
+                    .unwrap_or_default(),
+            },
+            call_paths,
         }
+    }
+
+    /// The route a sidecar takes for an authority: the destination service under
+    /// Istio's in-mesh policy, or the pass-through cluster without retries.
+    pub fn sidecar_route(&self, authority: &str) -> Option<RouteEntry> {
+        let (service, retry_on, num_retries, codes) =
+            match topology::destination(authority, &self.services, &self.namespace) {
+                Some(name) => (
+                    name,
+                    topology::MESH_RETRY_ON,
+                    topology::MESH_RETRIES,
+                    vec![topology::MESH_RETRIABLE_STATUS],
+                ),
+                None => (topology::EXTERNAL, "", 0, Vec::new()),
+            };
+        Some(RouteEntry {
+            prefix: "/".into(),
+            service: self.services.iter().position(|s| s == service)?,
+            retry_on: retry_on.into(),
+            num_retries,
+            timeout: Duration::ZERO,
+            per_try_timeout: None,
+            retriable_status_codes: codes,
+        })
     }
 }
 
@@ -94,11 +161,20 @@ enum OutcomeKey {
     Reset,
 }
 
-/// A request on its way through the router.
+/// Who sent a request into a proxy.
+#[derive(Debug, Clone, Copy)]
+enum Origin {
+    /// The scenario's client: request `request` of step `step`.
+    Client { step: usize, request: u64 },
+    /// A simulated service serving an attempt ([`Serve`] index).
+    Call(usize),
+}
+
+/// A request on its way through a proxy's router.
 struct Flight {
+    node: usize,
     stream: StreamId,
-    step: usize,
-    request: u64,
+    origin: Origin,
     worker: usize,
     service: usize,
     policy: Policy,
@@ -110,67 +186,128 @@ struct Flight {
     done: bool,
 }
 
+/// A host of a calling service serving one attempt: its calls, one after the other.
+struct Serve {
+    /// The attempt served: its flight and number.
+    flight: usize,
+    attempt: u32,
+    service: usize,
+    host: usize,
+    /// The next callee to call.
+    next: usize,
+    /// What the host answers when every call succeeded, and after how long.
+    status: u16,
+    latency: Duration,
+    /// The conformance request id, carried to the calls.
+    request: Option<String>,
+}
+
+/// One proxy of the world: the gateway or a pod's sidecar.
+struct Node {
+    name: String,
+    proxy: Proxy,
+    sidecar: bool,
+    /// Cluster state per service, this proxy's own.
+    clusters: Vec<Cluster>,
+    next_worker: usize,
+}
+
 struct Run<'a> {
     scenario: &'a Scenario,
-    proxy: Proxy,
+    nodes: Vec<Node>,
+    /// The sidecar node of each pod of a calling service.
+    pods: HashMap<(usize, usize), usize>,
     mesh: Mesh,
     upstreams: Upstreams,
-    clusters: Vec<Cluster>,
     rng: Rng,
     now: Duration,
     queue: BinaryHeap<Reverse<(Duration, u64, Event)>>,
     seq: u64,
     flights: Vec<Flight>,
+    serves: Vec<Serve>,
     exchanges: Vec<Exchange>,
     next_id: u64,
-    /// Streams by request id, until their exchange is recorded.
+    /// Entry streams by request id, until their exchange is recorded.
     open: HashMap<u64, StreamId>,
 }
 
+/// The entry proxy's node index.
+const ENTRY: usize = 0;
+
 /// Runs a scenario on the module at `wasm`.
 pub fn run(scenario: &Scenario, wasm: &Path) -> Result<Observed, Error> {
-    let proxy = Proxy::builder()
-        .wasm_file(wasm)
-        .config(scenario::config_bytes(scenario))
-        .workers(scenario.mesh.workers)
-        .clock(Clock::virtual_time())
-        .log_level(LogLevel::Info)
-        .seed(scenario.seed)
-        .start()?;
     let mesh = Mesh::of(scenario);
+    let filter_at = scenario.topology.as_ref().map(|t| t.filter_at);
+    let workers = scenario.mesh.workers;
+    let entry_module = match filter_at {
+        Some(at) if !at.gateway() => Module::without_filter(wasm)?,
+        _ => Module::filter(wasm, scenario::config_bytes(scenario)),
+    };
+    let new_clusters = || -> Vec<Cluster> {
+        mesh.services
+            .iter()
+            .map(|_| {
+                Cluster::new(
+                    scenario.mesh.hosts,
+                    workers,
+                    scenario.mesh.outlier_detection.clone(),
+                )
+            })
+            .collect()
+    };
+    let mut nodes = vec![Node {
+        name: "gateway".into(),
+        proxy: entry_module.start(scenario, workers)?,
+        sidecar: mesh.entry_is_sidecar,
+        clusters: new_clusters(),
+        next_worker: 0,
+    }];
+    let mut pods = HashMap::new();
+    if let Some(spec) = &scenario.topology {
+        let module = if spec.filter_at.sidecars() {
+            Module::filter(wasm, scenario::sidecar_config_bytes(spec))
+        } else {
+            Module::without_filter(wasm)?
+        };
+        for (service, name) in mesh.services.iter().enumerate() {
+            if !mesh.topology.calls_out(name) {
+                continue;
+            }
+            for host in 0..scenario.mesh.hosts {
+                pods.insert((service, host), nodes.len());
+                nodes.push(Node {
+                    name: format!("{name}/{host}"),
+                    proxy: module.start(scenario, workers)?,
+                    sidecar: true,
+                    clusters: new_clusters(),
+                    next_worker: 0,
+                });
+            }
+        }
+    }
     let upstreams = Upstreams::new(
         &mesh.services,
         scenario.mesh.hosts,
         &scenario.upstreams,
         scenario.seed,
     );
-    let clusters = mesh
-        .services
-        .iter()
-        .map(|_| {
-            Cluster::new(
-                scenario.mesh.hosts,
-                scenario.mesh.workers,
-                scenario.mesh.outlier_detection.clone(),
-            )
-        })
-        .collect();
     let mut run = Run {
         scenario,
-        proxy,
+        nodes,
+        pods,
         mesh,
         upstreams,
-        clusters,
         rng: Rng::new(scenario.seed),
         now: Duration::ZERO,
         queue: BinaryHeap::new(),
         seq: 0,
         flights: Vec::new(),
+        serves: Vec::new(),
         exchanges: Vec::new(),
         next_id: 1,
         open: HashMap::new(),
     };
-    if !run.proxy.configured() {
+    if run.nodes.iter().any(|n| !n.proxy.configured()) {
         return Ok(run.observed(false));
     }
     for (index, step) in scenario.steps.iter().enumerate() {
@@ -180,23 +317,92 @@ pub fn run(scenario: &Scenario, wasm: &Path) -> Result<Observed, Error> {
     Ok(run.observed(true))
 }
 
-impl Run<'_> {
-    fn observed(self, configured: bool) -> Observed {
-        let mut metrics = BTreeMap::new();
-        for (name, value) in self.proxy.metrics() {
+/// The module a proxy runs and its configuration.
+struct Module {
+    path: PathBuf,
+    config: Vec<u8>,
+}
+
+impl Module {
+    fn filter(wasm: &Path, config: Vec<u8>) -> Module {
+        Module {
+            path: wasm.to_path_buf(),
+            config,
+        }
+    }
+
+    /// A proxy without the filter: the workspace's no-op module, next to the filter.
+    fn without_filter(wasm: &Path) -> Result<Module, Error> {
+        let path = wasm.with_file_name("c4mesh_noop.wasm");
+        if !path.is_file() {
+            return Err(Error::Run(format!(
+                "proxies without the filter run the no-op module, and {} is missing \
+                 (cargo build --profile wasm --target wasm32-wasip1 -p c4mesh-noop)",
+                path.display()
+            )));
+        }
+        Ok(Module {
+            path,
+            config: Vec::new(),
+        })
+    }
+
+    fn start(&self, scenario: &Scenario, workers: usize) -> Result<Proxy, Error> {
+        Ok(Proxy::builder()
+            .wasm_file(&self.path)
+            .config(&self.config)
+            .workers(workers)
+            .clock(Clock::virtual_time())
+            .log_level(LogLevel::Info)
+            .seed(scenario.seed)
+            .start()?)
+    }
+}
+
+/// A proxy's metrics as numbers.
+fn metrics_of(proxy: &Proxy) -> BTreeMap<String, f64> {
+    proxy
+        .metrics()
+        .into_iter()
+        .map(|(name, value)| {
             let number = match value {
                 crate::MetricValue::Counter(v) | crate::MetricValue::Gauge(v) => v as f64,
                 crate::MetricValue::Histogram(values) => values.len() as f64,
             };
-            metrics.insert(name, number);
-        }
+            (name, number)
+        })
+        .collect()
+}
+
+impl Run<'_> {
+    fn observed(self, configured: bool) -> Observed {
+        let proxies: BTreeMap<String, ProxyObserved> = self
+            .nodes
+            .iter()
+            .map(|node| {
+                (
+                    node.name.clone(),
+                    ProxyObserved {
+                        metrics: metrics_of(&node.proxy),
+                        logs: node.proxy.logs().into_iter().map(|l| l.message).collect(),
+                    },
+                )
+            })
+            .collect();
+        let entry = proxies.get("gateway").cloned().unwrap_or_default();
         Observed {
             configured,
             exchanges: self.exchanges,
             attempts: self.upstreams.records().to_vec(),
-            metrics,
-            logs: self.proxy.logs().into_iter().map(|l| l.message).collect(),
+            metrics: entry.metrics,
+            logs: self
+                .nodes
+                .iter()
+                .flat_map(|n| n.proxy.logs())
+                .map(|l| l.message)
+                .collect(),
             sees_upstreams: true,
+            proxies,
         }
     }
 
@@ -207,7 +413,9 @@ impl Run<'_> {
 
     fn advance_to(&mut self, at: Duration) -> Result<(), Error> {
         if at > self.now {
-            self.proxy.advance(at - self.now)?;
+            for node in &mut self.nodes {
+                node.proxy.advance(at - self.now)?;
+            }
             self.now = at;
         }
         Ok(())
@@ -283,7 +491,8 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// Sends one request through the filter; returns 1 if it was answered at once.
+    /// Sends one client request into the entry proxy; returns 1 if it was answered at
+    /// once.
     fn send(&mut self, step: usize, spec: &scenario::Step) -> Result<usize, Error> {
         let request = ClientRequest::new(&spec.request, self.next_id);
         self.next_id += 1;
@@ -298,38 +507,143 @@ impl Run<'_> {
         for (name, value) in &request.headers {
             headers.add(name, value);
         }
-        let stream = self.proxy.open_stream(worker)?;
+        let proxy = &mut self.nodes[ENTRY].proxy;
+        let stream = proxy.open_stream(worker)?;
         self.open.insert(request.id, stream);
         match &request.body {
-            None => self.proxy.request_headers(stream, headers, true)?,
+            None => proxy.request_headers(stream, headers, true)?,
             Some(body) => {
                 headers.set("content-length", body.len().to_string());
-                self.proxy.request_headers(stream, headers, false)?;
-                self.proxy.request_body(stream, body, true)?;
+                proxy.request_headers(stream, headers, false)?;
+                proxy.request_body(stream, body, true)?;
             }
         }
-        let Some(view) = self.proxy.stream(stream) else {
+        let origin = Origin::Client {
+            step,
+            request: request.id,
+        };
+        self.route(ENTRY, stream, worker, origin)
+    }
+
+    /// A service's host calls its next callee through its pod's sidecar, or, when
+    /// every call is done, answers the attempt it serves.
+    fn call_next(&mut self, serve: usize) -> Result<(), Error> {
+        let Some(s) = self.serves.get(serve) else {
+            return Ok(());
+        };
+        let (service, host) = (s.service, s.host);
+        let name = self.mesh.services.get(service).cloned().unwrap_or_default();
+        let Some(callee) = self.mesh.topology.callees(&name).get(s.next).cloned() else {
+            let (flight, attempt, status, latency) = (s.flight, s.attempt, s.status, s.latency);
+            self.answer(flight, attempt, status, latency);
+            return Ok(());
+        };
+        let request = s.request.clone();
+        let Some(&node) = self.pods.get(&(service, host)) else {
+            return Err(Error::Run(format!("{name}/{host} has no sidecar")));
+        };
+        let path = self
+            .mesh
+            .services
+            .iter()
+            .position(|s| *s == callee)
+            .and_then(|i| self.mesh.call_paths.get(i).cloned())
+            .unwrap_or_else(|| "/".into());
+        let mut headers = HeaderMap::new();
+        headers.add(
+            ":authority",
+            &topology::call_authority(&callee, &self.mesh.namespace),
+        );
+        headers.add(":path", &path);
+        headers.add(":method", "GET");
+        headers.add(":scheme", "http");
+        headers.add(topology::CALLER, &format!("{name}/{host}"));
+        if let Some(id) = &request {
+            headers.add(REQUEST_ID, id);
+        }
+        let workers = self.scenario.mesh.workers.max(1);
+        let n = &mut self.nodes[node];
+        let worker = n.next_worker % workers;
+        n.next_worker = n.next_worker.wrapping_add(1);
+        let stream = n.proxy.open_stream(worker)?;
+        n.proxy.request_headers(stream, headers, true)?;
+        if let Some(s) = self.serves.get_mut(serve) {
+            s.next += 1;
+        }
+        self.route(node, stream, worker, Origin::Call(serve))?;
+        Ok(())
+    }
+
+    /// A call of a serving host ended with `status`: a failure makes the host answer
+    /// 503, a success moves on to its next call.
+    fn call_done(&mut self, serve: usize, status: Option<u16>) -> Result<(), Error> {
+        let Some(s) = self.serves.get(serve) else {
+            return Ok(());
+        };
+        if status.is_none_or(|status| status >= 500) {
+            let (flight, attempt, latency) = (s.flight, s.attempt, s.latency);
+            self.answer(flight, attempt, 503, latency);
+            return Ok(());
+        }
+        self.call_next(serve)
+    }
+
+    /// The host serving attempt `attempt` of `flight` answers `status` after `latency`.
+    fn answer(&mut self, flight: usize, attempt: u32, status: u16, latency: Duration) {
+        self.schedule(
+            self.now + latency,
+            Event::AttemptEnd {
+                flight,
+                attempt,
+                outcome: OutcomeKey::Status(status),
+            },
+        );
+    }
+
+    /// After a proxy's filter saw a request's headers: either it answered at once, or
+    /// the request goes to the proxy's router. Returns 1 when a client request was
+    /// answered at once.
+    fn route(
+        &mut self,
+        node: usize,
+        stream: StreamId,
+        worker: usize,
+        origin: Origin,
+    ) -> Result<usize, Error> {
+        let Some(view) = self.nodes[node].proxy.stream(stream) else {
             return Err(Error::Run(format!("stream {stream} vanished")));
         };
         if view.response().is_some() || view.finished() || view.reset() {
-            self.record(step, request.id);
-            return Ok(1);
+            return self.complete(node, stream, origin);
         }
         let Some(upstream) = view.upstream_request() else {
-            self.record_error(
-                step,
-                request.id,
-                "the module left the request paused".into(),
-            );
-            return Ok(1);
+            return match origin {
+                Origin::Client { step, request } => {
+                    self.record_error(step, request, "the module left the request paused".into());
+                    Ok(1)
+                }
+                Origin::Call(serve) => {
+                    self.call_done(serve, None)?;
+                    Ok(0)
+                }
+            };
         };
         let header = |name: &str| upstream.header(name).map(str::to_owned);
-        let path = header(":path").unwrap_or_default();
-        let Some(route) = self.mesh.table.lookup(&path).cloned() else {
+        let route = if self.nodes[node].sidecar {
+            self.mesh
+                .sidecar_route(&header(":authority").unwrap_or_default())
+        } else {
+            self.mesh
+                .table
+                .lookup(&header(":path").unwrap_or_default())
+                .cloned()
+        };
+        let Some(route) = route else {
             // Envoy's router: no route, 404 with an empty body.
-            self.proxy.respond(stream, Response::status(404))?;
-            self.record(step, request.id);
-            return Ok(1);
+            self.nodes[node]
+                .proxy
+                .respond(stream, Response::status(404))?;
+            return self.complete(node, stream, origin);
         };
         let policy = Policy::for_request(&route, header);
         let upstream_headers: Vec<(String, String)> = upstream
@@ -340,9 +654,9 @@ impl Run<'_> {
             .collect();
         let flight = self.flights.len();
         self.flights.push(Flight {
+            node,
             stream,
-            step,
-            request: request.id,
+            origin,
             worker,
             service: route.service,
             policy,
@@ -355,17 +669,17 @@ impl Run<'_> {
         if !policy.timeout.is_zero() {
             self.schedule(self.now + policy.timeout, Event::Deadline { flight });
         }
-        self.start_attempt(flight);
+        self.start_attempt(flight)?;
         Ok(0)
     }
 
-    fn start_attempt(&mut self, index: usize) {
+    fn start_attempt(&mut self, index: usize) -> Result<(), Error> {
         let now = self.now;
         let Some(flight) = self.flights.get_mut(index) else {
-            return;
+            return Ok(());
         };
-        let Some(cluster) = self.clusters.get_mut(flight.service) else {
-            return;
+        let Some(cluster) = self.nodes[flight.node].clusters.get_mut(flight.service) else {
+            return Ok(());
         };
         let host = cluster.pick(flight.worker, &flight.tried, now);
         flight.tried.push(host);
@@ -380,9 +694,32 @@ impl Run<'_> {
                 flight.policy.timeout.as_millis().to_string(),
             ));
         }
+        let request = headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(REQUEST_ID))
+            .map(|(_, v)| v.clone());
         let per_try = flight.policy.per_try_timeout;
         let service = flight.service;
+        let calls_out = self
+            .mesh
+            .services
+            .get(service)
+            .is_some_and(|name| self.mesh.topology.calls_out(name));
         match self.upstreams.attempt(service, host, now, headers) {
+            Answer::Respond { status, latency } if calls_out && (200..300).contains(&status) => {
+                let serve = self.serves.len();
+                self.serves.push(Serve {
+                    flight: index,
+                    attempt,
+                    service,
+                    host,
+                    next: 0,
+                    status,
+                    latency,
+                    request,
+                });
+                self.call_next(serve)?;
+            }
             Answer::Respond { status, latency } => self.schedule(
                 now + latency,
                 Event::AttemptEnd {
@@ -410,9 +747,10 @@ impl Run<'_> {
                 },
             );
         }
+        Ok(())
     }
 
-    /// Handles a router event; returns how many requests it finished (0 or 1).
+    /// Handles a router event; returns how many client requests it finished (0 or 1).
     fn handle(&mut self, event: Event) -> Result<usize, Error> {
         let (index, attempt, outcome) = match event {
             Event::Send(_) => return Ok(0),
@@ -433,7 +771,7 @@ impl Run<'_> {
             }
             Event::Retry { flight } => {
                 if self.flights.get(flight).is_some_and(|f| !f.done) {
-                    self.start_attempt(flight);
+                    self.start_attempt(flight)?;
                 }
                 return Ok(0);
             }
@@ -442,8 +780,7 @@ impl Run<'_> {
                     return Ok(0);
                 }
                 let (status, text) = timeout_reply();
-                self.finish(flight, router_reply(status, text), None)?;
-                return Ok(1);
+                return self.finish(flight, router_reply(status, text), None);
             }
         };
         let now = self.now;
@@ -455,7 +792,7 @@ impl Run<'_> {
         }
         flight.open = None;
         let host = flight.tried.last().copied().unwrap_or(0);
-        if let Some(cluster) = self.clusters.get_mut(flight.service) {
+        if let Some(cluster) = self.nodes[flight.node].clusters.get_mut(flight.service) {
             cluster.record(host, outcome, now);
         }
         if flight.policy.retry_after(outcome, flight.attempts - 1) {
@@ -482,45 +819,65 @@ impl Run<'_> {
             }
         };
         let address = matches!(outcome, Outcome::Status(_)).then_some((service, host));
-        self.finish(index, response, address)?;
-        Ok(1)
+        self.finish(index, response, address)
     }
 
-    /// Ends a flight: the response goes back through the filter to the client.
+    /// Ends a flight: the response goes back through its proxy's filter to whoever
+    /// sent the request. Returns 1 when that was the client.
     fn finish(
         &mut self,
         index: usize,
         response: Response,
         upstream: Option<(usize, usize)>,
-    ) -> Result<(), Error> {
+    ) -> Result<usize, Error> {
         let Some(flight) = self.flights.get_mut(index) else {
-            return Ok(());
+            return Ok(0);
         };
         flight.done = true;
-        let (stream, step, request, attempts) =
-            (flight.stream, flight.step, flight.request, flight.attempts);
+        let (node, stream, origin, attempts) =
+            (flight.node, flight.stream, flight.origin, flight.attempts);
         let host =
             upstream.unwrap_or_else(|| (flight.service, flight.tried.last().copied().unwrap_or(0)));
-        self.proxy.set_stream_property(
+        let proxy = &mut self.nodes[node].proxy;
+        proxy.set_stream_property(
             stream,
             "upstream.address",
             format!("10.0.{}.{}:8080", host.0, host.1 + 1),
         )?;
-        self.proxy.set_stream_property(
+        proxy.set_stream_property(
             stream,
             "upstream.request_attempt_count",
             Value::Uint(u64::from(attempts)),
         )?;
-        self.proxy.respond(stream, response)?;
-        self.record(step, request);
-        Ok(())
+        proxy.respond(stream, response)?;
+        self.complete(node, stream, origin)
+    }
+
+    /// A stream of a proxy has its response: the client records it, a calling service
+    /// goes on. Returns 1 for the client.
+    fn complete(&mut self, node: usize, stream: StreamId, origin: Origin) -> Result<usize, Error> {
+        match origin {
+            Origin::Client { step, request } => {
+                self.record(step, request);
+                Ok(1)
+            }
+            Origin::Call(serve) => {
+                let status = self.nodes[node]
+                    .proxy
+                    .exchange(stream)
+                    .ok()
+                    .and_then(|e| e.status());
+                self.call_done(serve, status)?;
+                Ok(0)
+            }
+        }
     }
 
     fn record(&mut self, step: usize, id: u64) {
         let Some(stream) = self.open.remove(&id) else {
             return;
         };
-        let response = match self.proxy.exchange(stream) {
+        let response = match self.nodes[ENTRY].proxy.exchange(stream) {
             Ok(exchange) => match (exchange.status(), exchange.response.as_ref()) {
                 (Some(status), Some(response)) => Ok(Reply {
                     status,

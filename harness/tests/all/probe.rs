@@ -166,6 +166,7 @@ fn envoy_run() -> Run {
         num_retries: 0,
         outlier_detection: None,
         routes: Vec::new(),
+        sidecar: None,
     })
     .unwrap_or_else(|e| panic!("this test needs Envoy 1.40: {e:#}"));
     let client = Client::new(envoy.listener);

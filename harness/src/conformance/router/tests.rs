@@ -9,6 +9,7 @@ fn route(prefix: &str, service: usize) -> RouteEntry {
         num_retries: 3,
         timeout: Duration::from_secs(10),
         per_try_timeout: None,
+        retriable_status_codes: Vec::new(),
     }
 }
 
@@ -47,18 +48,26 @@ fn the_first_matching_route_wins_and_matching_is_segment_aware() {
 #[test]
 fn retry_kinds_follow_envoy() {
     let five_xx = RetryOn::parse("5xx");
-    assert!(five_xx.retries(Outcome::Status(500)));
-    assert!(five_xx.retries(Outcome::Reset));
-    assert!(five_xx.retries(Outcome::PerTryTimeout));
-    assert!(!five_xx.retries(Outcome::Status(409)));
+    assert!(five_xx.retries(Outcome::Status(500), [0; 4]));
+    assert!(five_xx.retries(Outcome::Reset, [0; 4]));
+    assert!(five_xx.retries(Outcome::PerTryTimeout, [0; 4]));
+    assert!(!five_xx.retries(Outcome::Status(409), [0; 4]));
     let gateway = RetryOn::parse("gateway-error");
-    assert!(gateway.retries(Outcome::Status(503)));
-    assert!(!gateway.retries(Outcome::Status(500)));
+    assert!(gateway.retries(Outcome::Status(503), [0; 4]));
+    assert!(!gateway.retries(Outcome::Status(500), [0; 4]));
     let reset = RetryOn::parse("reset");
-    assert!(reset.retries(Outcome::Reset));
-    assert!(!reset.retries(Outcome::Status(503)));
-    assert!(RetryOn::parse("retriable-4xx").retries(Outcome::Status(409)));
+    assert!(reset.retries(Outcome::Reset, [0; 4]));
+    assert!(!reset.retries(Outcome::Status(503), [0; 4]));
+    assert!(RetryOn::parse("retriable-4xx").retries(Outcome::Status(409), [0; 4]));
     assert!(!RetryOn::parse("unknown-kind").any());
+    let istio = RetryOn::parse(c4mesh_mesh::topology::MESH_RETRY_ON);
+    assert!(istio.retries(Outcome::Status(503), [503, 0, 0, 0]));
+    assert!(!istio.retries(Outcome::Status(500), [503, 0, 0, 0]));
+    assert!(!istio.retries(Outcome::Status(503), [0; 4]));
+    assert!(
+        !istio.retries(Outcome::Reset, [503, 0, 0, 0]),
+        "a reset after connecting is not a connect failure"
+    );
 }
 
 #[test]
@@ -72,8 +81,8 @@ fn request_headers_override_the_route_policy() {
     };
     let policy = Policy::for_request(&r, headers);
     assert_eq!(policy.retries, 1);
-    assert!(policy.retry_on.retries(Outcome::Status(409)));
-    assert!(policy.retry_on.retries(Outcome::Status(503)));
+    assert!(policy.retry_on.retries(Outcome::Status(409), [0; 4]));
+    assert!(policy.retry_on.retries(Outcome::Status(503), [0; 4]));
     assert_eq!(policy.timeout, Duration::from_millis(250));
     assert!(policy.retry_after(Outcome::Status(503), 0));
     assert!(!policy.retry_after(Outcome::Status(503), 1));
