@@ -39,7 +39,7 @@ fn the_suite_passes_on_wasm_and_envoy_and_the_targets_agree() {
         .collect();
     for rule in [
         "R1", "R2", "R3", "R4", "R5", "R6", "R7", "B1", "B2", "B3", "B4", "B5", "O1", "O2", "O3",
-        "O4", "O5", "2.1", "2.5",
+        "O4", "O5", "2.1", "2.5", "S1", "S2", "S3", "S4", "S5",
     ] {
         assert!(covered.contains(rule), "no scenario covers {rule}");
     }

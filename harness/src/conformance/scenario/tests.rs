@@ -95,3 +95,50 @@ fn routes_of_the_configuration_define_the_services() {
         r#"{"routes":[{"name":"a","prefix":"/a","service":"alpha"}]}"#
     );
 }
+
+#[test]
+fn topologies_are_checked_and_add_the_pass_through_destination() {
+    let steps = "steps:\n  - request: {path: /a}\n";
+    let s = parse(
+        &format!("name: x\nrules: [S4]\ntopology:\n  calls: {{order-service: [payment-service]}}\n  filter_at: gateway\n{steps}"),
+        Path::new("s.yaml"),
+    )
+    .expect("valid");
+    assert_eq!(services_of(&s).len(), 7);
+    assert_eq!(services_of(&s).last().map(String::as_str), Some("external"));
+    let topology = s.topology.as_ref().expect("topology");
+    assert!(topology.filter_at.gateway() && !topology.filter_at.sidecars());
+    assert!(String::from_utf8_lossy(&sidecar_config_bytes(topology)).contains("sidecar"));
+
+    let message = error(&format!(
+        "name: x\nrules: [S4]\ntopology:\n  calls: {{order-service: [nope]}}\n{steps}"
+    ));
+    assert!(
+        message.starts_with("s.yaml:4: topology.calls: unknown service \"nope\""),
+        "{message}"
+    );
+    assert!(error(&format!(
+        "name: x\nrules: [S4]\ntopology:\n  calls: {{order-service: [payment-service], payment-service: [order-service]}}\n{steps}"
+    ))
+    .contains("cycle"));
+    assert!(error(&format!(
+        "name: x\nrules: [S4]\ntopology:\n  calls: {{order-service: [payment-service]}}\n  filter_at: somewhere\n{steps}"
+    ))
+    .contains("topology.filter_at"));
+    assert!(error(&format!(
+        "name: x\nrules: [S4]\ntopology:\n  calls: {{order-service: [payment-service]}}\n  sidecar_config: {{mode: gateway}}\n{steps}"
+    ))
+    .contains("topology.sidecar_config.mode: must be \"sidecar\""));
+    assert!(error(&format!(
+        "name: x\nrules: [S4]\nconfig: {{mode: sidecar}}\ntopology:\n  calls: {{order-service: [payment-service]}}\n{steps}"
+    ))
+    .contains("must be in gateway mode"));
+    assert!(error(&format!(
+        "name: x\nrules: [S4]\ntopology:\n  calls: {{order-service: [payment-service]}}\n{steps}finally:\n  proxies: {{saga-tracker: {{logs: [x]}}}}\n"
+    ))
+    .contains("finally.proxies.saga-tracker: must be gateway, or a calling service"));
+    assert!(error(&format!(
+        "name: x\nrules: [S4]\n{steps}finally:\n  proxies: {{gateway: {{logs: [x]}}}}\n"
+    ))
+    .contains("proxies need a topology"));
+}
