@@ -214,9 +214,8 @@ fn the_url_target_checks_a_live_gateway_and_sees_what_a_client_sees() {
     // Against a gateway without the filter, the same scenarios fail.
     drop(gateway);
     let bare = c4mesh_mesh::LocalMesh::start(c4mesh_mesh::mesh::MeshOptions {
-        wasm: c4mesh_mesh::Wasm::None,
         workers: 1,
-        outlier_detection: None,
+        ..c4mesh_mesh::mesh::MeshOptions::gateway(c4mesh_mesh::Wasm::None)
     })
     .expect("local mesh without Wasm");
     let options = Options {

@@ -5,6 +5,7 @@
 
 mod budget;
 mod circuit;
+mod hops;
 mod robustness;
 mod routing;
 

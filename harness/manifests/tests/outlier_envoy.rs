@@ -23,9 +23,8 @@ fn bad_host_ejected(max_ejection_percent: Option<u32>) -> bool {
         outlier.max_ejection_percent = percent;
     }
     let mesh = LocalMesh::start(MeshOptions {
-        wasm: Wasm::filter("").unwrap(),
-        workers: 2,
         outlier_detection: Some(envoy_outlier_detection(&outlier)),
+        ..MeshOptions::gateway(Wasm::filter("").unwrap())
     })
     .unwrap();
     let [bad, _good] = mesh.service("orders");

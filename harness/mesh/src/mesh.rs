@@ -1,10 +1,14 @@
-//! The local mesh: the six services of the platform, two hosts each, behind Envoy.
+//! The local mesh: the six services of the platform, two hosts each, behind Envoy; and,
+//! with a topology, a sidecar Envoy for every pod of a calling service, through which
+//! that pod calls the services it depends on (SPEC 3.4).
 
-use crate::envoy::{Envoy, EnvoyConfig, ServiceRoute, Wasm};
+use crate::envoy::{Envoy, EnvoyConfig, ServiceRoute, SidecarRoutes, Wasm};
+use crate::topology::{self, CallTarget, PodCalls, Topology};
 use crate::upstream::{Behaviour, Upstream};
 use crate::Client;
-use anyhow::Result;
+use anyhow::{bail, Result};
 use serde_json::Value;
+use std::sync::{Arc, OnceLock};
 
 /// One service of the mesh: its route name, prefix and service name.
 #[derive(Debug, Clone)]
@@ -27,41 +31,93 @@ pub fn services() -> Vec<Service> {
         .collect()
 }
 
-/// Envoy plus two simulated hosts per service.
+/// Envoy plus two simulated hosts per service, and the sidecars of a topology.
 pub struct LocalMesh {
     pub envoy: Envoy,
     pub services: Vec<Service>,
     /// Per service (in [`services`] order), its two hosts.
     pub hosts: Vec<[Upstream; 2]>,
+    /// Each pod of a calling service: `service/index` and its sidecar Envoy.
+    pub sidecars: Vec<(String, Envoy)>,
 }
 
 /// How to start a [`LocalMesh`].
 pub struct MeshOptions {
+    /// What the gateway runs.
     pub wasm: Wasm,
     pub workers: u32,
     pub outlier_detection: Option<Value>,
+    /// Who calls whom; empty: the gateway alone in front of the services.
+    pub topology: Topology,
+    /// What the sidecars run (with a topology).
+    pub sidecar_wasm: Wasm,
 }
+
+impl MeshOptions {
+    /// The gateway with `wasm`, 2 workers, no topology.
+    pub fn gateway(wasm: Wasm) -> MeshOptions {
+        MeshOptions {
+            wasm,
+            workers: 2,
+            outlier_detection: None,
+            topology: Topology::default(),
+            sidecar_wasm: Wasm::None,
+        }
+    }
+}
+
+/// The namespace the local mesh's services live in.
+pub const NAMESPACE: &str = "ecommerce";
 
 impl LocalMesh {
     /// The mesh with the filter and the given plugin configuration, 2 workers.
     pub fn with_filter(config: &str) -> Result<LocalMesh> {
-        LocalMesh::start(MeshOptions {
-            wasm: Wasm::filter(config)?,
-            workers: 2,
-            outlier_detection: None,
-        })
+        LocalMesh::start(MeshOptions::gateway(Wasm::filter(config)?))
     }
 
     pub fn start(options: MeshOptions) -> Result<LocalMesh> {
         let services = services();
-        let mut hosts = Vec::new();
-        for service in &services {
-            hosts.push([
-                Upstream::start(&service.name, Behaviour::status(200))?,
-                Upstream::start(&service.name, Behaviour::status(200))?,
-            ]);
+        let names: Vec<String> = services.iter().map(|s| s.name.clone()).collect();
+        if let Err(error) = options.topology.validate(&names) {
+            bail!("topology: {error}");
         }
-        let routes = services
+        let mut hosts = Vec::new();
+        let mut pods = Vec::new();
+        for service in &services {
+            let mut pair = Vec::new();
+            for index in 0..2 {
+                let calls = options.topology.calls_out(&service.name).then(|| PodCalls {
+                    pod: format!("{}/{index}", service.name),
+                    sidecar: Arc::new(OnceLock::new()),
+                    targets: options
+                        .topology
+                        .callees(&service.name)
+                        .iter()
+                        .map(|callee| CallTarget {
+                            service: callee.clone(),
+                            authority: topology::call_authority(callee, NAMESPACE),
+                            path: services
+                                .iter()
+                                .find(|s| s.name == *callee)
+                                .map_or_else(|| "/".into(), |s| s.prefix.clone()),
+                        })
+                        .collect(),
+                });
+                if let Some(calls) = &calls {
+                    pods.push(calls.clone());
+                }
+                pair.push(Upstream::calling(
+                    &service.name,
+                    Behaviour::status(200),
+                    calls,
+                )?);
+            }
+            let [a, b]: [Upstream; 2] = pair
+                .try_into()
+                .map_err(|_| anyhow::anyhow!("two hosts per service"))?;
+            hosts.push([a, b]);
+        }
+        let routes: Vec<ServiceRoute> = services
             .iter()
             .zip(&hosts)
             .map(|(service, pair)| ServiceRoute {
@@ -70,6 +126,22 @@ impl LocalMesh {
                 hosts: pair.iter().map(Upstream::addr).collect(),
             })
             .collect();
+        let mut sidecars = Vec::new();
+        for pod in &pods {
+            let envoy = Envoy::start(&EnvoyConfig {
+                workers: options.workers,
+                wasm: options.sidecar_wasm.clone(),
+                services: routes.clone(),
+                num_retries: 0,
+                outlier_detection: options.outlier_detection.clone(),
+                routes: Vec::new(),
+                sidecar: Some(SidecarRoutes {
+                    namespace: NAMESPACE.into(),
+                }),
+            })?;
+            let _ = pod.sidecar.set(envoy.listener);
+            sidecars.push((pod.pod.clone(), envoy));
+        }
         let envoy = Envoy::start(&EnvoyConfig {
             workers: options.workers,
             wasm: options.wasm,
@@ -83,7 +155,59 @@ impl LocalMesh {
             envoy,
             services,
             hosts,
+            sidecars,
         })
+    }
+
+    /// How long until `consecutive` GETs of `path` in a row succeed, sending one every
+    /// `every`; `None` if that does not happen within `limit`.
+    pub fn time_to_full_service(
+        &self,
+        path: &str,
+        consecutive: usize,
+        every: std::time::Duration,
+        limit: std::time::Duration,
+    ) -> Option<std::time::Duration> {
+        let started = std::time::Instant::now();
+        let client = self.client();
+        let mut streak = 0;
+        let mut since = started;
+        while started.elapsed() < limit {
+            let sent = std::time::Instant::now();
+            if client.get(path, &[]).is_ok_and(|r| r.status == 200) {
+                if streak == 0 {
+                    since = sent;
+                }
+                streak += 1;
+                if streak >= consecutive {
+                    return Some(since - started);
+                }
+            } else {
+                streak = 0;
+            }
+            std::thread::sleep(every.saturating_sub(sent.elapsed()));
+        }
+        None
+    }
+
+    /// The sum of one stat over the gateway (`gateway`) or the sidecars of a service's
+    /// pods (`service`), 0 where absent.
+    pub fn stat_at(&self, proxy: &str, name: &str) -> Result<u64> {
+        let mut sum = 0;
+        for (pod, envoy) in self.proxies() {
+            let service = pod.split_once('/').map_or(pod, |(s, _)| s);
+            if pod == proxy || service == proxy {
+                sum += envoy.stat(name)?.unwrap_or(0);
+            }
+        }
+        Ok(sum)
+    }
+
+    /// Every proxy of the mesh: the gateway first, then each pod's sidecar.
+    pub fn proxies(&self) -> Vec<(&str, &Envoy)> {
+        std::iter::once(("gateway", &self.envoy))
+            .chain(self.sidecars.iter().map(|(n, e)| (n.as_str(), e)))
+            .collect()
     }
 
     pub fn client(&self) -> Client {

@@ -5,6 +5,7 @@
 //! test changes at run time. Every attempt is recorded (method, path, headers, body), so
 //! tests can count upstream attempts per request and see what the proxy sent.
 
+use crate::topology::PodCalls;
 use anyhow::{Context, Result};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -87,14 +88,23 @@ impl Upstream {
     /// A host answering with a [`Behaviour`] the test changes with [`Upstream::set`],
     /// and a JSON body naming the host and the path.
     pub fn start(name: &str, behaviour: Behaviour) -> Result<Upstream> {
+        Upstream::calling(name, behaviour, None)
+    }
+
+    /// Like [`Upstream::start`], for a pod that calls other services through its
+    /// sidecar before it answers: when its behaviour is a success it makes every call
+    /// in order, and answers 503 if one fails.
+    pub fn calling(name: &str, behaviour: Behaviour, calls: Option<PodCalls>) -> Result<Upstream> {
         let current = Arc::new(Mutex::new(behaviour));
         let shared = Arc::clone(&current);
         let host = name.to_owned();
         let handler: Handler = Arc::new(move |attempt: &Attempt| {
             let behaviour = shared.lock().map(|b| *b).unwrap_or(Behaviour::status(500));
             let body = serde_json::json!({"service": host, "path": attempt.path}).to_string();
+            let failed = (200..300).contains(&behaviour.status)
+                && calls.as_ref().is_some_and(|calls| !calls.run(&[]));
             Reply::Respond {
-                status: behaviour.status,
+                status: if failed { 503 } else { behaviour.status },
                 headers: vec![("content-type".into(), "application/json".into())],
                 body: body.into_bytes(),
                 delay: behaviour.delay,
