@@ -6,10 +6,13 @@
 //! injection webhook timed out (EKS security groups block TCP 15017 from the control
 //! plane), VirtualServices not bound to the gateway, DestinationRules whose
 //! `maxEjectionPercent` can never eject one of two replicas, a Service that never got
-//! its NLB. The checks are pure functions of the objects, so they are tested on the
-//! generated manifests with the state a cluster adds; reading the cluster and sending
-//! the request through the NLB are the command's edges.
+//! its NLB, a filter plugin in the wrong mode or on the wrong side of the sidecars. The
+//! checks are pure functions of the objects, so they are tested on the generated
+//! manifests with the state a cluster adds; reading the cluster and sending the request
+//! through the NLB are the command's edges. A plugin's `pluginConfig` is read with the
+//! filter's own parser, so the check sees what the proxies will run.
 
+use c4mesh_filter_core::{Config, Mode};
 use serde_json::Value;
 
 /// The namespace of the services.
@@ -24,8 +27,8 @@ pub struct Finding {
     pub pass: bool,
     /// What was seen.
     pub detail: String,
-    /// What to do about a failure.
-    pub fix: &'static str,
+    /// What to do about a failure, one fix per line.
+    pub fix: String,
 }
 
 /// The resources `c4mesh check` reads, in the form `kubectl get` takes.
@@ -97,10 +100,22 @@ pub fn run(objects: &[Value], host: &str) -> Vec<Finding> {
     ]
 }
 
-/// Pods in the namespace are Running with every container ready, the sidecar included.
+/// The label Istio puts on the pods of the proxy it deploys for a Gateway API `Gateway`.
+const GATEWAY_NAME_LABEL: &str = "gateway.networking.k8s.io/gateway-name";
+
+/// A pod of the proxy Istio deploys for a Gateway API `Gateway` (the proxy is the pod:
+/// no sidecar).
+fn is_gateway_pod(pod: &Value) -> bool {
+    pod.pointer("/metadata/labels")
+        .and_then(|l| l.get(GATEWAY_NAME_LABEL))
+        .is_some()
+}
+
+/// Pods in the namespace are Running with every container ready, the sidecar included
+/// (the Gateway API gateway's pods aside).
 pub fn pods(objects: &[Value]) -> Finding {
     let pods: Vec<&Value> = kind(objects, "Pod")
-        .filter(|p| text(p, "/metadata/namespace") == NAMESPACE)
+        .filter(|p| text(p, "/metadata/namespace") == NAMESPACE && !is_gateway_pod(p))
         .collect();
     let bad: Vec<String> = pods
         .iter()
@@ -139,7 +154,8 @@ pub fn pods(objects: &[Value]) -> Finding {
         fix: "label the namespace (kubectl label ns ecommerce istio-injection=enabled) and \
               restart the deployments; if injection times out, allow TCP 15017 from the EKS \
               control plane security group to the nodes (or inject by hand with istioctl \
-              kube-inject)",
+              kube-inject)"
+            .into(),
     }
 }
 
@@ -172,7 +188,8 @@ pub fn virtual_services(objects: &[Value], host: &str) -> Finding {
             format!("unbound or wrong host: {}", bad.join("; "))
         },
         fix: "set spec.gateways to [ecommerce-gateway] and spec.hosts to the API host \
-              (apply manifests/services/)",
+              (apply manifests/services/)"
+            .into(),
     }
 }
 
@@ -202,7 +219,7 @@ pub fn gateway(objects: &[Value], host: &str) -> Finding {
         check: "Gateway selects istio: ingressgateway and serves the host",
         pass,
         detail,
-        fix: "apply manifests/gateway.yaml (selector istio: ingressgateway, hosts api.c4ang.com and *)",
+        fix: "apply manifests/gateway.yaml (selector istio: ingressgateway, hosts api.c4ang.com and *)".into(),
     }
 }
 
@@ -241,40 +258,239 @@ pub fn destination_rules(objects: &[Value]) -> Finding {
             format!("cannot eject: {}", bad.join(", "))
         },
         fix: "set outlierDetection.maxEjectionPercent to 50 or more: with 2 replicas the \
-              default 10% never ejects a host (apply manifests/services/)",
+              default 10% never ejects a host (apply manifests/services/)"
+            .into(),
     }
 }
 
-/// The filter is loaded into the gateway and the sidecars, pinned by digest.
+/// In-mesh retries of Istio's default policy, which the sidecars' plugin must not raise.
+pub const MESH_RETRIES: u32 = 2;
+
+const FIX_APPLY: &str = "apply manifests/wasm-plugins.yaml (regenerate it with `c4mesh \
+                         manifests` after building the filter, so the sha256 matches)";
+const FIX_CONFIG: &str = "correct the field of the pluginConfig the filter names (Envoy \
+                          refuses the plugin: its proxies keep their previous configuration \
+                          or run without the filter), or apply the generated manifests";
+const FIX_GATEWAY_MODE: &str = "set pluginConfig.mode to \"gateway\" (or leave it out) in the \
+                                gateway plugins: a gateway routes by the API host and path";
+const FIX_SIDECAR_MODE: &str = "set pluginConfig.mode to \"sidecar\" in the ecommerce plugin: \
+                                a sidecar routes by the service it calls, not the API host";
+const FIX_CLIENT_ONLY: &str = "set spec.match to [{mode: CLIENT}] in the ecommerce plugin: the \
+                               filter belongs on the outbound side of each sidecar, where \
+                               Istio retries; on the inbound side too every call is counted \
+                               twice";
+const FIX_RETRIES: &str = "set retry.attempts to 2 or less, on the top level and on every \
+                           route, in the ecommerce plugin: Istio's in-mesh calls retry twice \
+                           and the filter must never raise that";
+const FIX_GATEWAY_PODS: &str = "give the ecommerce plugin a selector that the service pods \
+                                match and the gateway's do not (manifests/wasm-plugins.yaml \
+                                selects app.kubernetes.io/part-of: ecommerce, which every \
+                                generated Deployment carries): the Gateway API gateway gets \
+                                the filter in gateway mode from \
+                                manifests/gateway-api/wasm-plugin.yaml";
+
+/// Whether the plugin attaches to Gateway API gateways by reference.
+fn targets_gateways(plugin: &Value) -> bool {
+    plugin.pointer("/spec/targetRef").is_some()
+        || plugin
+            .pointer("/spec/targetRefs")
+            .and_then(Value::as_array)
+            .is_some_and(|refs| !refs.is_empty())
+}
+
+fn selects_ingress(plugin: &Value) -> bool {
+    text(plugin, "/spec/selector/matchLabels/istio") == "ingressgateway"
+}
+
+/// Whether a plugin without target references loads into the pod.
+fn selects_pod(plugin: &Value, pod: &Value) -> bool {
+    text(plugin, "/metadata/namespace") == text(pod, "/metadata/namespace")
+        && plugin
+            .pointer("/spec/selector/matchLabels")
+            .and_then(Value::as_object)
+            .is_none_or(|labels| {
+                labels.iter().all(|(key, value)| {
+                    pod.pointer("/metadata/labels").and_then(|l| l.get(key)) == Some(value)
+                })
+            })
+}
+
+/// The configuration the filter runs with, as the filter's own parser reads it.
+fn plugin_config(plugin: &Value) -> Result<Config, String> {
+    let bytes = match plugin.pointer("/spec/pluginConfig") {
+        Some(config) => serde_json::to_vec(config).map_err(|e| e.to_string())?,
+        None => Vec::new(),
+    };
+    Config::parse(&bytes).map_err(|e| e.to_string())
+}
+
+/// What is wrong with one plugin of the mesh, each with its fix.
+type Problems = Vec<(String, &'static str)>;
+
+fn gateway_problems(plugin: &Value, problems: &mut Problems) {
+    match plugin_config(plugin) {
+        Err(e) => problems.push((format!("{}: {e}", name(plugin)), FIX_CONFIG)),
+        Ok(config) if config.mode != Mode::Gateway => problems.push((
+            format!("{} runs in {} mode", name(plugin), config.mode.as_str()),
+            FIX_GATEWAY_MODE,
+        )),
+        Ok(_) => {}
+    }
+}
+
+fn sidecar_problems(plugin: &Value, gateway_pods: &[&Value], problems: &mut Problems) {
+    let plugin_name = name(plugin);
+    match plugin_config(plugin) {
+        Err(e) => problems.push((format!("{plugin_name}: {e}"), FIX_CONFIG)),
+        Ok(config) => {
+            if config.mode != Mode::Sidecar {
+                problems.push((
+                    format!("{plugin_name} runs in {} mode", config.mode.as_str()),
+                    FIX_SIDECAR_MODE,
+                ));
+            }
+            let raising: Vec<String> = config
+                .routes
+                .iter()
+                .filter(|r| r.retry.attempts > MESH_RETRIES)
+                .map(|r| format!("{} {}", r.name, r.retry.attempts))
+                .collect();
+            if !raising.is_empty() {
+                problems.push((
+                    format!(
+                        "{plugin_name} allows more than Istio's {MESH_RETRIES} in-mesh retries \
+                         (retry.attempts of routes {})",
+                        raising.join(", ")
+                    ),
+                    FIX_RETRIES,
+                ));
+            }
+        }
+    }
+    let modes: Vec<&str> = plugin
+        .pointer("/spec/match")
+        .and_then(Value::as_array)
+        .map(|selectors| selectors.iter().map(|s| text(s, "/mode")).collect())
+        .unwrap_or_default();
+    if modes.is_empty() {
+        problems.push((
+            format!("{plugin_name} has no match, so it runs on the inbound side too"),
+            FIX_CLIENT_ONLY,
+        ));
+    } else if modes.iter().any(|m| *m != "CLIENT") {
+        problems.push((
+            format!("{plugin_name} is not outbound only (match modes {modes:?})"),
+            FIX_CLIENT_ONLY,
+        ));
+    }
+    let gateways: Vec<&str> = gateway_pods
+        .iter()
+        .filter(|pod| selects_pod(plugin, pod))
+        .map(|pod| text(pod, "/metadata/name"))
+        .collect();
+    if !gateways.is_empty() {
+        problems.push((
+            format!("{plugin_name} also loads into gateway pods {gateways:?}"),
+            FIX_GATEWAY_PODS,
+        ));
+    }
+}
+
+/// The filter is loaded into the gateway and the sidecars, pinned by digest, each in the
+/// mode of where it runs: the gateway's (`istio: ingressgateway`, and the Gateway API
+/// alternative's, attached by `targetRefs`) in gateway mode; the sidecars' (the
+/// services' namespace) in sidecar mode, on the outbound side only (`match` CLIENT), with
+/// no more retries than Istio's in-mesh policy.
 pub fn wasm_plugins(objects: &[Value]) -> Finding {
     let plugins: Vec<&Value> = kind(objects, "WasmPlugin").collect();
-    let gateway = plugins.iter().any(|p| {
-        text(p, "/metadata/namespace") == "istio-system"
-            && text(p, "/spec/selector/matchLabels/istio") == "ingressgateway"
-    });
-    let sidecars = plugins
+    let ingress: Vec<&Value> = plugins
         .iter()
-        .any(|p| text(p, "/metadata/namespace") == NAMESPACE);
+        .copied()
+        .filter(|p| text(p, "/metadata/namespace") == "istio-system" && selects_ingress(p))
+        .collect();
+    let gateway_api: Vec<&Value> = plugins
+        .iter()
+        .copied()
+        .filter(|p| targets_gateways(p))
+        .collect();
+    let sidecars: Vec<&Value> = plugins
+        .iter()
+        .copied()
+        .filter(|p| {
+            text(p, "/metadata/namespace") == NAMESPACE
+                && !targets_gateways(p)
+                && !selects_ingress(p)
+        })
+        .collect();
+    let gateway_pods: Vec<&Value> = kind(objects, "Pod").filter(|p| is_gateway_pod(p)).collect();
+
+    let mut problems = Problems::new();
+    if ingress.is_empty() {
+        problems.push((
+            "no gateway plugin (istio-system, selector istio: ingressgateway)".into(),
+            FIX_APPLY,
+        ));
+    }
+    if sidecars.is_empty() {
+        problems.push((format!("no sidecar plugin in {NAMESPACE}"), FIX_APPLY));
+    }
+    for plugin in ingress.iter().chain(&gateway_api) {
+        gateway_problems(plugin, &mut problems);
+    }
+    for plugin in &sidecars {
+        sidecar_problems(plugin, &gateway_pods, &mut problems);
+    }
     let unpinned: Vec<String> = plugins
         .iter()
         .filter(|p| text(p, "/spec/url").is_empty() || text(p, "/spec/sha256").len() != 64)
         .map(|p| name(p))
         .collect();
+    if !unpinned.is_empty() {
+        problems.push((
+            format!("without url or sha256: {}", unpinned.join(", ")),
+            FIX_APPLY,
+        ));
+    }
+
+    let names = |plugins: &[&Value]| {
+        plugins
+            .iter()
+            .map(|p| name(p))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let detail = if problems.is_empty() {
+        let mut seen = format!(
+            "gateway mode on {}; sidecar mode, outbound only, at most {MESH_RETRIES} retries \
+             on {}",
+            names(&ingress),
+            names(&sidecars)
+        );
+        if !gateway_api.is_empty() {
+            seen.push_str(&format!(
+                "; gateway mode on Gateway API gateways by {}",
+                names(&gateway_api)
+            ));
+        }
+        seen + "; all pinned by sha256"
+    } else {
+        problems
+            .iter()
+            .map(|(what, _)| what.as_str())
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let mut fixes: Vec<&str> = Vec::new();
+    for (_, fix) in &problems {
+        if !fixes.contains(fix) {
+            fixes.push(fix);
+        }
+    }
     Finding {
-        check: "WasmPlugins on the gateway and the sidecars, pinned by sha256",
-        pass: gateway && sidecars && unpinned.is_empty(),
-        detail: format!(
-            "gateway plugin {}, sidecar plugin {}{}",
-            if gateway { "present" } else { "missing" },
-            if sidecars { "present" } else { "missing" },
-            if unpinned.is_empty() {
-                String::new()
-            } else {
-                format!(", without url or sha256: {}", unpinned.join(", "))
-            }
-        ),
-        fix: "apply manifests/wasm-plugins.yaml (regenerate it with `c4mesh manifests` after \
-              building the filter, so the sha256 matches)",
+        check: "WasmPlugins on the gateway and the sidecars, each in its mode, pinned by sha256",
+        pass: problems.is_empty(),
+        detail,
+        fix: fixes.join("\n"),
     }
 }
 
@@ -293,7 +509,7 @@ pub fn mtls(objects: &[Value]) -> Finding {
             || "no STRICT PeerAuthentication".into(),
             |p| format!("{} STRICT", name(p)),
         ),
-        fix: "apply manifests/peer-authentication.yaml",
+        fix: "apply manifests/peer-authentication.yaml".into(),
     }
 }
 
@@ -324,7 +540,8 @@ pub fn load_balancer(objects: &[Value]) -> (Finding, Option<String>) {
             fix:
                 "apply manifests/istio-system/ingress-gateway-service.yaml (type LoadBalancer with \
                   the aws-load-balancer annotations) and check the AWS Load Balancer Controller's \
-                  logs; then point the Route53 CNAME for the API host at the NLB",
+                  logs; then point the Route53 CNAME for the API host at the NLB"
+                    .into(),
         },
         hostname,
     )
@@ -341,7 +558,8 @@ pub fn request(status: Option<u16>, reason: Option<&str>, detail: String) -> Fin
         detail,
         fix: "check the Route53 CNAME and the NLB security groups (TCP 80/443), then \
               `kubectl logs -n istio-system deploy/istio-ingressgateway` for the filter's \
-              configuration and the route",
+              configuration and the route"
+            .into(),
     }
 }
 

@@ -179,11 +179,19 @@ pub struct ServerTls {
 
 // === extensions.istio.io/v1alpha1 WasmPlugin ===
 
+/// Which proxies load the plugin: at most one of `selector` and `target_refs` (the CRD
+/// refuses both), and on which side of them (`matches`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct WasmPluginSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selector: Option<WorkloadSelector>,
+    /// Gateway API Gateways whose deployed proxies load the plugin.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub target_refs: Vec<PolicyTargetReference>,
+    /// Traffic the plugin sees; empty means all of it.
+    #[serde(rename = "match", default, skip_serializing_if = "Vec::is_empty")]
+    pub matches: Vec<TrafficSelector>,
     pub url: String,
     pub sha256: String,
     pub phase: String,
@@ -195,6 +203,20 @@ pub struct WasmPluginSpec {
 #[serde(rename_all = "camelCase")]
 pub struct WorkloadSelector {
     pub match_labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PolicyTargetReference {
+    pub group: String,
+    pub kind: String,
+    pub name: String,
+}
+
+/// `mode` is a WorkloadMode: `CLIENT` is the outbound side of a sidecar (and every
+/// gateway listener), `SERVER` the inbound side.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TrafficSelector {
+    pub mode: String,
 }
 
 // === security.istio.io/v1 PeerAuthentication ===

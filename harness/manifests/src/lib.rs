@@ -4,10 +4,12 @@
 //! the mesh definition: its routes are the services, their prefixes, retries, timeouts
 //! and outlier settings. Everything an operator applies is generated from it: per
 //! service a Deployment, Service, VirtualService and DestinationRule; the Istio
-//! Gateway; the two WasmPlugins whose `pluginConfig` is that same document; STRICT
-//! mTLS; the ingress gateway's NLB Service; and the Gateway API alternative in its own
-//! folder. Core objects are `k8s-openapi` types, Istio and Gateway API objects typed
-//! structs, and a test validates them all against the real CRD schemas.
+//! Gateway; the two WasmPlugins whose `pluginConfig` is that same document (the
+//! gateway's in gateway mode, the sidecars' overlaid with the sidecar settings,
+//! `SIDECAR_CONFIG_JSON`); STRICT mTLS; the ingress gateway's NLB Service; and the
+//! Gateway API alternative in its own folder, with its own WasmPlugin. Core objects are
+//! `k8s-openapi` types, Istio and Gateway API objects typed structs, and a test
+//! validates them all against the real CRD schemas.
 //!
 //! ## Choices
 //!
@@ -20,6 +22,16 @@
 //!   replies are counted). The gateway's fails closed (without the filter the path
 //!   rules would not hold at the edge); the sidecars' fails open (a module that cannot
 //!   be fetched must not cut the services off from each other).
+//! - Where each plugin runs (SPEC 2.8). The gateway's runs in `mode: gateway` on the
+//!   pods labelled `istio: ingressgateway`. The sidecars' runs in `mode: sidecar` with
+//!   `match: [{mode: CLIENT}]`, on the outbound side of each service's proxy where
+//!   Istio's in-mesh retries happen, with `retry.attempts: 2` and Istio's `retry_on`:
+//!   the filter only ever lowers what Istio would retry. It selects the label every
+//!   service pod carries ([`PART_OF`]): without a selector it would also load into the
+//!   proxy Istio deploys for the Gateway API `Gateway` in the same namespace (Istio
+//!   applies namespace-wide plugins to such gateways, and a gateway listener counts as
+//!   `CLIENT`). That proxy carries no `istio: ingressgateway` label either, so the
+//!   Gateway API folder attaches its own gateway-mode plugin with `targetRefs`.
 //! - The namespace carries no injection label: sidecars are injected with `istioctl
 //!   kube-inject` until the webhook is reachable (docs/deploy.md).
 
@@ -29,7 +41,8 @@ mod objects;
 pub mod oci;
 
 pub use objects::{
-    envoy_outlier_detection, generate, outlier_detection, sha256_hex, Manifests, MeshOptions,
+    envoy_outlier_detection, gateway_plugin_config, generate, outlier_detection, overlay,
+    sha256_hex, sidecar_plugin_config, Manifests, MeshOptions, GATEWAY, PART_OF,
 };
 
 /// What can go wrong writing or checking manifests.

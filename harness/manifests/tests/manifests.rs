@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
 
-use c4mesh_filter_core::Config;
+use c4mesh_filter_core::{Config, Mode};
 use c4mesh_manifests::{generate, oci, sha256_hex, MeshOptions};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -132,7 +132,7 @@ fn every_object_validates_against_its_schema() {
         ("networking.istio.io/v1 VirtualService", 6),
         ("networking.istio.io/v1 DestinationRule", 6),
         ("networking.istio.io/v1 Gateway", 1),
-        ("extensions.istio.io/v1alpha1 WasmPlugin", 2),
+        ("extensions.istio.io/v1alpha1 WasmPlugin", 3),
         ("security.istio.io/v1 PeerAuthentication", 1),
         ("gateway.networking.k8s.io/v1 Gateway", 1),
         ("gateway.networking.k8s.io/v1 HTTPRoute", 6),
@@ -170,6 +170,18 @@ fn broken_objects_fail_validation() {
     let mut plugin = find("WasmPlugin");
     plugin["spec"]["failStrategy"] = Value::from("FAIL_SOMETIMES");
     assert!(validate(&plugin, &schemas).is_err());
+    let mut plugin = find("WasmPlugin");
+    plugin["spec"]["match"] = serde_json::json!([{"mode": "OUTBOUND"}]);
+    assert!(
+        validate(&plugin, &schemas).is_err(),
+        "a traffic direction that is no WorkloadMode"
+    );
+    let mut plugin = find("WasmPlugin");
+    plugin["spec"]["targetRefs"] = serde_json::json!([{"group": "gateway.networking.k8s.io"}]);
+    assert!(
+        validate(&plugin, &schemas).is_err(),
+        "a target without kind and name"
+    );
     let mut deployment = find("Deployment");
     deployment["spec"]["replicas"] = Value::from("two");
     assert!(
@@ -178,37 +190,137 @@ fn broken_objects_fail_validation() {
     );
 }
 
-#[test]
-fn wasm_plugins_carry_the_filter_defaults_and_the_module_digest() {
-    let sha256 = sha256_hex(&module());
-    let plugins: Vec<Value> = documents()
+/// Every WasmPlugin under `manifests/`, by `namespace/name`.
+fn wasm_plugins() -> BTreeMap<String, Value> {
+    documents()
         .into_iter()
         .map(|(_, d)| d)
         .filter(|d| d["kind"] == "WasmPlugin")
-        .collect();
-    assert_eq!(plugins.len(), 2);
-    let namespaces: Vec<&str> = plugins
-        .iter()
-        .map(|p| p["metadata"]["namespace"].as_str().unwrap())
-        .collect();
-    assert_eq!(namespaces, ["istio-system", "ecommerce"]);
+        .map(|d| {
+            let meta = &d["metadata"];
+            (
+                format!(
+                    "{}/{}",
+                    meta["namespace"].as_str().unwrap(),
+                    meta["name"].as_str().unwrap()
+                ),
+                d["spec"].clone(),
+            )
+        })
+        .collect()
+}
+
+fn plugin_config(spec: &Value) -> Config {
+    Config::parse(&serde_json::to_vec(&spec["pluginConfig"]).unwrap()).unwrap()
+}
+
+#[test]
+fn wasm_plugins_carry_the_filter_module_and_its_digest() {
+    let sha256 = sha256_hex(&module());
+    let plugins = wasm_plugins();
     assert_eq!(
-        plugins[0]["spec"]["selector"]["matchLabels"]["istio"],
-        "ingressgateway"
+        plugins.keys().collect::<Vec<_>>(),
+        [
+            "ecommerce/c4mesh-gateway",
+            "ecommerce/c4mesh-sidecars",
+            "istio-system/c4mesh-gateway"
+        ]
     );
-    for plugin in &plugins {
-        let config = serde_json::to_vec(&plugin["spec"]["pluginConfig"]).unwrap();
-        assert_eq!(
-            Config::parse(&config).unwrap(),
-            Config::defaults(),
-            "the filter's parser takes it as the defaults"
-        );
-        assert_eq!(plugin["spec"]["sha256"], sha256.as_str());
-        assert!(plugin["spec"]["url"]
+    for spec in plugins.values() {
+        assert_eq!(spec["sha256"], sha256.as_str());
+        assert!(spec["url"]
             .as_str()
             .unwrap()
             .ends_with("c4mesh_filter.wasm"));
-        assert!(plugin["spec"]["phase"].is_string() && plugin["spec"]["failStrategy"].is_string());
+        assert_eq!(spec["phase"], "STATS");
+        assert!(spec["failStrategy"].is_string());
+    }
+}
+
+#[test]
+fn the_gateway_plugins_run_the_defaults_in_gateway_mode() {
+    let plugins = wasm_plugins();
+    let ingress = &plugins["istio-system/c4mesh-gateway"];
+    assert_eq!(
+        ingress["selector"]["matchLabels"]["istio"],
+        "ingressgateway"
+    );
+    assert_eq!(ingress["pluginConfig"]["mode"], "gateway", "said out loud");
+    let config = plugin_config(ingress);
+    assert_eq!(config.mode, Mode::Gateway);
+    assert_eq!(
+        config,
+        Config::defaults(),
+        "the filter's parser takes it as the defaults"
+    );
+    assert_eq!(ingress["failStrategy"], "FAIL_CLOSE");
+
+    // The Gateway API alternative: the same plugin, attached to the generated Gateway.
+    let gateway_api = &plugins["ecommerce/c4mesh-gateway"];
+    assert_eq!(gateway_api["pluginConfig"], ingress["pluginConfig"]);
+    assert_eq!(gateway_api["failStrategy"], "FAIL_CLOSE");
+    assert!(gateway_api.get("selector").is_none(), "targetRefs instead");
+    let gateways: Vec<Value> = documents()
+        .into_iter()
+        .map(|(_, d)| d)
+        .filter(|d| d["apiVersion"] == "gateway.networking.k8s.io/v1" && d["kind"] == "Gateway")
+        .collect();
+    assert_eq!(gateways.len(), 1);
+    assert_eq!(
+        gateways[0]["metadata"]["namespace"], "ecommerce",
+        "a WasmPlugin targets a Gateway of its own namespace"
+    );
+    assert_eq!(
+        gateway_api["targetRefs"],
+        serde_json::json!([{
+            "group": "gateway.networking.k8s.io",
+            "kind": "Gateway",
+            "name": gateways[0]["metadata"]["name"],
+        }])
+    );
+}
+
+#[test]
+fn the_sidecar_plugin_runs_outbound_with_istios_in_mesh_retries() {
+    let plugins = wasm_plugins();
+    let sidecars = &plugins["ecommerce/c4mesh-sidecars"];
+    assert_eq!(
+        sidecars["match"],
+        serde_json::json!([{"mode": "CLIENT"}]),
+        "outbound only"
+    );
+    assert_eq!(sidecars["failStrategy"], "FAIL_OPEN");
+    let selector = sidecars["selector"]["matchLabels"].as_object().unwrap();
+    assert!(
+        !selector.contains_key("istio"),
+        "not the ingress gateway: {selector:?}"
+    );
+    let config = plugin_config(sidecars);
+    assert_eq!(config.mode, Mode::Sidecar);
+    assert_eq!(config.namespace, "ecommerce");
+    assert_eq!(config.routes.len(), Config::defaults().routes.len());
+    for route in &config.routes {
+        assert_eq!(route.retry.attempts, 2, "{}", route.name);
+        assert_eq!(
+            route.retry.retry_on,
+            "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes",
+            "{}",
+            route.name
+        );
+    }
+
+    // Every service pod carries the selected labels.
+    let deployments: Vec<Value> = documents()
+        .into_iter()
+        .map(|(_, d)| d)
+        .filter(|d| d["kind"] == "Deployment")
+        .collect();
+    assert_eq!(deployments.len(), 6);
+    for deployment in &deployments {
+        let labels = &deployment["spec"]["template"]["metadata"]["labels"];
+        for (key, value) in selector {
+            assert_eq!(&labels[key], value, "{}", deployment["metadata"]["name"]);
+        }
     }
 }
 

@@ -139,10 +139,7 @@ fn each_known_misconfiguration_fails_its_check_only() {
     {
         plugin["spec"].as_object_mut().map(|s| s.remove("sha256"));
     }
-    assert_eq!(
-        failed(&unpinned),
-        ["WasmPlugins on the gateway and the sidecars, pinned by sha256"]
-    );
+    assert_eq!(failed(&unpinned), [WASM_CHECK]);
 
     let mut wrong_selector = healthy();
     for gw in wrong_selector
@@ -157,6 +154,176 @@ fn each_known_misconfiguration_fails_its_check_only() {
     );
 
     assert_eq!(failed(&healthy()).len(), 0);
+}
+
+const WASM_CHECK: &str =
+    "WasmPlugins on the gateway and the sidecars, each in its mode, pinned by sha256";
+
+/// The healthy cluster with one WasmPlugin (`namespace/name`) edited.
+fn with_plugin(plugin: &str, edit: impl FnOnce(&mut Value)) -> Vec<Value> {
+    let mut objects = healthy();
+    let found = objects
+        .iter_mut()
+        .find(|o| o["kind"] == "WasmPlugin" && name(o) == plugin)
+        .expect(plugin);
+    edit(found);
+    objects
+}
+
+/// The WasmPlugin check fails, alone, saying `seen` and printing a fix that says `fix`.
+fn wasm_fails(objects: &[Value], seen: &str, fix: &str) -> Finding {
+    assert_eq!(failed(objects), [WASM_CHECK]);
+    let finding = wasm_plugins(objects);
+    assert!(finding.detail.contains(seen), "{}", finding.detail);
+    assert!(finding.fix.contains(fix), "{}", finding.fix);
+    finding
+}
+
+#[test]
+fn the_plugins_of_the_generated_mesh_are_in_their_modes() {
+    let finding = wasm_plugins(&healthy());
+    assert!(finding.pass, "{finding:#?}");
+    for seen in [
+        "gateway mode on istio-system/c4mesh-gateway",
+        "at most 2 retries on ecommerce/c4mesh-sidecars",
+        "Gateway API gateways by ecommerce/c4mesh-gateway",
+    ] {
+        assert!(finding.detail.contains(seen), "{}", finding.detail);
+    }
+
+    // Without a mode the filter runs as a gateway.
+    let implicit = with_plugin("istio-system/c4mesh-gateway", |p| {
+        p["spec"]["pluginConfig"]
+            .as_object_mut()
+            .map(|c| c.remove("mode"));
+    });
+    assert!(wasm_plugins(&implicit).pass);
+    let empty = with_plugin("istio-system/c4mesh-gateway", |p| {
+        p["spec"].as_object_mut().map(|s| s.remove("pluginConfig"));
+    });
+    assert!(wasm_plugins(&empty).pass, "no pluginConfig is the defaults");
+}
+
+#[test]
+fn a_sidecar_plugin_without_match_fails_with_the_match_fix() {
+    let everywhere = with_plugin("ecommerce/c4mesh-sidecars", |p| {
+        p["spec"].as_object_mut().map(|s| s.remove("match"));
+    });
+    wasm_fails(&everywhere, "has no match", "[{mode: CLIENT}]");
+}
+
+#[test]
+fn each_plugin_setting_out_of_place_fails_with_its_fix() {
+    let sidecars = "ecommerce/c4mesh-sidecars";
+    let saga_of_its_own = json!({
+        "name": "saga", "prefix": "/api/v1/saga", "service": "saga-tracker",
+        "retry": {"attempts": 4}
+    });
+    // (plugin, field of its spec, value, what the check says, what the fix says)
+    let cases = [
+        (
+            sidecars,
+            "/match",
+            json!([{"mode": "CLIENT_AND_SERVER"}]),
+            "not outbound only (match modes [\"CLIENT_AND_SERVER\"])",
+            "[{mode: CLIENT}]",
+        ),
+        (
+            sidecars,
+            "/pluginConfig/mode",
+            json!("gateway"),
+            "ecommerce/c4mesh-sidecars runs in gateway mode",
+            "mode to \"sidecar\"",
+        ),
+        (
+            "istio-system/c4mesh-gateway",
+            "/pluginConfig/mode",
+            json!("sidecar"),
+            "istio-system/c4mesh-gateway runs in sidecar mode",
+            "mode to \"gateway\"",
+        ),
+        (
+            sidecars,
+            "/pluginConfig/retry/attempts",
+            json!(3),
+            "routes customers 3, orders 3",
+            "retry.attempts to 2",
+        ),
+        (
+            sidecars,
+            "/pluginConfig/routes/5",
+            saga_of_its_own,
+            "(retry.attempts of routes saga 4)",
+            "retry.attempts to 2",
+        ),
+        (
+            sidecars,
+            "/pluginConfig/retry_budget/ratio",
+            json!(1.5),
+            "retry_budget.ratio: must be within [0, 1]",
+            "Envoy refuses the plugin",
+        ),
+    ];
+    for (plugin, field, value, seen, fix) in cases {
+        let objects = with_plugin(plugin, |p| {
+            *p["spec"].pointer_mut(field).expect(field) = value;
+        });
+        wasm_fails(&objects, seen, fix);
+    }
+}
+
+#[test]
+fn missing_plugins_and_several_faults_each_print_their_fix() {
+    let mut none = healthy();
+    none.retain(|o| o["kind"] != "WasmPlugin");
+    let finding = wasm_fails(
+        &none,
+        "no gateway plugin",
+        "apply manifests/wasm-plugins.yaml",
+    );
+    assert!(finding.detail.contains("no sidecar plugin in ecommerce"));
+    assert_eq!(finding.fix.lines().count(), 1, "one fix for both");
+
+    let faults = with_plugin("ecommerce/c4mesh-sidecars", |p| {
+        p["spec"].as_object_mut().map(|s| s.remove("match"));
+        p["spec"]["pluginConfig"]["mode"] = json!("gateway");
+        p["spec"]["pluginConfig"]["retry"]["attempts"] = json!(3);
+    });
+    let finding = wasm_fails(&faults, "runs in gateway mode", "[{mode: CLIENT}]");
+    assert_eq!(finding.fix.lines().count(), 3, "{}", finding.fix);
+}
+
+#[test]
+fn the_sidecar_plugin_must_stay_off_the_gateway_api_gateway() {
+    let gateway_pod = json!({
+        "kind": "Pod",
+        "metadata": {
+            "name": "ecommerce-gateway-istio-0",
+            "namespace": "ecommerce",
+            "labels": {"gateway.networking.k8s.io/gateway-name": "ecommerce-gateway"}
+        },
+        "status": {"phase": "Running", "containerStatuses": [{"name": "istio-proxy", "ready": true}]}
+    });
+    let mut objects = healthy();
+    objects.push(gateway_pod.clone());
+    assert!(
+        failed(&objects).is_empty(),
+        "the gateway's pod is no service pod without its sidecar, and the selector misses it"
+    );
+
+    let mut unselective = with_plugin("ecommerce/c4mesh-sidecars", |p| {
+        p["spec"].as_object_mut().map(|s| s.remove("selector"));
+    });
+    assert!(
+        wasm_plugins(&unselective).pass,
+        "no gateway pods to load into"
+    );
+    unselective.push(gateway_pod);
+    wasm_fails(
+        &unselective,
+        "gateway pods [\"ecommerce-gateway-istio-0\"]",
+        "selector",
+    );
 }
 
 #[test]

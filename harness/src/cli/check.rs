@@ -117,7 +117,9 @@ pub fn command(args: CheckArgs) -> Result<ExitCode> {
         let mark = if finding.pass { "PASS" } else { "FAIL" };
         let _ = writeln!(out, "{mark}  {}: {}", finding.check, finding.detail);
         if !finding.pass {
-            let _ = writeln!(out, "      fix: {}", finding.fix);
+            for fix in finding.fix.lines() {
+                let _ = writeln!(out, "      fix: {fix}");
+            }
         }
     }
     let failed = findings.iter().filter(|f| !f.pass).count();
