@@ -234,7 +234,7 @@ pub struct Gateway {
 
 /// What starting a gateway gave.
 pub enum Started {
-    Serving(Gateway),
+    Serving(Box<Gateway>),
     /// Envoy refused the configuration; its log says why.
     Refused(String),
 }
@@ -257,12 +257,12 @@ impl Gateway {
             sidecars.push((name, envoy));
         }
         match Envoy::start(&envoy_config(scenario, wasm, &mesh, &hosts)) {
-            Ok(envoy) => Ok(Started::Serving(Gateway {
+            Ok(envoy) => Ok(Started::Serving(Box::new(Gateway {
                 envoy,
                 sidecars,
                 hosts,
                 services: mesh.services,
-            })),
+            }))),
             Err(error) => refused(error),
         }
     }

@@ -552,12 +552,12 @@ impl Run<'_> {
         let mut headers = HeaderMap::new();
         headers.add(
             ":authority",
-            &topology::call_authority(&callee, &self.mesh.namespace),
+            topology::call_authority(&callee, &self.mesh.namespace),
         );
         headers.add(":path", &path);
         headers.add(":method", "GET");
         headers.add(":scheme", "http");
-        headers.add(topology::CALLER, &format!("{name}/{host}"));
+        headers.add(topology::CALLER, format!("{name}/{host}"));
         if let Some(id) = &request {
             headers.add(REQUEST_ID, id);
         }
