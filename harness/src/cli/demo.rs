@@ -133,12 +133,22 @@ fn hops() -> Result<()> {
     const N: usize = 50;
     let chain = Topology::parse("order-service=payment-service,payment-service=saga-tracker")
         .map_err(anyhow::Error::msg)?;
-    println!("\n7. Retries across hops: gateway -> order-service -> payment-service -> saga-tracker,");
+    println!(
+        "\n7. Retries across hops: gateway -> order-service -> payment-service -> saga-tracker,"
+    );
     println!("   every pod of orders and payments with its own sidecar Envoy; saga-tracker answers 503 to everything");
     let setups = [
         ("Istio alone (no filter)", Wasm::None, Wasm::None),
-        ("the filter at the gateway only", Wasm::filter("")?, Wasm::None),
-        ("the filter at every hop", Wasm::filter("")?, Wasm::filter(SIDECAR_CONFIG_JSON)?),
+        (
+            "the filter at the gateway only",
+            Wasm::filter("")?,
+            Wasm::None,
+        ),
+        (
+            "the filter at every hop",
+            Wasm::filter("")?,
+            Wasm::filter(SIDECAR_CONFIG_JSON)?,
+        ),
     ];
     for (name, gateway, sidecars) in setups {
         let mesh = LocalMesh::start(MeshOptions {
@@ -176,8 +186,11 @@ fn hops() -> Result<()> {
         thread::sleep(Duration::from_millis(50));
     }
     let opened = |proxy: &str, route: &str| {
-        mesh.stat_at(proxy, &format!("wasmcustom.c4mesh.route.{route}.circuit_opened_total"))
-            .unwrap_or(0)
+        mesh.stat_at(
+            proxy,
+            &format!("wasmcustom.c4mesh.route.{route}.circuit_opened_total"),
+        )
+        .unwrap_or(0)
     };
     println!(
         "\n8. Recovery (outlier base_ejection 1s, max_ejection 4s at every hop): after 80 requests in 4 s the circuits opened"
