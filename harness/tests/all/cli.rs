@@ -181,6 +181,29 @@ fn up_serves_the_local_mesh_with_its_faults_and_prints_its_urls() {
 }
 
 #[test]
+fn up_with_calls_routes_each_pods_calls_through_its_sidecar() {
+    // order-service calls payment-service, which fails: orders answers 503 too.
+    let up = Up::start(&[
+        "--calls",
+        "order-service=payment-service",
+        "--fault",
+        "payment-service=503",
+    ]);
+    let client = c4mesh_mesh::Client::new(up.addr());
+    let orders = client.get("/api/v1/orders/1", &[]).expect("orders");
+    let products = client.get("/api/v1/products/1", &[]).expect("products");
+    assert_eq!(
+        orders.status, 503,
+        "the order pod's call to payments failed"
+    );
+    assert_eq!(products.status, 200);
+    let healthy = Up::start(&["--calls", "order-service=payment-service"]);
+    let client = c4mesh_mesh::Client::new(healthy.addr());
+    let orders = client.get("/api/v1/orders/1", &[]).expect("orders");
+    assert_eq!(orders.status, 200);
+}
+
+#[test]
 fn replay_reports_the_mix_through_the_local_mesh() {
     let up = Up::start(&[
         "--config",
@@ -271,6 +294,21 @@ fn up_names_a_bad_fault() {
     ]);
     assert_ne!(code, 0);
     assert!(stderr.contains("unknown service \"nope\""), "{stderr}");
+    let (code, _, stderr) = c4mesh(&["up", "--calls", "order-service"]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("--calls"), "{stderr}");
+    let (code, _, stderr) = c4mesh(&[
+        "up",
+        "--wasm",
+        wasm.to_str().unwrap_or_default(),
+        "--calls",
+        "order-service=nope",
+    ]);
+    assert_ne!(code, 0);
+    assert!(
+        stderr.contains("--calls: unknown service \"nope\""),
+        "{stderr}"
+    );
 }
 
 /// The generated manifests as a healthy cluster would show them: pods with their
