@@ -3,12 +3,11 @@
 //! that pod calls the services it depends on (SPEC 3.4).
 
 use crate::envoy::{Envoy, EnvoyConfig, ServiceRoute, SidecarRoutes, Wasm};
-use crate::topology::{self, CallTarget, PodCalls, Topology};
+use crate::topology::Topology;
 use crate::upstream::{Behaviour, Upstream};
 use crate::Client;
 use anyhow::{bail, Result};
 use serde_json::Value;
-use std::sync::{Arc, OnceLock};
 
 /// One service of the mesh: its route name, prefix and service name.
 #[derive(Debug, Clone)]
@@ -86,23 +85,14 @@ impl LocalMesh {
         for service in &services {
             let mut pair = Vec::new();
             for index in 0..2 {
-                let calls = options.topology.calls_out(&service.name).then(|| PodCalls {
-                    pod: format!("{}/{index}", service.name),
-                    sidecar: Arc::new(OnceLock::new()),
-                    targets: options
-                        .topology
-                        .callees(&service.name)
-                        .iter()
-                        .map(|callee| CallTarget {
-                            service: callee.clone(),
-                            authority: topology::call_authority(callee, NAMESPACE),
-                            path: services
-                                .iter()
-                                .find(|s| s.name == *callee)
-                                .map_or_else(|| "/".into(), |s| s.prefix.clone()),
-                        })
-                        .collect(),
-                });
+                let calls = options
+                    .topology
+                    .pod_calls(&service.name, index, NAMESPACE, |callee| {
+                        services
+                            .iter()
+                            .find(|s| s.name == callee)
+                            .map_or_else(|| "/".into(), |s| s.prefix.clone())
+                    });
                 if let Some(calls) = &calls {
                     pods.push(calls.clone());
                 }

@@ -160,6 +160,30 @@ impl Topology {
         self.calls.get(service).map_or(&[], Vec::as_slice)
     }
 
+    /// The calls pod `index` of `service` makes, if it calls others: each callee by its
+    /// fully qualified authority in `namespace`, at the path `path_of` gives it.
+    pub fn pod_calls(
+        &self,
+        service: &str,
+        index: usize,
+        namespace: &str,
+        path_of: impl Fn(&str) -> String,
+    ) -> Option<PodCalls> {
+        self.calls_out(service).then(|| PodCalls {
+            pod: format!("{service}/{index}"),
+            sidecar: Arc::new(OnceLock::new()),
+            targets: self
+                .callees(service)
+                .iter()
+                .map(|callee| CallTarget {
+                    service: callee.clone(),
+                    authority: call_authority(callee, namespace),
+                    path: path_of(callee),
+                })
+                .collect(),
+        })
+    }
+
     /// Whether a service calls others (its pods need sidecars).
     pub fn calls_out(&self, service: &str) -> bool {
         !self.callees(service).is_empty()

@@ -21,7 +21,7 @@ use super::wasm_target::Mesh;
 use super::wire::{self, Destination};
 use super::Error;
 use c4mesh_mesh::envoy::envoy_binary;
-use c4mesh_mesh::topology::{self, CallTarget, PodCalls};
+use c4mesh_mesh::topology::PodCalls;
 use c4mesh_mesh::{
     Envoy, EnvoyConfig, Handler, Reply, RouteSpec, ServiceRoute, SidecarRoutes, Upstream, Wasm,
 };
@@ -54,24 +54,15 @@ fn serve(scenario: &Scenario, mesh: &Mesh) -> Result<Hosts, Error> {
     for (s, service) in services.iter().enumerate() {
         let mut hosts = Vec::new();
         for h in 0..scenario.mesh.hosts {
-            let calls = mesh.topology.calls_out(service).then(|| PodCalls {
-                pod: format!("{service}/{h}"),
-                sidecar: Arc::new(OnceLock::new()),
-                targets: mesh
-                    .topology
-                    .callees(service)
-                    .iter()
-                    .map(|callee| CallTarget {
-                        service: callee.clone(),
-                        authority: topology::call_authority(callee, &mesh.namespace),
-                        path: services
-                            .iter()
-                            .position(|s| s == callee)
-                            .and_then(|i| mesh.call_paths.get(i).cloned())
-                            .unwrap_or_else(|| "/".into()),
-                    })
-                    .collect(),
-            });
+            let calls = mesh
+                .topology
+                .pod_calls(service, h, &mesh.namespace, |callee| {
+                    services
+                        .iter()
+                        .position(|s| s == callee)
+                        .and_then(|i| mesh.call_paths.get(i).cloned())
+                        .unwrap_or_else(|| "/".into())
+                });
             if let Some(calls) = &calls {
                 pods.push(((s, h), calls.clone()));
             }
