@@ -31,6 +31,7 @@ pub mod conformance;
 mod driver;
 mod error;
 pub mod http;
+pub mod live;
 pub mod properties;
 mod proxy;
 pub mod replay;

@@ -1,6 +1,7 @@
 //! `c4mesh::replay` against real hosts on loopback: simulated services for the loops,
 //! bounds, errors and the stop flag, and a real Envoy with the filter for the mix.
 
+use c4mesh::live::Endpoint;
 use c4mesh::replay::{self, Load, Options, Progress, Report, Source};
 use c4mesh_mesh::{Behaviour, Handler, LocalMesh, Reply, Upstream};
 use serde_json::json;
@@ -12,7 +13,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 fn options(target: SocketAddr, load: Load, count: Option<u64>) -> Options {
-    let mut options = Options::new(target);
+    let endpoint =
+        Endpoint::parse(&format!("http://{target}"), Some("api.c4ang.com")).expect("endpoint");
+    let mut options = Options::new(endpoint);
     options.load = load;
     options.count = count;
     options
@@ -360,8 +363,7 @@ fn a_bad_file_is_an_error_before_anything_is_sent() {
 #[test]
 fn the_mix_through_envoy_and_the_filter() {
     let mesh = LocalMesh::with_filter(r#"{"debug_headers": true}"#).expect("local mesh");
-    let mut options = options(mesh.envoy.listener, closed(4), Some(120));
-    options.host = "api.c4ang.com".to_owned();
+    let options = options(mesh.envoy.listener, closed(4), Some(120));
     let report = run(&options);
     let json = report.to_json();
     assert_eq!(json["statuses"], json!({"200": 120}), "{json:#}");

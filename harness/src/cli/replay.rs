@@ -3,7 +3,7 @@
 //! when interrupted with Ctrl-C.
 
 use anyhow::{bail, Context, Result};
-use c4mesh::conformance::url_target::resolve;
+use c4mesh::live::{Endpoint, Protocol, Settings};
 use c4mesh::replay::{self, Load, Options, Progress, Source};
 use std::io::{IsTerminal, Write as _};
 use std::path::PathBuf;
@@ -14,12 +14,38 @@ use std::time::Duration;
 
 #[derive(clap::Args)]
 pub struct ReplayArgs {
-    /// The gateway: http://HOST[:PORT] (the NLB, or `c4mesh up`'s gateway).
+    /// The gateway: http[s]://HOST[:PORT] (the NLB by hostname or IP, or `c4mesh
+    /// up`'s gateway). Connections go there; requests name --host.
     #[arg(long, value_name = "URL")]
     target: String,
-    /// The Host header of requests that carry none of their own.
+    /// The host requests name: the Host header (`:authority` on HTTP/2), TLS SNI and
+    /// the name the certificate must carry; requests with a Host of their own keep it.
     #[arg(long, value_name = "HOST", default_value = "api.c4ang.com")]
     host: String,
+    /// Also trust the certificates in this PEM file (a self-signed gateway's CA).
+    #[arg(long, value_name = "FILE")]
+    cacert: Option<PathBuf>,
+    /// Accept any certificate.
+    #[arg(long)]
+    insecure: bool,
+    /// HTTP/2 only: h2c with prior knowledge on http://, h2 by ALPN on https://
+    /// (default: HTTP/1.1 on http://, whatever ALPN picks on https://).
+    #[arg(long, conflicts_with = "http1")]
+    http2: bool,
+    /// HTTP/1.1 only.
+    #[arg(long)]
+    http1: bool,
+    /// Connections kept open, over all threads (default: the concurrency, or 256 in an
+    /// open loop).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=4096))]
+    connections: Option<u16>,
+    /// Worker threads, each with its own event loop and share of the connections.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    threads: u16,
+    /// With --recorded: play the recorded timing this many times faster (2: twice the
+    /// rate, 0.5: half).
+    #[arg(long, value_name = "FACTOR", requires = "recorded")]
+    speed: Option<f64>,
     /// Traffic from a JSONL file (requests, or Istio/Envoy JSON access-log lines);
     /// default: the built-in mix over the six routes.
     #[arg(long, value_name = "PATH")]
@@ -48,10 +74,16 @@ pub struct ReplayArgs {
 }
 
 pub fn command(args: ReplayArgs) -> Result<ExitCode> {
-    if !args.target.starts_with("http://") {
-        bail!("--target {}: expected http://HOST[:PORT]", args.target);
+    let endpoint = Endpoint::parse(&args.target, Some(&args.host))
+        .map_err(|e| anyhow::anyhow!("--target {e}"))?;
+    if let Some(speed) = args.speed {
+        if !(speed > 0.0 && speed.is_finite()) {
+            bail!("--speed must be a positive factor, got {speed}");
+        }
     }
-    let target = resolve(&args.target).with_context(|| format!("--target {}", args.target))?;
+    if (args.cacert.is_some() || args.insecure) && !endpoint.is_tls() {
+        bail!("--cacert and --insecure apply to https:// targets");
+    }
     if let Some(rate) = args.rate {
         if !(rate > 0.0 && rate.is_finite()) {
             bail!("--rate must be a positive number of requests per second, got {rate}");
@@ -60,8 +92,26 @@ pub fn command(args: ReplayArgs) -> Result<ExitCode> {
     if args.recorded && args.file.is_none() {
         bail!("--recorded replays a file's recorded times: give --file");
     }
-    let mut options = Options::new(target);
-    options.host = args.host;
+    let mut options = Options::new(endpoint);
+    options.settings = Settings {
+        cacert: args.cacert,
+        insecure: args.insecure,
+        protocol: if args.http2 {
+            Protocol::Http2
+        } else if args.http1 {
+            Protocol::Http1
+        } else {
+            Protocol::Auto
+        },
+        ..Settings::default()
+    };
+    // A bad --cacert is named now, not as an error on every request.
+    if options.endpoint.is_tls() {
+        c4mesh::live::tls::client_config(&options.settings).map_err(anyhow::Error::msg)?;
+    }
+    options.connections = args.connections.map(usize::from);
+    options.threads = usize::from(args.threads);
+    options.speed = args.speed.unwrap_or(1.0);
     options.source = args.file.map_or(Source::Mix, Source::File);
     options.load = match (args.rate, args.recorded, args.concurrency) {
         (Some(rate), _, _) => Load::Open {

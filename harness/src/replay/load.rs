@@ -1,31 +1,40 @@
-//! How a replay sends: the open and closed loops, their bounds, the stop flag, and
-//! the progress hook.
+//! How a replay sends: the open and closed loops on kept-alive connections, their
+//! bounds, the stop flag, and the progress hook.
 //!
-//! The calling thread drives the run: in the open loop it releases each request at
-//! its due time to a pool of sender threads (grown on demand up to
-//! `max_in_flight`), and in both loops it collects the outcomes into the report and
-//! calls the progress hook. So the report and the hook need no locking, and the
-//! hook runs on the caller's thread as a progress bar wants.
+//! ## Threads, connections, tasks
 //!
-//! Why the open loop's senders are a pool that grows rather than one thread per
-//! request: a stalled server would otherwise cost a thread per due request. With the
-//! pool full, due requests queue, and since latency runs from the due time, the
-//! queueing shows in the numbers instead of being hidden.
+//! The run is split over `threads` worker threads, each with a single-threaded tokio
+//! runtime of its own and its own share of the connections: no lock or channel sits
+//! between a request and its connection, and `--threads N` on N cores scales as wrk
+//! does. A worker keeps its connections open (HTTP/1.1 keep-alive, or HTTP/2 streams
+//! over a few connections) and records its outcomes into a report of its own; the
+//! reports are merged at the end. The calling thread only calls the progress hook,
+//! from shared counters.
 //!
-//! On stop, no request is started any more (queued ones are dropped), and the run
-//! waits up to [`STOP_GRACE`] for those in flight; any still out then are reported
-//! as unfinished, their threads left to end at their own timeout.
+//! - Closed loop: the concurrency is split over the workers; each client is a task
+//!   that sends its next request when the previous one is answered. Latency runs from
+//!   the actual send.
+//! - Open loop: each worker releases its share of the requests (every `threads`-th)
+//!   at their due times as tasks, up to its share of `max_in_flight` at once. A
+//!   request waiting for a task slot or a connection is late, and since latency runs
+//!   from the due time, the wait counts: no coordinated omission.
+//!
+//! On stop, no request is started any more, and each worker waits up to
+//! [`STOP_GRACE`] for those in flight; any still out then are reported as unfinished.
 
 use super::report::Report;
 use super::source::{Prepared, Traffic};
-use super::wire::{self, Answer, ErrorKind};
 use super::{Error, Load, Options, Progress};
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::sync::{Arc, Mutex};
+use crate::live::connection::{Connection, Dialer};
+use crate::live::{Answer, ErrorKind};
+use bytes::Bytes;
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
 
 /// How often the progress hook is called.
 const TICK: Duration = Duration::from_millis(100);
@@ -33,17 +42,14 @@ const TICK: Duration = Duration::from_millis(100);
 /// How long a stopped run waits for the requests in flight.
 pub const STOP_GRACE: Duration = Duration::from_secs(1);
 
-/// Stack size of a sender thread (they hold a 16 KiB buffer and little else).
-const SENDER_STACK: usize = 256 * 1024;
-
 /// When requests go out.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Schedule {
     /// Open loop: request `i` at `i / rate` seconds.
     Rate(f64),
-    /// Open loop at the file's recorded offsets.
-    Recorded,
-    /// Closed loop with this many senders.
+    /// Open loop at the file's recorded offsets divided by `speed`.
+    Recorded { speed: f64 },
+    /// Closed loop with this many clients.
     Closed(usize),
 }
 
@@ -53,6 +59,9 @@ pub(crate) struct Plan {
     schedule: Schedule,
     count: Option<u64>,
     duration: Option<Duration>,
+    threads: usize,
+    /// Connections per worker thread (at least 1).
+    connections: Vec<usize>,
 }
 
 impl Plan {
@@ -66,6 +75,15 @@ impl Plan {
         }
         if options.max_in_flight == 0 {
             return bad("max in flight must be at least 1");
+        }
+        if options.threads == 0 {
+            return bad("the threads must be at least 1");
+        }
+        if options.connections == Some(0) {
+            return bad("the connections must be at least 1");
+        }
+        if !(options.speed.is_finite() && options.speed > 0.0) {
+            return bad("the speed must be a positive factor");
         }
         let schedule = match options.load {
             Load::Open {
@@ -82,7 +100,9 @@ impl Plan {
                 if !traffic.has_offsets() {
                     return bad("an open loop needs a rate, unless the traffic file records time offsets (at_ms or start_time)");
                 }
-                Schedule::Recorded
+                Schedule::Recorded {
+                    speed: options.speed,
+                }
             }
             Load::Closed { concurrency: 0 } => return bad("the concurrency must be at least 1"),
             Load::Closed { concurrency } => Schedule::Closed(concurrency),
@@ -94,10 +114,26 @@ impl Plan {
                 None => return bad("the built-in mix needs a bound: a count or a duration"),
             }
         }
+        // Enough connections that no client waits for one, unless told otherwise.
+        let total = options.connections.unwrap_or(match schedule {
+            Schedule::Closed(concurrency) => concurrency,
+            _ => options.max_in_flight,
+        });
+        let threads = match schedule {
+            Schedule::Closed(concurrency) => options.threads.min(concurrency),
+            _ => options.threads,
+        }
+        .min(total.max(1));
+        let connections = split(total, threads)
+            .into_iter()
+            .map(|n| n.max(1))
+            .collect();
         Ok(Plan {
             schedule,
             count,
             duration: options.duration,
+            threads,
+            connections,
         })
     }
 
@@ -112,39 +148,36 @@ impl Plan {
             (a, b) => a.or(b),
         }
     }
+
+    /// Whether request `i` (counted from 0) is beyond the run's count.
+    fn past_count(&self, i: u64) -> bool {
+        self.count.is_some_and(|c| i >= c)
+    }
 }
 
-/// What a sender reports for one request.
-enum Outcome {
-    Done {
-        route: usize,
-        latency: Duration,
-        result: Result<Answer, ErrorKind>,
-    },
-    /// Dropped from the queue because the run was stopped.
-    Skipped,
+/// `total` split into `parts` near-equal shares.
+fn split(total: usize, parts: usize) -> Vec<usize> {
+    let parts = parts.max(1);
+    (0..parts)
+        .map(|i| total / parts + usize::from(i < total % parts))
+        .collect()
 }
 
-/// State the senders share with the driving thread.
+/// What every worker shares: counters for the progress hook and the stop flag.
 struct Shared {
-    target: SocketAddr,
-    timeout: Duration,
-    /// Requests whose sending began.
     sent: AtomicU64,
-    /// The caller's stop flag.
+    answered: AtomicU64,
+    errors: AtomicU64,
+    /// The closed loop's next request index.
+    next: AtomicU64,
     stop: Arc<AtomicBool>,
-    /// Set when the run could not go on (a sender failed to start).
-    halt: AtomicBool,
+    /// Set when a bound was reached by some worker (the closed loop's duration).
+    connections_opened: AtomicU64,
 }
 
 impl Shared {
     fn stopping(&self) -> bool {
-        self.stop.load(Ordering::SeqCst) || self.halt.load(Ordering::SeqCst)
-    }
-
-    fn send(&self, item: &Prepared) -> Result<Answer, ErrorKind> {
-        self.sent.fetch_add(1, Ordering::SeqCst);
-        wire::exchange(self.target, &item.bytes, item.head, self.timeout)
+        self.stop.load(Ordering::SeqCst)
     }
 }
 
@@ -154,330 +187,420 @@ pub(crate) fn drive(
     plan: &Plan,
     traffic: Traffic,
     stop: &Arc<AtomicBool>,
-    progress: impl FnMut(&Progress),
+    mut progress: impl FnMut(&Progress),
     report: &mut Report,
 ) -> Result<(), Error> {
+    let dialer =
+        Dialer::new(options.endpoint.clone(), &options.settings).map_err(Error::Options)?;
     let shared = Arc::new(Shared {
-        target: options.target,
-        timeout: options.timeout,
         sent: AtomicU64::new(0),
+        answered: AtomicU64::new(0),
+        errors: AtomicU64::new(0),
+        next: AtomicU64::new(0),
         stop: Arc::clone(stop),
-        halt: AtomicBool::new(false),
+        connections_opened: AtomicU64::new(0),
     });
-    let (tx, rx) = mpsc::channel();
+    let traffic = Arc::new(traffic);
     let start = Instant::now();
-    let mut collector = Collector {
-        rx,
-        report,
-        progress,
-        shared: Arc::clone(&shared),
-        start,
-        next_tick: start + TICK,
-        answered: 0,
-        errors: 0,
+    let mut workers = Vec::new();
+    for worker in 0..plan.threads {
+        let job = Worker {
+            index: worker,
+            plan: plan.clone(),
+            traffic: Arc::clone(&traffic),
+            shared: Arc::clone(&shared),
+            dialer: dialer.clone(),
+            timeout: options.timeout,
+            max_in_flight: split(options.max_in_flight, plan.threads)
+                .get(worker)
+                .copied()
+                .unwrap_or(1)
+                .max(1),
+            start,
+            empty: report.empty(),
+        };
+        let spawned = thread::Builder::new()
+            .name(format!("replay worker {worker}"))
+            .spawn(move || job.run());
+        match spawned {
+            Ok(handle) => workers.push(handle),
+            Err(err) => {
+                stop.store(true, Ordering::SeqCst);
+                return Err(Error::Run(format!("starting a worker thread: {err}")));
+            }
+        }
+    }
+    let progress_of = |shared: &Shared| Progress {
+        sent: shared.sent.load(Ordering::SeqCst),
+        answered: shared.answered.load(Ordering::SeqCst),
+        errors: shared.errors.load(Ordering::SeqCst),
+        elapsed: start.elapsed(),
         planned: plan.planned(),
         planned_duration: plan.duration,
     };
-    let traffic = Arc::new(traffic);
-    let cut_short = match plan.schedule {
-        Schedule::Closed(concurrency) => closed(
-            plan,
-            concurrency,
-            &traffic,
-            &shared,
-            tx,
-            start,
-            &mut collector,
-        )?,
-        Schedule::Rate(_) | Schedule::Recorded => {
-            open(options, plan, &traffic, &shared, tx, start, &mut collector)?
+    while workers.iter().any(|w| !w.is_finished()) {
+        progress(&progress_of(&shared));
+        thread::sleep(TICK);
+    }
+    let mut cut_short = false;
+    for worker in workers {
+        match worker.join() {
+            Ok(outcome) => {
+                cut_short |= outcome.cut_short;
+                report.merge(&outcome.report);
+            }
+            Err(_) => return Err(Error::Run("a worker thread failed".into())),
         }
-    };
-    let finished = collector.answered + collector.errors;
-    let unfinished = shared.sent.load(Ordering::SeqCst).saturating_sub(finished);
-    collector.report.unfinished = unfinished;
-    collector.report.complete = !cut_short && unfinished == 0;
-    collector.report.duration = start.elapsed();
-    collector.tick(true);
+    }
+    let finished = report.overall.requests();
+    let sent = shared.sent.load(Ordering::SeqCst);
+    report.unfinished = sent.saturating_sub(finished);
+    report.complete = !cut_short && report.unfinished == 0;
+    report.duration = start.elapsed();
+    report.connections = shared.connections_opened.load(Ordering::SeqCst);
+    progress(&progress_of(&shared));
     Ok(())
 }
 
-/// The closed loop; returns whether the stop flag cut it short.
-fn closed<P: FnMut(&Progress)>(
-    plan: &Plan,
-    concurrency: usize,
-    traffic: &Arc<Traffic>,
-    shared: &Arc<Shared>,
-    tx: Sender<Outcome>,
+/// One worker thread's share of the run.
+struct Worker {
+    index: usize,
+    plan: Plan,
+    traffic: Arc<Traffic>,
+    shared: Arc<Shared>,
+    dialer: Dialer,
+    timeout: Duration,
+    max_in_flight: usize,
     start: Instant,
-    collector: &mut Collector<'_, P>,
-) -> Result<bool, Error> {
-    let next = Arc::new(AtomicU64::new(0));
-    let cut_short = Arc::new(AtomicBool::new(false));
-    let (count, duration) = (plan.count, plan.duration);
-    for _ in 0..concurrency {
-        let (traffic, sender_shared, next, cut_short, tx) = (
-            Arc::clone(traffic),
-            Arc::clone(shared),
-            Arc::clone(&next),
-            Arc::clone(&cut_short),
-            tx.clone(),
-        );
-        let spawned = thread::Builder::new()
-            .name("replay sender".to_owned())
-            .stack_size(SENDER_STACK)
-            .spawn(move || loop {
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                if count.is_some_and(|c| i >= c) || duration.is_some_and(|d| start.elapsed() >= d) {
-                    return;
-                }
-                if sender_shared.stopping() {
-                    cut_short.store(true, Ordering::SeqCst);
-                    return;
-                }
-                let item = traffic.item(i);
-                let sent_at = Instant::now();
-                let result = sender_shared.send(&item);
-                let latency = sent_at.elapsed();
-                let outcome = Outcome::Done {
-                    route: item.route,
-                    latency,
-                    result,
+    /// An empty report with the run's routes, to record into.
+    empty: Report,
+}
+
+/// What a worker hands back.
+struct Outcome {
+    report: Report,
+    cut_short: bool,
+}
+
+impl Worker {
+    fn run(self) -> Outcome {
+        let report = Rc::new(RefCell::new(self.empty.clone()));
+        let runtime = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => runtime,
+            Err(_) => {
+                self.shared.stop.store(true, Ordering::SeqCst);
+                return Outcome {
+                    report: self.empty,
+                    cut_short: true,
                 };
-                if tx.send(outcome).is_err() {
+            }
+        };
+        let local = tokio::task::LocalSet::new();
+        let connections = self.plan.connections.get(self.index).copied().unwrap_or(1);
+        let pool = Rc::new(Pool::new(self.dialer.clone(), connections));
+        let cut_short = local.block_on(&runtime, async {
+            let ctx = Rc::new(Context {
+                pool,
+                traffic: Arc::clone(&self.traffic),
+                shared: Arc::clone(&self.shared),
+                report: Rc::clone(&report),
+                timeout: self.timeout,
+                in_flight: Cell::new(0),
+                idle: tokio::sync::Notify::new(),
+            });
+            let cut_short = match self.plan.schedule {
+                Schedule::Closed(concurrency) => {
+                    let clients = split(concurrency, self.plan.threads)
+                        .get(self.index)
+                        .copied()
+                        .unwrap_or(0);
+                    self.closed(&ctx, clients).await
+                }
+                Schedule::Rate(_) | Schedule::Recorded { .. } => self.open(&ctx).await,
+            };
+            ctx.settle(self.shared.stopping()).await;
+            cut_short
+        });
+        let report = Rc::try_unwrap(report)
+            .map(RefCell::into_inner)
+            .unwrap_or_else(|shared| shared.borrow().clone());
+        Outcome { report, cut_short }
+    }
+
+    /// The closed loop's clients on this worker; whether the stop flag cut it short.
+    async fn closed(&self, ctx: &Rc<Context>, clients: usize) -> bool {
+        let cut_short = Rc::new(Cell::new(false));
+        let mut tasks = Vec::new();
+        for _ in 0..clients {
+            let (ctx, plan, cut_short) = (Rc::clone(ctx), self.plan.clone(), Rc::clone(&cut_short));
+            let start = self.start;
+            tasks.push(tokio::task::spawn_local(async move {
+                loop {
+                    let i = ctx.shared.next.fetch_add(1, Ordering::SeqCst);
+                    if plan.past_count(i) || plan.duration.is_some_and(|d| start.elapsed() >= d) {
+                        return;
+                    }
+                    if ctx.shared.stopping() {
+                        cut_short.set(true);
+                        return;
+                    }
+                    let item = ctx.traffic.item(i);
+                    let sent_at = Instant::now();
+                    ctx.begin();
+                    let result = ctx.send(&item).await;
+                    ctx.finish(&item, sent_at.elapsed(), result);
+                }
+            }));
+        }
+        for task in tasks {
+            let _ = task.await;
+        }
+        cut_short.get()
+    }
+
+    /// The open loop's share of this worker: every `threads`-th request from
+    /// `index`, each at its due time; whether the stop flag cut it short.
+    async fn open(&self, ctx: &Rc<Context>) -> bool {
+        let slots = Rc::new(Semaphore::new(self.max_in_flight));
+        let step = self.plan.threads as u64;
+        let mut i = self.index as u64;
+        loop {
+            if ctx.shared.stopping() {
+                return true;
+            }
+            if self.plan.past_count(i) {
+                return false;
+            }
+            let offset = match self.plan.schedule {
+                Schedule::Rate(rate) => Duration::from_secs_f64(i as f64 / rate),
+                Schedule::Recorded { speed } => match self.traffic.offset(i) {
+                    Some(offset) => offset.div_f64(speed),
+                    None => return false,
+                },
+                Schedule::Closed(_) => return false,
+            };
+            if let Some(bound) = self.plan.duration.filter(|&d| offset >= d) {
+                // The run lasts its duration, even if the last request is due earlier.
+                if !self.sleep_until(ctx, self.start + bound).await {
+                    return true;
+                }
+                return false;
+            }
+            let due = self.start + offset;
+            if !self.sleep_until(ctx, due).await {
+                return true;
+            }
+            let item = self.traffic.item(i);
+            let (ctx, slots) = (Rc::clone(ctx), Rc::clone(&slots));
+            ctx.begin();
+            tokio::task::spawn_local(async move {
+                // Waiting for a slot is part of the latency: it runs from `due`.
+                let Ok(_slot) = slots.acquire().await else {
                     return;
+                };
+                let result = if ctx.shared.stopping() {
+                    None
+                } else {
+                    Some(ctx.send(&item).await)
+                };
+                match result {
+                    Some(result) => ctx.finish(&item, due.elapsed(), result),
+                    None => ctx.skip(),
                 }
             });
-        if let Err(err) = spawned {
-            shared.halt.store(true, Ordering::SeqCst);
-            return Err(Error::Run(format!("starting a sender thread: {err}")));
-        }
-    }
-    drop(tx);
-    collector.drain();
-    Ok(cut_short.load(Ordering::SeqCst))
-}
-
-/// A request released to the open loop's senders.
-struct Job {
-    item: Prepared,
-    due: Instant,
-}
-
-/// The open loop; returns whether the stop flag cut it short.
-fn open<P: FnMut(&Progress)>(
-    options: &Options,
-    plan: &Plan,
-    traffic: &Arc<Traffic>,
-    shared: &Arc<Shared>,
-    tx: Sender<Outcome>,
-    start: Instant,
-    collector: &mut Collector<'_, P>,
-) -> Result<bool, Error> {
-    let (job_tx, job_rx) = mpsc::channel::<Job>();
-    let jobs = Arc::new(Mutex::new(job_rx));
-    // Senders waiting for a job, and jobs released but not yet taken.
-    let idle = Arc::new(AtomicUsize::new(0));
-    let queued = Arc::new(AtomicUsize::new(0));
-    let mut senders = 0usize;
-    let mut i = 0u64;
-    let mut cut_short = false;
-    loop {
-        if shared.stopping() {
-            cut_short = true;
-            break;
-        }
-        if plan.count.is_some_and(|c| i >= c) {
-            break;
-        }
-        let offset = match plan.schedule {
-            Schedule::Rate(rate) => Duration::from_secs_f64(i as f64 / rate),
-            _ => match traffic.offset(i) {
-                Some(offset) => offset,
-                None => break,
-            },
-        };
-        if let Some(bound) = plan.duration.filter(|&d| offset >= d) {
-            // The run lasts its duration, even if the last request is due earlier.
-            collector.wait_until(start + bound);
-            cut_short = shared.stopping();
-            break;
-        }
-        let due = start + offset;
-        if !collector.wait_until(due) {
-            continue;
-        }
-        if idle.load(Ordering::SeqCst) <= queued.load(Ordering::SeqCst)
-            && senders < options.max_in_flight
-        {
-            idle.fetch_add(1, Ordering::SeqCst);
-            let spawned = spawn_open_sender(shared, &jobs, &idle, &queued, &tx);
-            match spawned {
-                Ok(()) => senders += 1,
-                Err(err) if senders == 0 => {
-                    shared.halt.store(true, Ordering::SeqCst);
-                    return Err(Error::Run(format!("starting a sender thread: {err}")));
-                }
-                // Go on with the senders there are; the wait shows in the latency.
-                Err(_) => {
-                    idle.fetch_sub(1, Ordering::SeqCst);
-                }
-            }
-        }
-        queued.fetch_add(1, Ordering::SeqCst);
-        let job = Job {
-            item: traffic.item(i),
-            due,
-        };
-        if job_tx.send(job).is_err() {
-            break;
-        }
-        i += 1;
-    }
-    drop(job_tx);
-    drop(tx);
-    collector.drain();
-    Ok(cut_short)
-}
-
-fn spawn_open_sender(
-    shared: &Arc<Shared>,
-    jobs: &Arc<Mutex<Receiver<Job>>>,
-    idle: &Arc<AtomicUsize>,
-    queued: &Arc<AtomicUsize>,
-    tx: &Sender<Outcome>,
-) -> std::io::Result<()> {
-    let (shared, jobs, idle, queued, tx) = (
-        Arc::clone(shared),
-        Arc::clone(jobs),
-        Arc::clone(idle),
-        Arc::clone(queued),
-        tx.clone(),
-    );
-    thread::Builder::new()
-        .name("replay sender".to_owned())
-        .stack_size(SENDER_STACK)
-        .spawn(move || loop {
-            let job = match jobs.lock() {
-                Ok(jobs) => jobs.recv(),
-                Err(_) => return,
-            };
-            let Ok(job) = job else {
-                return;
-            };
-            queued.fetch_sub(1, Ordering::SeqCst);
-            idle.fetch_sub(1, Ordering::SeqCst);
-            let outcome = if shared.stopping() {
-                Outcome::Skipped
-            } else {
-                let result = shared.send(&job.item);
-                // From the due time: waiting for a sender counts.
-                let latency = job.due.elapsed();
-                Outcome::Done {
-                    route: job.item.route,
-                    latency,
-                    result,
-                }
-            };
-            idle.fetch_add(1, Ordering::SeqCst);
-            if tx.send(outcome).is_err() {
-                return;
-            }
-        })
-        .map(drop)
-}
-
-/// Collects outcomes into the report and calls the progress hook, on the driving
-/// thread.
-struct Collector<'a, P: FnMut(&Progress)> {
-    rx: Receiver<Outcome>,
-    report: &'a mut Report,
-    progress: P,
-    shared: Arc<Shared>,
-    start: Instant,
-    next_tick: Instant,
-    answered: u64,
-    errors: u64,
-    planned: Option<u64>,
-    planned_duration: Option<Duration>,
-}
-
-impl<P: FnMut(&Progress)> Collector<'_, P> {
-    fn record(&mut self, outcome: Outcome) {
-        if let Outcome::Done {
-            route,
-            latency,
-            result,
-        } = outcome
-        {
-            match result {
-                Ok(_) => self.answered += 1,
-                Err(_) => self.errors += 1,
-            }
-            self.report.record(route, latency, result);
+            i += step;
         }
     }
 
-    /// Calls the hook if a tick is due (or `force`).
-    fn tick(&mut self, force: bool) {
-        let now = Instant::now();
-        if !force && now < self.next_tick {
-            return;
-        }
-        self.next_tick = now + TICK;
-        let progress = Progress {
-            sent: self.shared.sent.load(Ordering::SeqCst),
-            answered: self.answered,
-            errors: self.errors,
-            elapsed: now.duration_since(self.start),
-            planned: self.planned,
-            planned_duration: self.planned_duration,
-        };
-        (self.progress)(&progress);
-    }
-
-    /// Collects until `until`; false if the run is stopping first.
-    fn wait_until(&mut self, until: Instant) -> bool {
+    /// Sleeps until `until`, waking early when the run stops; false if it did.
+    async fn sleep_until(&self, ctx: &Context, until: Instant) -> bool {
         loop {
-            self.tick(false);
-            if self.shared.stopping() {
+            if ctx.shared.stopping() {
                 return false;
             }
             let now = Instant::now();
             if now >= until {
                 return true;
             }
-            let wake = until.min(self.next_tick);
-            match self.rx.recv_timeout(wake.saturating_duration_since(now)) {
-                Ok(outcome) => self.record(outcome),
-                Err(RecvTimeoutError::Timeout) => {}
-                // No sender left (cannot happen while the driver holds one): wait.
-                Err(RecvTimeoutError::Disconnected) => {
-                    thread::sleep(wake.saturating_duration_since(now));
-                }
-            }
+            let nap = (until - now).min(TICK);
+            tokio::time::sleep(nap).await;
+        }
+    }
+}
+
+/// What a worker's tasks share.
+struct Context {
+    pool: Rc<Pool>,
+    traffic: Arc<Traffic>,
+    shared: Arc<Shared>,
+    report: Rc<RefCell<Report>>,
+    timeout: Duration,
+    /// Requests begun on this worker and not yet finished.
+    in_flight: Cell<usize>,
+    idle: tokio::sync::Notify,
+}
+
+impl Context {
+    fn begin(&self) {
+        self.in_flight.set(self.in_flight.get() + 1);
+        self.shared.sent.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn finish(&self, item: &Prepared, latency: Duration, result: Result<Answer, ErrorKind>) {
+        match result {
+            Ok(_) => self.shared.answered.fetch_add(1, Ordering::Relaxed),
+            Err(_) => self.shared.errors.fetch_add(1, Ordering::Relaxed),
+        };
+        self.report.borrow_mut().record(item.route, latency, result);
+        self.done();
+    }
+
+    /// A request released but never sent (the run stopped first): not counted sent.
+    fn skip(&self) {
+        self.shared.sent.fetch_sub(1, Ordering::Relaxed);
+        self.done();
+    }
+
+    fn done(&self) {
+        self.in_flight.set(self.in_flight.get().saturating_sub(1));
+        if self.in_flight.get() == 0 {
+            self.idle.notify_waiters();
         }
     }
 
-    /// Collects until every sender has finished, or for [`STOP_GRACE`] once the run
-    /// is stopping.
-    fn drain(&mut self) {
-        let mut give_up: Option<Instant> = None;
-        loop {
-            self.tick(false);
-            let now = Instant::now();
-            if give_up.is_none() && self.shared.stopping() {
-                give_up = Some(now + STOP_GRACE);
+    /// Waits for the requests in flight: all of them, or for [`STOP_GRACE`] once the
+    /// run is stopping.
+    async fn settle(&self, stopping: bool) {
+        let wait = async {
+            while self.in_flight.get() > 0 {
+                let notified = self.idle.notified();
+                if self.in_flight.get() == 0 {
+                    break;
+                }
+                notified.await;
             }
-            if give_up.is_some_and(|t| now >= t) {
-                return;
-            }
-            let wake = give_up.map_or(self.next_tick, |t| t.min(self.next_tick));
-            match self.rx.recv_timeout(wake.saturating_duration_since(now)) {
-                Ok(outcome) => self.record(outcome),
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => return,
-            }
+        };
+        if stopping {
+            let _ = tokio::time::timeout(STOP_GRACE, wait).await;
+        } else {
+            wait.await;
         }
+    }
+
+    /// Sends one request on a pooled connection, within the timeout.
+    async fn send(&self, item: &Prepared) -> Result<Answer, ErrorKind> {
+        tokio::time::timeout(self.timeout, self.pool.send(item, &self.shared))
+            .await
+            .map_err(|_| ErrorKind::Timeout)?
+    }
+}
+
+/// A worker's connections: HTTP/1.1 connections carry one request at a time (a
+/// permit each), HTTP/2 connections are shared round robin.
+struct Pool {
+    dialer: Dialer,
+    max: usize,
+    permits: Semaphore,
+    idle: RefCell<Vec<Connection>>,
+    h2: RefCell<Vec<Connection>>,
+    /// Learnt from the first connection (ALPN, or h2c by configuration).
+    speaks_h2: Cell<Option<bool>>,
+    next: Cell<usize>,
+    /// HTTP/2 connections being opened, and the signal that one has been.
+    opening: Cell<usize>,
+    opened: tokio::sync::Notify,
+}
+
+impl Pool {
+    fn new(dialer: Dialer, max: usize) -> Pool {
+        let speaks_h2 = dialer.prior_knowledge_h2().then_some(true);
+        Pool {
+            dialer,
+            max,
+            permits: Semaphore::new(max),
+            idle: RefCell::new(Vec::new()),
+            h2: RefCell::new(Vec::new()),
+            speaks_h2: Cell::new(speaks_h2),
+            next: Cell::new(0),
+            opening: Cell::new(0),
+            opened: tokio::sync::Notify::new(),
+        }
+    }
+
+    async fn connect(&self, shared: &Shared) -> Result<Connection, ErrorKind> {
+        let connection = self.dialer.connect().await?;
+        shared.connections_opened.fetch_add(1, Ordering::Relaxed);
+        self.speaks_h2.set(Some(connection.is_h2()));
+        Ok(connection)
+    }
+
+    fn request(
+        &self,
+        h2: bool,
+        item: &Prepared,
+    ) -> Result<crate::live::connection::Request, ErrorKind> {
+        let request = &item.request;
+        let body = if request.body.is_empty() {
+            Bytes::new()
+        } else {
+            Bytes::copy_from_slice(&request.body)
+        };
+        self.dialer
+            .request(h2, &request.method, &request.path, &request.headers, body)
+    }
+
+    async fn send(&self, item: &Prepared, shared: &Shared) -> Result<Answer, ErrorKind> {
+        if self.speaks_h2.get() == Some(true) {
+            return self.send_h2(item, shared).await;
+        }
+        let _permit = self.permits.acquire().await.map_err(|_| ErrorKind::Io)?;
+        let reused = self.idle.borrow_mut().pop().filter(Connection::usable);
+        let mut connection = match reused {
+            Some(connection) => connection,
+            None => self.connect(shared).await?,
+        };
+        if let Some(shared_handle) = connection.share() {
+            // ALPN chose HTTP/2: the connection joins the shared ones.
+            self.h2.borrow_mut().push(shared_handle);
+        }
+        let request = self.request(connection.is_h2(), item)?;
+        let answer = connection.send(request).await;
+        if answer.is_ok() && !connection.is_h2() && connection.usable() {
+            self.idle.borrow_mut().push(connection);
+        }
+        answer
+    }
+
+    async fn send_h2(&self, item: &Prepared, shared: &Shared) -> Result<Answer, ErrorKind> {
+        let mut connection = loop {
+            self.h2.borrow_mut().retain(Connection::usable);
+            let open = self.h2.borrow().len();
+            if open + self.opening.get() < self.max {
+                self.opening.set(self.opening.get() + 1);
+                let connected = self.connect(shared).await;
+                self.opening.set(self.opening.get().saturating_sub(1));
+                self.opened.notify_waiters();
+                let connection = connected?;
+                if let Some(handle) = connection.share() {
+                    self.h2.borrow_mut().push(handle);
+                }
+                break connection;
+            }
+            if open > 0 {
+                let n = self.next.get();
+                self.next.set(n.wrapping_add(1));
+                let handle = self.h2.borrow().get(n % open).and_then(Connection::share);
+                if let Some(handle) = handle {
+                    break handle;
+                }
+            }
+            // Every connection is still being opened: wait for one.
+            self.opened.notified().await;
+        };
+        let request = self.request(true, item)?;
+        connection.send(request).await
     }
 }

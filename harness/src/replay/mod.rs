@@ -16,9 +16,10 @@
 //!   request when the previous one is answered; latency runs from the actual send.
 //!   This measures service time under a fixed concurrency, not what users would see.
 //!
-//! Each request goes on its own connection (`connection: close`): no request waits
-//! behind another on a shared connection, and every request is an independent client
-//! as far as the proxy's workers are concerned.
+//! Requests go on kept-alive connections (`--connections`, HTTP/1.1 or HTTP/2, over
+//! TLS for `https://` targets) from one or more worker threads (`--threads`), through
+//! the client stack of [`crate::live`]: the load generator spends its time on
+//! requests, not on handshakes.
 //!
 //! Latencies go into HdrHistograms (microseconds, 3 significant digits), so
 //! percentiles stay exact to 0.1% whatever the run's length, in constant memory.
@@ -28,15 +29,14 @@
 //! - [`source`]: what to send: the built-in mix over the six routes, or a JSONL file
 //!   of requests or Istio/Envoy JSON access-log lines.
 //! - [`routes`]: which route a path falls under (the filter's own route table).
-//! - `wire`: one HTTP/1.1 exchange with a deadline; errors classified by kind.
-//! - `load`: the open and closed loops, bounds, the stop flag and progress.
+//! - `load`: the worker threads, the open and closed loops, connection pools, bounds,
+//!   the stop flag and progress.
 //! - [`report`]: histograms, per-route statistics, the JSON report and summary.
 
 mod load;
 pub mod report;
 pub mod routes;
 pub mod source;
-mod wire;
 
 #[cfg(test)]
 mod tests;
@@ -45,7 +45,7 @@ pub use report::{Mode, Report, Stats};
 pub use routes::Routes;
 pub use source::{Request, Source};
 
-use std::net::SocketAddr;
+use crate::live::{Endpoint, Settings};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
@@ -85,10 +85,18 @@ pub enum Load {
 /// A replay to run.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Where requests go (the gateway's listener).
-    pub target: SocketAddr,
-    /// The Host header of requests that carry none of their own.
-    pub host: String,
+    /// Where requests go (the gateway's listener) and the host they name (requests
+    /// with a Host header of their own keep it).
+    pub endpoint: Endpoint,
+    /// TLS trust and the HTTP version.
+    pub settings: Settings,
+    /// Connections to keep open, over all threads; default: the concurrency (closed
+    /// loop) or `max_in_flight` (open loop).
+    pub connections: Option<usize>,
+    /// Worker threads, each with its own connections.
+    pub threads: usize,
+    /// Recorded timing played this many times faster (2: twice the rate).
+    pub speed: f64,
     pub source: Source,
     pub load: Load,
     /// Stop after this many requests...
@@ -104,12 +112,15 @@ pub struct Options {
 }
 
 impl Options {
-    /// The built-in mix to `target` with Host `api.c4ang.com`, one closed-loop sender,
-    /// a 10 s timeout and at most 256 requests in flight; set a bound before running.
-    pub fn new(target: SocketAddr) -> Options {
+    /// The built-in mix to `endpoint`, one closed-loop client on one thread, a 10 s
+    /// timeout and at most 256 requests in flight; set a bound before running.
+    pub fn new(endpoint: Endpoint) -> Options {
         Options {
-            target,
-            host: "api.c4ang.com".to_owned(),
+            endpoint,
+            settings: Settings::default(),
+            connections: None,
+            threads: 1,
+            speed: 1.0,
             source: Source::Mix,
             load: Load::Closed { concurrency: 1 },
             count: None,
@@ -168,7 +179,7 @@ pub fn run(
     progress: impl FnMut(&Progress),
 ) -> Result<Report, Error> {
     let routes = Routes::defaults();
-    let traffic = source::Traffic::new(&options.source, &options.host, &routes)?;
+    let traffic = source::Traffic::new(&options.source, &routes)?;
     let plan = load::Plan::new(options, &traffic)?;
     let mode = match options.load {
         Load::Open { rate_per_second } => Mode::Open {
@@ -176,7 +187,7 @@ pub fn run(
         },
         Load::Closed { concurrency } => Mode::Closed { concurrency },
     };
-    let mut report = Report::new(options.target, &options.host, mode, &routes);
+    let mut report = Report::new(&options.endpoint, mode, &routes);
     load::drive(options, &plan, traffic, stop, progress, &mut report)?;
     Ok(report)
 }

@@ -19,12 +19,11 @@
 //! (duration) with 3 decimals.
 
 use super::routes::Routes;
-use super::wire::{Answer, ErrorKind};
+use crate::live::{Answer, Endpoint, ErrorKind};
 use hdrhistogram::Histogram;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 /// Longest latency the histograms hold (longer ones are recorded as this).
@@ -176,6 +175,22 @@ impl Stats {
         })
     }
 
+    /// Adds another set's statistics to this one (the workers' reports).
+    pub(crate) fn merge(&mut self, other: &Stats) {
+        let _ = self.latency.add(&other.latency);
+        self.max_micros = self.max_micros.max(other.max_micros);
+        self.responses += other.responses;
+        self.errors += other.errors;
+        for (status, n) in &other.statuses {
+            *self.statuses.entry(*status).or_default() += n;
+        }
+        for (kind, n) in &other.error_kinds {
+            *self.error_kinds.entry(kind).or_default() += n;
+        }
+        self.attempts_seen += other.attempts_seen;
+        self.attempts_total += other.attempts_total;
+    }
+
     fn outcomes(&self) -> String {
         let parts: Vec<String> = self
             .statuses
@@ -218,7 +233,8 @@ pub enum Mode {
 /// The outcome of a replay.
 #[derive(Debug, Clone)]
 pub struct Report {
-    pub target: SocketAddr,
+    /// The target URL.
+    pub target: String,
     pub host: String,
     pub mode: Mode,
     /// False when the run was stopped before its bound.
@@ -229,23 +245,47 @@ pub struct Report {
     /// waiting for them.
     pub unfinished: u64,
     pub overall: Stats,
+    /// Connections opened over the run.
+    pub connections: u64,
     /// Per route, in route order, `other` last.
     routes: Vec<(String, Stats)>,
 }
 
 impl Report {
-    pub(crate) fn new(target: SocketAddr, host: &str, mode: Mode, routes: &Routes) -> Report {
+    pub(crate) fn new(endpoint: &Endpoint, mode: Mode, routes: &Routes) -> Report {
         Report {
-            target,
-            host: host.to_owned(),
+            target: endpoint.url.clone(),
+            host: endpoint.host.clone(),
             mode,
             complete: true,
             duration: Duration::ZERO,
             unfinished: 0,
             overall: Stats::new(),
+            connections: 0,
             routes: (0..=routes.len())
                 .map(|i| (routes.name(i).to_owned(), Stats::new()))
                 .collect(),
+        }
+    }
+
+    /// The same report with nothing recorded yet.
+    pub(crate) fn empty(&self) -> Report {
+        Report {
+            overall: Stats::new(),
+            routes: self
+                .routes
+                .iter()
+                .map(|(name, _)| (name.clone(), Stats::new()))
+                .collect(),
+            ..self.clone()
+        }
+    }
+
+    /// Adds a worker's outcomes to this report.
+    pub(crate) fn merge(&mut self, other: &Report) {
+        self.overall.merge(&other.overall);
+        for ((_, mine), (_, theirs)) in self.routes.iter_mut().zip(&other.routes) {
+            mine.merge(theirs);
         }
     }
 
@@ -311,7 +351,8 @@ impl Report {
             Value::Object(object) => object,
             _ => Map::new(),
         };
-        object.insert("target".to_owned(), json!(self.target.to_string()));
+        object.insert("target".to_owned(), json!(self.target));
+        object.insert("connections".to_owned(), json!(self.connections));
         object.insert("host".to_owned(), json!(self.host));
         match self.mode {
             Mode::Open { rate } => {
@@ -354,11 +395,12 @@ impl Report {
         let mut text = String::new();
         let _ = writeln!(
             text,
-            "{} requests to {} in {:.2} s ({:.1}/s achieved), {mode}{}",
+            "{} requests to {} in {:.2} s ({:.1}/s achieved), {mode}, {} connections{}",
             self.requests(),
             self.target,
             self.duration.as_secs_f64(),
             self.achieved_rate(),
+            self.connections,
             if self.complete { "" } else { ", stopped early" },
         );
         let _ = writeln!(

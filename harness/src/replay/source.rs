@@ -27,7 +27,6 @@
 //! every route gets the same share.
 
 use super::routes::Routes;
-use super::wire;
 use super::Error;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -316,21 +315,19 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     era * 146_097 + day_of_era - 719_468
 }
 
-/// A request ready for the wire.
+/// A request of the run with its route.
 #[derive(Debug, Clone)]
 pub(crate) struct Prepared {
-    pub bytes: Arc<[u8]>,
+    pub request: Arc<Request>,
     pub route: usize,
-    /// A HEAD request: its response has no body whatever its head says.
-    pub head: bool,
 }
 
 impl Prepared {
-    fn new(request: &Request, host: &str, routes: &Routes) -> Prepared {
+    fn new(request: Request, routes: &Routes) -> Prepared {
+        let route = routes.classify(&request.path);
         Prepared {
-            bytes: wire::encode(request, host).into(),
-            route: routes.classify(&request.path),
-            head: request.method.eq_ignore_ascii_case("HEAD"),
+            request: Arc::new(request),
+            route,
         }
     }
 }
@@ -339,7 +336,6 @@ impl Prepared {
 pub(crate) enum Traffic {
     Mix {
         routes: Routes,
-        host: String,
     },
     List {
         items: Vec<(Prepared, Option<Duration>)>,
@@ -349,20 +345,19 @@ pub(crate) enum Traffic {
 }
 
 impl Traffic {
-    pub fn new(source: &Source, host: &str, routes: &Routes) -> Result<Traffic, Error> {
+    pub fn new(source: &Source, routes: &Routes) -> Result<Traffic, Error> {
         match source {
             Source::Mix => Ok(Traffic::Mix {
                 routes: routes.clone(),
-                host: host.to_owned(),
             }),
-            Source::File(path) => Ok(Traffic::from_requests(&read_file(path)?, host, routes)),
+            Source::File(path) => Ok(Traffic::from_requests(&read_file(path)?, routes)),
         }
     }
 
-    pub fn from_requests(requests: &[Request], host: &str, routes: &Routes) -> Traffic {
+    pub fn from_requests(requests: &[Request], routes: &Routes) -> Traffic {
         let items: Vec<_> = requests
             .iter()
-            .map(|r| (Prepared::new(r, host, routes), r.at))
+            .map(|r| (Prepared::new(r.clone(), routes), r.at))
             .collect();
         // A pass lasts from the first offset to the last plus one average gap, so
         // cycling keeps the file's average rate.
@@ -404,7 +399,7 @@ impl Traffic {
     /// Request `i` of the run (files cycle).
     pub fn item(&self, i: u64) -> Prepared {
         match self {
-            Traffic::Mix { routes, host } => Prepared::new(&mix_request(routes, i), host, routes),
+            Traffic::Mix { routes } => Prepared::new(mix_request(routes, i), routes),
             Traffic::List { items, .. } => {
                 let index = usize::try_from(i % items.len().max(1) as u64).unwrap_or(0);
                 items[index].0.clone()

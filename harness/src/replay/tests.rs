@@ -1,13 +1,13 @@
 //! Unit tests of the parts that need no network: file parsing, route
-//! classification, framing, and the report's shape. The loops are tested against
+//! classification, plans, and the report's shape. The loops are tested against
 //! real hosts in `harness/tests/replay.rs`.
 
 use super::load::Plan;
 use super::report::{Mode, Report, Stats};
 use super::routes::Routes;
 use super::source::{self, mix_request, parse, parse_rfc3339, Request, Source, Traffic};
-use super::wire::{self, Answer, ErrorKind, State};
 use super::{Error, Load, Options, Progress};
+use crate::live::{Answer, Endpoint, ErrorKind};
 use serde_json::json;
 use std::time::Duration;
 
@@ -226,7 +226,7 @@ fn the_mix_is_round_robin_and_deterministic() {
             "/api/v1/orders/2",
         ]
     );
-    let traffic = Traffic::new(&Source::Mix, "api.c4ang.com", &routes).expect("mix");
+    let traffic = Traffic::new(&Source::Mix, &routes).expect("mix");
     let names: Vec<_> = (0..6).map(|i| routes.name(traffic.item(i).route)).collect();
     assert_eq!(
         names,
@@ -250,77 +250,16 @@ fn recorded_offsets_cycle_at_the_files_average_rate() {
     for (request, at) in requests.iter_mut().zip([0, 100, 200]) {
         request.at = ms(at);
     }
-    let traffic = Traffic::from_requests(&requests, "h", &routes);
+    let traffic = Traffic::from_requests(&requests, &routes);
     assert!(traffic.has_offsets());
     let offsets: Vec<_> = (0..7).map(|i| traffic.offset(i)).collect();
     assert_eq!(
         offsets,
         [ms(0), ms(100), ms(200), ms(300), ms(400), ms(500), ms(600)]
     );
-    let plain = Traffic::from_requests(&[Request::get("/a")], "h", &routes);
+    let plain = Traffic::from_requests(&[Request::get("/a")], &routes);
     assert!(!plain.has_offsets());
     assert_eq!(plain.offset(0), None);
-}
-
-#[test]
-fn requests_are_framed_by_the_replay() {
-    let mut request = Request::get("/api/v1/orders/1");
-    request.headers = vec![
-        ("x-trace".to_owned(), "abc".to_owned()),
-        ("Connection".to_owned(), "keep-alive".to_owned()),
-    ];
-    let raw = String::from_utf8(wire::encode(&request, "api.c4ang.com")).expect("utf8");
-    assert_eq!(
-        raw,
-        "GET /api/v1/orders/1 HTTP/1.1\r\nhost: api.c4ang.com\r\nx-trace: abc\r\nconnection: close\r\n\r\n"
-    );
-    let mut post = Request::get("/api/v1/payments");
-    post.method = "POST".to_owned();
-    post.headers = vec![
-        ("Host".to_owned(), "other.example".to_owned()),
-        ("content-length".to_owned(), "999".to_owned()),
-    ];
-    post.body = b"{}".to_vec();
-    let raw = String::from_utf8(wire::encode(&post, "api.c4ang.com")).expect("utf8");
-    assert_eq!(
-        raw,
-        "POST /api/v1/payments HTTP/1.1\r\nHost: other.example\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}"
-    );
-}
-
-fn done(status: u16, attempts: Option<u64>) -> Result<State, ErrorKind> {
-    Ok(State::Done(Answer { status, attempts }))
-}
-
-#[test]
-fn responses_are_complete_when_their_framing_says() {
-    let head = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nx-c4-attempts: 2\r\n\r\n";
-    assert_eq!(wire::state(head, false, false), Ok(State::More));
-    let full = [&head[..], b"hello"].concat();
-    assert_eq!(wire::state(&full, false, false), done(200, Some(2)));
-    // HEAD: no body whatever content-length says.
-    assert_eq!(wire::state(head, true, false), done(200, Some(2)));
-
-    let chunked = b"HTTP/1.1 503 Service Unavailable\r\nTransfer-Encoding: chunked\r\nx-envoy-attempt-count: 4\r\n\r\n5\r\nhello\r\n";
-    assert_eq!(wire::state(chunked, false, false), Ok(State::More));
-    let chunked_end = [&chunked[..], b"0\r\n\r\n"].concat();
-    assert_eq!(wire::state(&chunked_end, false, false), done(503, Some(4)));
-
-    let interim = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n";
-    assert_eq!(wire::state(interim, false, false), done(204, None));
-
-    let unframed = b"HTTP/1.0 200 OK\r\n\r\nbody until close";
-    assert_eq!(wire::state(unframed, false, false), Ok(State::More));
-    assert_eq!(wire::state(unframed, false, true), done(200, None));
-
-    assert_eq!(
-        wire::state(b"SSH-2.0-OpenSSH\r\n\r\n", false, false),
-        Err(ErrorKind::BadResponse)
-    );
-    assert_eq!(
-        wire::state(b"HTTP/1.1 abc OK\r\n\r\n", false, false),
-        Err(ErrorKind::BadResponse)
-    );
 }
 
 fn answer(status: u16, attempts: Option<u64>) -> Result<Answer, ErrorKind> {
@@ -369,13 +308,8 @@ fn stats_give_percentiles_in_ms_statuses_and_attempts() {
 #[test]
 fn the_report_has_a_stable_shape() {
     let routes = Routes::defaults();
-    let target = "127.0.0.1:8080".parse().expect("addr");
-    let mut report = Report::new(
-        target,
-        "api.c4ang.com",
-        Mode::Open { rate: Some(200.0) },
-        &routes,
-    );
+    let endpoint = Endpoint::parse("http://127.0.0.1:8080", Some("api.c4ang.com")).expect("url");
+    let mut report = Report::new(&endpoint, Mode::Open { rate: Some(200.0) }, &routes);
     let orders = routes.classify("/api/v1/orders/1");
     let other = routes.classify("/nowhere");
     report.record(orders, Duration::from_micros(1500), answer(200, Some(1)));
@@ -391,6 +325,7 @@ fn the_report_has_a_stable_shape() {
             "achieved_rate",
             "attempts",
             "complete",
+            "connections",
             "duration_s",
             "error_kinds",
             "errors",
@@ -406,7 +341,7 @@ fn the_report_has_a_stable_shape() {
             "unfinished",
         ]
     );
-    assert_eq!(json["target"], json!("127.0.0.1:8080"));
+    assert_eq!(json["target"], json!("http://127.0.0.1:8080"));
     assert_eq!(json["mode"], json!("open"));
     assert_eq!(json["rate"], json!(200.0));
     assert_eq!(json["complete"], json!(true));
@@ -435,7 +370,7 @@ fn the_report_has_a_stable_shape() {
 
     let summary = report.summary();
     assert!(
-        summary.contains("4 requests to 127.0.0.1:8080"),
+        summary.contains("4 requests to http://127.0.0.1:8080"),
         "{summary}"
     );
     assert!(summary.contains("open loop at 200/s"), "{summary}");
@@ -445,7 +380,7 @@ fn the_report_has_a_stable_shape() {
     );
     assert!(summary.contains("p50 "), "{summary}");
 
-    let closed = Report::new(target, "h", Mode::Closed { concurrency: 8 }, &routes);
+    let closed = Report::new(&endpoint, Mode::Closed { concurrency: 8 }, &routes);
     let json = closed.to_json();
     assert_eq!(json["mode"], json!("closed"));
     assert_eq!(json["concurrency"], json!(8));
@@ -457,9 +392,9 @@ fn the_report_has_a_stable_shape() {
 #[test]
 fn plans_reject_runs_that_mean_nothing() {
     let routes = Routes::defaults();
-    let mix = Traffic::new(&Source::Mix, "h", &routes).expect("mix");
+    let mix = Traffic::new(&Source::Mix, &routes).expect("mix");
     let options = |load: Load, count: Option<u64>| {
-        let mut options = Options::new("127.0.0.1:1".parse().expect("addr"));
+        let mut options = Options::new(Endpoint::parse("http://127.0.0.1:1", None).expect("url"));
         options.load = load;
         options.count = count;
         options
@@ -485,8 +420,14 @@ fn plans_reject_runs_that_mean_nothing() {
     // A file without a bound is sent once; with offsets, no rate is needed.
     let mut timed = Request::get("/a");
     timed.at = ms(5);
-    let file = Traffic::from_requests(&[timed], "h", &routes);
+    let file = Traffic::from_requests(&[timed], &routes);
     assert!(Plan::new(&options(no_rate, None), &file).is_ok());
+    let mut zero = options(Load::Closed { concurrency: 2 }, Some(1));
+    zero.connections = Some(0);
+    assert!(message(&zero, &mix).contains("connections"));
+    let mut slow = options(no_rate, None);
+    slow.speed = 0.0;
+    assert!(message(&slow, &file).contains("speed"));
 }
 
 #[test]

@@ -1,0 +1,77 @@
+//! One request at a time from synchronous code: `c4mesh check`'s request through the
+//! NLB and the conformance `url` target. A current-thread runtime of its own drives
+//! one kept-alive connection, reopened when the server closed it.
+
+use super::connection::{Connection, Dialer, FullResponse};
+use super::{Endpoint, ErrorKind, Settings};
+use bytes::Bytes;
+use std::time::Duration;
+
+/// A synchronous client for one endpoint.
+pub struct BlockingClient {
+    runtime: tokio::runtime::Runtime,
+    dialer: Dialer,
+    connection: Option<Connection>,
+}
+
+impl BlockingClient {
+    pub fn new(endpoint: Endpoint, settings: &Settings) -> Result<BlockingClient, String> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("starting the client runtime: {e}"))?;
+        Ok(BlockingClient {
+            runtime,
+            dialer: Dialer::new(endpoint, settings)?,
+            connection: None,
+        })
+    }
+
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.dialer.endpoint
+    }
+
+    /// Sends one request and returns the whole response, within `timeout`.
+    pub fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(String, String)],
+        body: &[u8],
+        timeout: Duration,
+    ) -> Result<FullResponse, ErrorKind> {
+        let BlockingClient {
+            runtime,
+            dialer,
+            connection,
+        } = self;
+        runtime.block_on(async {
+            let exchange = async {
+                let mut open = match connection.take().filter(Connection::usable) {
+                    Some(open) => open,
+                    None => dialer.connect().await?,
+                };
+                let request = dialer.request(
+                    open.is_h2(),
+                    method,
+                    path,
+                    headers,
+                    Bytes::copy_from_slice(body),
+                )?;
+                let response = open.fetch(request).await;
+                if response.is_ok() {
+                    *connection = Some(open);
+                }
+                response
+            };
+            tokio::time::timeout(timeout, exchange)
+                .await
+                .map_err(|_| ErrorKind::Timeout)?
+        })
+    }
+
+    /// `GET path`.
+    pub fn get(&mut self, path: &str, timeout: Duration) -> Result<FullResponse, ErrorKind> {
+        self.send("GET", path, &[], &[], timeout)
+    }
+}

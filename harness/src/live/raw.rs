@@ -1,0 +1,91 @@
+//! Requests sent as raw bytes, over TCP or TLS, read until the server closes.
+//!
+//! Only for what no HTTP library sends on purpose: the conformance scenarios that
+//! check the filter's path rules send raw backslashes, control bytes and requests
+//! without a Host header, which `hyper` and the `http` types refuse to build. The
+//! request carries `connection: close`, so the response ends at the close.
+
+use super::{tls, Endpoint, ErrorKind, Settings};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Writes `raw` to the endpoint and returns every byte the server sent until it
+/// closed, within `timeout`.
+pub fn exchange(
+    endpoint: &Endpoint,
+    settings: &Settings,
+    raw: &[u8],
+    timeout: Duration,
+) -> Result<Vec<u8>, ErrorKind> {
+    let deadline = Instant::now() + timeout;
+    let tcp = TcpStream::connect_timeout(&endpoint.addr, settings.connect_timeout).map_err(
+        |e| match e.kind() {
+            std::io::ErrorKind::ConnectionRefused => ErrorKind::ConnectRefused,
+            std::io::ErrorKind::TimedOut => ErrorKind::ConnectTimeout,
+            _ => ErrorKind::Connect,
+        },
+    )?;
+    tcp.set_read_timeout(Some(timeout))
+        .map_err(|_| ErrorKind::Io)?;
+    tcp.set_write_timeout(Some(timeout))
+        .map_err(|_| ErrorKind::Io)?;
+    if !endpoint.is_tls() {
+        return talk(tcp, raw, deadline, |e| of_io(&e));
+    }
+    let config = tls::client_config(&Settings {
+        protocol: super::Protocol::Http1,
+        ..settings.clone()
+    })
+    .map_err(|_| ErrorKind::TlsHandshake)?;
+    let name = tls::server_name(endpoint.server_name())?;
+    let session = rustls::ClientConnection::new(Arc::clone(&config), name)
+        .map_err(|_| ErrorKind::TlsHandshake)?;
+    let stream = rustls::StreamOwned::new(session, tcp);
+    talk(stream, raw, deadline, |e| {
+        if e.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) {
+            tls::classify(&e)
+        } else {
+            of_io(&e)
+        }
+    })
+}
+
+fn talk<S: Read + Write>(
+    mut stream: S,
+    raw: &[u8],
+    deadline: Instant,
+    kind: impl Fn(std::io::Error) -> ErrorKind,
+) -> Result<Vec<u8>, ErrorKind> {
+    stream.write_all(raw).map_err(&kind)?;
+    stream.flush().map_err(&kind)?;
+    let mut bytes = Vec::new();
+    let mut buffer = [0u8; 16 * 1024];
+    loop {
+        if Instant::now() >= deadline {
+            return Err(ErrorKind::Timeout);
+        }
+        match stream.read(&mut buffer) {
+            Ok(0) => return Ok(bytes),
+            Ok(n) => bytes.extend_from_slice(&buffer[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            // A TLS peer that closes without close_notify has still sent everything.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !bytes.is_empty() => {
+                return Ok(bytes)
+            }
+            Err(e) => return Err(kind(e)),
+        }
+    }
+}
+
+fn of_io(error: &std::io::Error) -> ErrorKind {
+    match error.kind() {
+        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => ErrorKind::Timeout,
+        std::io::ErrorKind::ConnectionReset
+        | std::io::ErrorKind::ConnectionAborted
+        | std::io::ErrorKind::BrokenPipe => ErrorKind::Reset,
+        std::io::ErrorKind::UnexpectedEof => ErrorKind::Closed,
+        _ => ErrorKind::Io,
+    }
+}
