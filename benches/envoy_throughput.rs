@@ -56,6 +56,7 @@ fn main() -> Result<()> {
             outlier_detection: None,
             routes: Vec::new(),
             sidecar: None,
+            tls: None,
         })?;
         Command::new("taskset")
             .args(["-pc", "0", &envoy.pid().to_string()])

@@ -17,6 +17,7 @@ fn envoy_refuses_an_invalid_configuration_naming_the_field() {
         outlier_detection: None,
         routes: Vec::new(),
         sidecar: None,
+        tls: None,
     };
     let log = Envoy::start_refused(&config).unwrap();
     assert!(

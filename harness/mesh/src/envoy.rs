@@ -5,6 +5,12 @@
 //! service prefix with the VirtualService's retry policy (3 retries on
 //! `5xx,reset,connect-failure,refused-stream`) and 10 s timeout, the Wasm filter before
 //! the router, and one round-robin cluster per service.
+//!
+//! With a [`TlsListener`] the same connection manager is also served over TLS on a
+//! second port, as the Gateway's port 443 serves what port 80 does: ALPN offers `h2`
+//! and `http/1.1`. Both listeners let Envoy pick the codec from the first bytes
+//! (`codec_type: AUTO`), so the plain port also takes HTTP/2 with prior knowledge
+//! (h2c), as the ingress gateway's does.
 
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
@@ -143,6 +149,16 @@ pub struct EnvoyConfig {
     /// Istio's in-mesh retry policy ([`crate::topology`]) instead of by path prefix, and
     /// `routes` is not used.
     pub sidecar: Option<SidecarRoutes>,
+    /// Also serve the listener's routes over TLS, on a port of its own.
+    pub tls: Option<TlsListener>,
+}
+
+/// The certificate an HTTPS listener presents (PEM files; see [`crate::tls`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsListener {
+    /// The certificate chain, leaf first.
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 /// A sidecar's outbound routing: one virtual host per service of `services` named by
@@ -171,15 +187,17 @@ static STARTED: AtomicU32 = AtomicU32::new(0);
 pub struct Envoy {
     child: Child,
     pub listener: SocketAddr,
+    /// The HTTPS listener, when the configuration asks for one.
+    pub tls_listener: Option<SocketAddr>,
     pub admin: SocketAddr,
     log: PathBuf,
     _dir: TempDir,
 }
 
 impl Envoy {
-    /// Starts Envoy on two free loopback ports. A port found free can be taken by
-    /// another process before Envoy binds it; Envoy then exits at once, and the start
-    /// is tried again on other ports.
+    /// Starts Envoy on free loopback ports (listener, admin, and the HTTPS listener if
+    /// asked). A port found free can be taken by another process before Envoy binds it;
+    /// Envoy then exits at once, and the start is tried again on other ports.
     pub fn start(config: &EnvoyConfig) -> Result<Envoy> {
         const TRIES: usize = 4;
         for _ in 1..TRIES {
@@ -193,14 +211,10 @@ impl Envoy {
 
     fn start_once(config: &EnvoyConfig) -> Result<Envoy> {
         let bin = envoy_binary()?;
-        let listener = free_port()?;
-        let admin = free_port()?;
+        let ports = Ports::free(config)?;
         let dir = TempDir::new()?;
         let bootstrap = dir.0.join("bootstrap.json");
-        std::fs::write(
-            &bootstrap,
-            bootstrap_json(config, listener, admin).to_string(),
-        )?;
+        std::fs::write(&bootstrap, bootstrap_json(config, &ports).to_string())?;
         // Envoy's own log file is flushed every 10 s; stderr is written at once.
         let log = dir.0.join("envoy.log");
         let stderr = std::fs::File::create(&log)?;
@@ -218,8 +232,9 @@ impl Envoy {
             .with_context(|| format!("starting {}", bin.display()))?;
         let mut envoy = Envoy {
             child,
-            listener,
-            admin,
+            listener: ports.listener,
+            tls_listener: ports.tls,
+            admin: ports.admin,
             log,
             _dir: dir,
         };
@@ -253,7 +268,7 @@ impl Envoy {
         let bootstrap = dir.0.join("bootstrap.json");
         std::fs::write(
             &bootstrap,
-            bootstrap_json(config, free_port()?, free_port()?).to_string(),
+            bootstrap_json(config, &Ports::free(config)?).to_string(),
         )?;
         let n = STARTED.fetch_add(1, Ordering::SeqCst);
         let base_id = (std::process::id() % 20_000) * 50 + n % 50 + 1;
@@ -277,6 +292,11 @@ impl Envoy {
 
     pub fn url(&self) -> String {
         format!("http://{}", self.listener)
+    }
+
+    /// `https://` and the HTTPS listener's address, when there is one.
+    pub fn tls_url(&self) -> Option<String> {
+        self.tls_listener.map(|addr| format!("https://{addr}"))
     }
 
     pub fn log(&self) -> String {
@@ -378,7 +398,7 @@ fn sidecar_virtual_hosts(config: &EnvoyConfig, sidecar: &SidecarRoutes) -> Vec<V
     hosts
 }
 
-fn bootstrap_json(config: &EnvoyConfig, listener: SocketAddr, admin: SocketAddr) -> Value {
+fn bootstrap_json(config: &EnvoyConfig, ports: &Ports) -> Value {
     let defaults: Vec<RouteSpec>;
     let specs = if config.routes.is_empty() {
         defaults = config
@@ -483,29 +503,82 @@ fn bootstrap_json(config: &EnvoyConfig, listener: SocketAddr, admin: SocketAddr)
             cluster
         })
         .collect();
-    json!({
-        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin.port()}}},
-        "static_resources": {
-            "listeners": [{
-                "name": "ingress",
-                "address": {"socket_address": {"address": "127.0.0.1", "port_value": listener.port()}},
-                // Without SO_REUSEPORT a port another process took makes the bind fail
-                // (and the start is retried) instead of two proxies sharing the port.
-                "enable_reuse_port": false,
-                "filter_chains": [{"filters": [{
-                    "name": "envoy.filters.network.http_connection_manager",
+    let manager = json!({
+        "name": "envoy.filters.network.http_connection_manager",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+            "stat_prefix": "ingress",
+            // HTTP/1.1 or HTTP/2 as the client speaks: h2c with prior knowledge on the
+            // plain port, what ALPN chose on the TLS one.
+            "codec_type": "AUTO",
+            "http_protocol_options": {"accept_http_10": true},
+            "route_config": {"virtual_hosts": virtual_hosts},
+            "http_filters": filters
+        }
+    });
+    let mut listeners = vec![listener_json(
+        "ingress",
+        ports.listener,
+        json!({"filters": [manager.clone()]}),
+    )];
+    if let (Some(tls), Some(port)) = (&config.tls, ports.tls) {
+        listeners.push(listener_json(
+            "ingress_https",
+            port,
+            json!({
+                "filters": [manager],
+                "transport_socket": {
+                    "name": "envoy.transport_sockets.tls",
                     "typed_config": {
-                        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-                        "stat_prefix": "ingress",
-                        "http_protocol_options": {"accept_http_10": true},
-                        "route_config": {"virtual_hosts": virtual_hosts},
-                        "http_filters": filters
+                        "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+                        "common_tls_context": {
+                            "alpn_protocols": ["h2", "http/1.1"],
+                            "tls_certificates": [{
+                                "certificate_chain": {"filename": tls.cert},
+                                "private_key": {"filename": tls.key}
+                            }]
+                        }
                     }
-                }]}]
-            }],
+                }
+            }),
+        ));
+    }
+    json!({
+        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": ports.admin.port()}}},
+        "static_resources": {
+            "listeners": listeners,
             "clusters": clusters
         }
     })
+}
+
+/// A listener on loopback with one filter chain.
+fn listener_json(name: &str, addr: SocketAddr, chain: Value) -> Value {
+    json!({
+        "name": name,
+        "address": {"socket_address": {"address": addr.ip().to_string(), "port_value": addr.port()}},
+        // Without SO_REUSEPORT a port another process took makes the bind fail
+        // (and the start is retried) instead of two proxies sharing the port.
+        "enable_reuse_port": false,
+        "filter_chains": [chain]
+    })
+}
+
+/// The ports one start of Envoy binds.
+struct Ports {
+    listener: SocketAddr,
+    admin: SocketAddr,
+    tls: Option<SocketAddr>,
+}
+
+impl Ports {
+    fn free(config: &EnvoyConfig) -> Result<Ports> {
+        Ok(Ports {
+            listener: free_port()?,
+            admin: free_port()?,
+            tls: config.tls.as_ref().map(|_| free_port()).transpose()?,
+        })
+    }
 }
 
 /// A free loopback port (bound, then released for Envoy to take).

@@ -3,19 +3,23 @@
 //!
 //! The filter is only trusted once a real Envoy has run it against real upstreams, so
 //! this crate starts Envoy 1.40 (from `ENVOY_BIN`, the project's `.venv`, or `PATH`)
-//! with a generated bootstrap: one listener, the filter (or the no-op module, or no
-//! Wasm), the router with the mesh's retry policy, one cluster per service. The
-//! services are small HTTP/1.1 servers on 127.0.0.1 whose answers the tests change at
-//! run time and which record every attempt they receive.
+//! with a generated bootstrap: one listener (and, as the Gateway's port 443, an HTTPS
+//! one with a certificate for `api.c4ang.com` made at start), the filter (or the
+//! no-op module, or no Wasm), the router with the mesh's retry policy, one cluster per
+//! service. The services are small HTTP/1.1 servers on 127.0.0.1 whose answers the
+//! tests change at run time, which record every attempt they receive and count the
+//! connections they accept.
 
 pub mod client;
 pub mod envoy;
 pub mod mesh;
+pub mod tls;
 pub mod topology;
 pub mod upstream;
 
 pub use client::{Client, Response};
-pub use envoy::{Envoy, EnvoyConfig, RouteSpec, ServiceRoute, SidecarRoutes, Wasm};
-pub use mesh::{services, LocalMesh, Service};
+pub use envoy::{Envoy, EnvoyConfig, RouteSpec, ServiceRoute, SidecarRoutes, TlsListener, Wasm};
+pub use mesh::{services, LocalMesh, MeshOptions, Service};
+pub use tls::Certificates;
 pub use topology::Topology;
 pub use upstream::{Attempt, Behaviour, Handler, Reply, Upstream};

@@ -1,8 +1,10 @@
 //! The local mesh: the six services of the platform, two hosts each, behind Envoy; and,
 //! with a topology, a sidecar Envoy for every pod of a calling service, through which
-//! that pod calls the services it depends on (SPEC 3.4).
+//! that pod calls the services it depends on (SPEC 3.4). The gateway serves HTTPS too
+//! when asked ([`MeshOptions::tls`]), as the Gateway's port 443 does.
 
 use crate::envoy::{Envoy, EnvoyConfig, ServiceRoute, SidecarRoutes, Wasm};
+use crate::tls::Certificates;
 use crate::topology::Topology;
 use crate::upstream::{Behaviour, Upstream};
 use crate::Client;
@@ -38,6 +40,9 @@ pub struct LocalMesh {
     pub hosts: Vec<[Upstream; 2]>,
     /// Each pod of a calling service: `service/index` and its sidecar Envoy.
     pub sidecars: Vec<(String, Envoy)>,
+    /// What the gateway's HTTPS listener ([`Envoy::tls_listener`]) presents, and the
+    /// CA that signed it.
+    pub certificates: Option<Certificates>,
 }
 
 /// How to start a [`LocalMesh`].
@@ -50,6 +55,8 @@ pub struct MeshOptions {
     pub topology: Topology,
     /// What the sidecars run (with a topology).
     pub sidecar_wasm: Wasm,
+    /// Serve HTTPS at the gateway too, with these certificates ([`crate::tls`]).
+    pub tls: Option<Certificates>,
 }
 
 impl MeshOptions {
@@ -61,6 +68,7 @@ impl MeshOptions {
             outlier_detection: None,
             topology: Topology::default(),
             sidecar_wasm: Wasm::None,
+            tls: None,
         }
     }
 }
@@ -128,6 +136,7 @@ impl LocalMesh {
                 sidecar: Some(SidecarRoutes {
                     namespace: NAMESPACE.into(),
                 }),
+                tls: None,
             })?;
             let _ = pod.sidecar.set(envoy.listener);
             sidecars.push((pod.pod.clone(), envoy));
@@ -140,12 +149,14 @@ impl LocalMesh {
             outlier_detection: options.outlier_detection,
             routes: Vec::new(),
             sidecar: None,
+            tls: options.tls.as_ref().map(Certificates::listener),
         })?;
         Ok(LocalMesh {
             envoy,
             services,
             hosts,
             sidecars,
+            certificates: options.tls,
         })
     }
 
@@ -229,5 +240,11 @@ impl LocalMesh {
     /// Attempts received by a route's hosts.
     pub fn attempts(&self, route: &str) -> u64 {
         self.service(route).iter().map(Upstream::attempts).sum()
+    }
+
+    /// Connections a route's hosts accepted (fewer than attempts: the proxies keep
+    /// their upstream connections alive).
+    pub fn connections(&self, route: &str) -> u64 {
+        self.service(route).iter().map(Upstream::connections).sum()
     }
 }

@@ -4,6 +4,11 @@
 //! disconnect, or no answer at all), or, started with a [`Behaviour`], with a status the
 //! test changes at run time. Every attempt is recorded (method, path, headers, body), so
 //! tests can count upstream attempts per request and see what the proxy sent.
+//!
+//! Connections are kept alive as HTTP/1.1 says: a host answers request after request
+//! on one connection until the peer closes it or asks to (`connection: close`). It
+//! counts the connections it accepted, so tests can tell a proxy that reuses its
+//! upstream connections from one that opens a connection per attempt.
 
 use crate::topology::PodCalls;
 use anyhow::{Context, Result};
@@ -67,6 +72,7 @@ pub type Handler = Arc<dyn Fn(&Attempt) -> Reply + Send + Sync>;
 struct State {
     handler: Handler,
     attempts: AtomicU64,
+    connections: AtomicU64,
     seen: Mutex<Vec<Attempt>>,
     stop: AtomicBool,
 }
@@ -122,6 +128,7 @@ impl Upstream {
         let state = Arc::new(State {
             handler,
             attempts: AtomicU64::new(0),
+            connections: AtomicU64::new(0),
             seen: Mutex::new(Vec::new()),
             stop: AtomicBool::new(false),
         });
@@ -156,6 +163,11 @@ impl Upstream {
         self.state.attempts.load(Ordering::SeqCst)
     }
 
+    /// TCP connections accepted so far.
+    pub fn connections(&self) -> u64 {
+        self.state.connections.load(Ordering::SeqCst)
+    }
+
     /// The attempts received so far (the first 10,000).
     pub fn seen(&self) -> Vec<Attempt> {
         self.state
@@ -182,6 +194,7 @@ fn accept_loop(listener: TcpListener, state: Arc<State>) {
         let Ok(stream) = stream else {
             continue;
         };
+        state.connections.fetch_add(1, Ordering::SeqCst);
         let state = Arc::clone(&state);
         let _ = thread::Builder::new().spawn(move || {
             let _ = serve(stream, &state);
@@ -240,6 +253,9 @@ fn serve(stream: TcpStream, state: &State) -> Result<()> {
             return Ok(());
         };
         state.attempts.fetch_add(1, Ordering::SeqCst);
+        let close = attempt
+            .header("connection")
+            .is_some_and(|v| v.eq_ignore_ascii_case("close"));
         let reply = (state.handler)(&attempt);
         if let Ok(mut seen) = state.seen.lock() {
             if seen.len() < KEEP {
@@ -260,9 +276,15 @@ fn serve(stream: TcpStream, state: &State) -> Result<()> {
                 for (name, value) in &headers {
                     head.push_str(&format!("{name}: {value}\r\n"));
                 }
+                if close {
+                    head.push_str("connection: close\r\n");
+                }
                 head.push_str(&format!("content-length: {}\r\n\r\n", body.len()));
                 writer.write_all(head.as_bytes())?;
                 writer.write_all(&body)?;
+                if close {
+                    return Ok(());
+                }
             }
             Reply::Reset { delay } => {
                 if !delay.is_zero() {
@@ -292,5 +314,68 @@ fn reason(status: u16) -> &'static str {
         503 => "Service Unavailable",
         504 => "Gateway Timeout",
         _ => "Status",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reads one response (head and a `content-length` body) off `reader`.
+    fn read_response(reader: &mut BufReader<TcpStream>) -> (String, Vec<String>) {
+        let mut status = String::new();
+        reader.read_line(&mut status).expect("a status line");
+        let mut headers = Vec::new();
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).expect("a header line");
+            let line = line.trim_end().to_ascii_lowercase();
+            if line.is_empty() {
+                break;
+            }
+            if let Some(n) = line.strip_prefix("content-length: ") {
+                length = n.parse().expect("a length");
+            }
+            headers.push(line);
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).expect("the body");
+        (status.trim_end().to_owned(), headers)
+    }
+
+    #[test]
+    fn a_connection_is_kept_alive_across_requests_until_the_client_asks_to_close() {
+        let host = Upstream::start("keep-alive", Behaviour::status(200)).expect("a host");
+        let stream = TcpStream::connect(host.addr()).expect("connected");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("a timeout");
+        let mut writer = stream.try_clone().expect("a clone");
+        let mut reader = BufReader::new(stream);
+        for n in 1..=3 {
+            write!(writer, "GET /{n} HTTP/1.1\r\nhost: h\r\n\r\n").expect("sent");
+            let (status, headers) = read_response(&mut reader);
+            assert_eq!(status, "HTTP/1.1 200 OK");
+            assert!(!headers.iter().any(|h| h.starts_with("connection:")));
+        }
+        write!(
+            writer,
+            "GET /4 HTTP/1.1\r\nhost: h\r\nConnection: close\r\n\r\n"
+        )
+        .expect("sent");
+        let (_, headers) = read_response(&mut reader);
+        assert!(headers.contains(&"connection: close".to_owned()));
+        let mut rest = Vec::new();
+        reader.read_to_end(&mut rest).expect("closed by the host");
+        assert!(rest.is_empty());
+        assert_eq!((host.attempts(), host.connections()), (4, 1));
+
+        TcpStream::connect(host.addr()).expect("connected again");
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while host.connections() < 2 && std::time::Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(host.connections(), 2);
     }
 }

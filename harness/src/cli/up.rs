@@ -1,6 +1,11 @@
 //! `c4mesh up`: the local mesh on loopback — a real Envoy with the filter as the
 //! gateway, the six services simulated behind it (two hosts each), optional faults —
 //! for trying the filter by hand or replaying traffic against it.
+//!
+//! The gateway serves HTTP and, as the Gateway's port 443 with `ecommerce-tls-cert`
+//! does, HTTPS: a CA and a certificate for `api.c4ang.com` are made at start and
+//! written to `--certs`, so clients can trust the CA and check the name as they would
+//! through the NLB.
 
 use anyhow::{bail, Context, Result};
 use c4mesh::conformance::envoy_target::{Gateway, Started};
@@ -37,10 +42,18 @@ pub struct UpArgs {
     /// Which proxies run the filter when --calls is given: all, gateway, sidecars, none.
     #[arg(long, value_name = "WHERE", default_value = "all", value_parser = parse_filter_at)]
     filter_at: FilterAt,
+    /// Where to write the HTTPS listener's CA (ca.pem), certificate (cert.pem) and key
+    /// (key.pem), made at start (default: a new directory under the system's temporary
+    /// directory, named after the process, removed when --for ends).
+    #[arg(long = "certs", value_name = "DIR")]
+    certs: Option<PathBuf>,
     /// Stop after this long (e.g. 30s, 10m); default: until interrupted.
     #[arg(long = "for", value_name = "DURATION", value_parser = scenario::parse_duration)]
     run_for: Option<Duration>,
 }
+
+/// The host the Gateway serves, and the HTTPS certificate's only name.
+const HOST: &str = "api.c4ang.com";
 
 fn parse_filter_at(text: &str) -> Result<FilterAt, String> {
     match text {
@@ -177,7 +190,17 @@ pub fn command(args: UpArgs) -> Result<ExitCode> {
         }
     }
     mesh.upstreams = args.faults;
-    let gateway = match Gateway::start(&mesh, &args.wasm)? {
+    let certs = args
+        .certs
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("c4mesh-up-{}", std::process::id())));
+    let certificates = c4mesh_mesh::tls::generate(&certs, HOST).with_context(|| {
+        format!(
+            "--certs: making the HTTPS certificates in {}",
+            certs.display()
+        )
+    })?;
+    let gateway = match Gateway::start_serving(&mesh, &args.wasm, Some(certificates.listener()))? {
         Started::Serving(gateway) => gateway,
         Started::Refused(log) => bail!("Envoy refused the filter's configuration:\n{log}"),
     };
@@ -191,7 +214,14 @@ pub fn command(args: UpArgs) -> Result<ExitCode> {
         args.wasm.display(),
         args.workers
     );
-    let _ = writeln!(out, "gateway  {url}   (Host: api.c4ang.com)");
+    let _ = writeln!(out, "gateway  {url}   (Host: {HOST})");
+    if let Some(https) = gateway.envoy.tls_url() {
+        let _ = writeln!(
+            out,
+            "https    {https}   (Host: {HOST}, CA: {})",
+            certificates.ca.display()
+        );
+    }
     let _ = writeln!(out, "admin    http://{}", gateway.envoy.admin);
     for (pod, sidecar) in &gateway.sidecars {
         let _ = writeln!(
@@ -203,15 +233,25 @@ pub fn command(args: UpArgs) -> Result<ExitCode> {
     for (service, host, addr) in gateway.hosts() {
         let _ = writeln!(out, "{:<28} http://{addr}", format!("{service}/{host}"));
     }
-    let _ = writeln!(
-        out,
-        "try      curl -H 'host: api.c4ang.com' {url}/api/v1/orders/1"
-    );
+    let _ = writeln!(out, "try      curl -H 'host: {HOST}' {url}/api/v1/orders/1");
+    if let Some(https) = gateway.envoy.tls_listener {
+        let port = https.port();
+        let _ = writeln!(
+            out,
+            "try      curl --cacert {} --resolve {HOST}:{port}:{} https://{HOST}:{port}/api/v1/orders/1",
+            certificates.ca.display(),
+            https.ip()
+        );
+    }
     match args.run_for {
         Some(duration) => {
             let _ = writeln!(out, "serving for {duration:?}");
             let _ = out.flush();
             std::thread::sleep(duration);
+            if args.certs.is_none() {
+                // Made for this run only: nothing can use them once the gateway stops.
+                let _ = std::fs::remove_dir_all(&certificates.dir);
+            }
         }
         None => {
             let _ = writeln!(out, "serving until interrupted (Ctrl-C)");

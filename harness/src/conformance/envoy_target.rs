@@ -23,7 +23,8 @@ use super::Error;
 use c4mesh_mesh::envoy::envoy_binary;
 use c4mesh_mesh::topology::PodCalls;
 use c4mesh_mesh::{
-    Envoy, EnvoyConfig, Handler, Reply, RouteSpec, ServiceRoute, SidecarRoutes, Upstream, Wasm,
+    Envoy, EnvoyConfig, Handler, Reply, RouteSpec, ServiceRoute, SidecarRoutes, TlsListener,
+    Upstream, Wasm,
 };
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -167,6 +168,7 @@ fn sidecar_config(scenario: &Scenario, wasm: &Path, mesh: &Mesh, hosts: &Hosts) 
         sidecar: Some(SidecarRoutes {
             namespace: mesh.namespace.clone(),
         }),
+        tls: None,
     }
 }
 
@@ -210,6 +212,7 @@ fn envoy_config(scenario: &Scenario, wasm: &Path, mesh: &Mesh, hosts: &Hosts) ->
         sidecar: (mesh.entry_is_sidecar && scenario.topology.is_none()).then(|| SidecarRoutes {
             namespace: mesh.namespace.clone(),
         }),
+        tls: None,
     }
 }
 
@@ -234,6 +237,16 @@ impl Gateway {
     /// Starts the simulated services of `scenario` (its mesh and upstream faults) and an
     /// Envoy with the module and the scenario's configuration in front of them.
     pub fn start(scenario: &Scenario, wasm: &Path) -> Result<Started, Error> {
+        Gateway::start_serving(scenario, wasm, None)
+    }
+
+    /// Like [`Gateway::start`], with the gateway also serving HTTPS when `tls` is given
+    /// (at [`Envoy::tls_listener`]), as the Gateway's port 443 does.
+    pub fn start_serving(
+        scenario: &Scenario,
+        wasm: &Path,
+        tls: Option<TlsListener>,
+    ) -> Result<Started, Error> {
         envoy_binary().map_err(|e| Error::Envoy(format!("{e:#}")))?;
         let mesh = Mesh::of(scenario);
         let hosts = serve(scenario, &mesh)?;
@@ -247,7 +260,11 @@ impl Gateway {
             let _ = calls.sidecar.set(envoy.listener);
             sidecars.push((name, envoy));
         }
-        match Envoy::start(&envoy_config(scenario, wasm, &mesh, &hosts)) {
+        let config = EnvoyConfig {
+            tls,
+            ..envoy_config(scenario, wasm, &mesh, &hosts)
+        };
+        match Envoy::start(&config) {
             Ok(envoy) => Ok(Started::Serving(Box::new(Gateway {
                 envoy,
                 sidecars,

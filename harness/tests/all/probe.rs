@@ -167,6 +167,7 @@ fn envoy_run() -> Run {
         outlier_detection: None,
         routes: Vec::new(),
         sidecar: None,
+        tls: None,
     })
     .unwrap_or_else(|e| panic!("this test needs Envoy 1.40: {e:#}"));
     let client = Client::new(envoy.listener);
