@@ -183,8 +183,16 @@ fn bad_scenarios_and_arguments_are_named() {
 #[test]
 fn the_url_target_checks_a_live_gateway_and_sees_what_a_client_sees() {
     let _serial = one_at_a_time();
-    // A gateway run by someone else: the local mesh with the filter's defaults.
-    let gateway = c4mesh_mesh::LocalMesh::with_filter("").expect("local mesh");
+    // A gateway run by someone else: the local mesh with the filter's defaults, serving
+    // HTTP and HTTPS (its certificate names api.c4ang.com, signed by its own CA).
+    let certs = std::env::temp_dir().join(format!("c4mesh-url-target-{}", std::process::id()));
+    let certificates = c4mesh_mesh::tls::generate(&certs, "api.c4ang.com").expect("certificates");
+    let ca = certificates.ca.clone();
+    let gateway = c4mesh_mesh::LocalMesh::start(c4mesh_mesh::mesh::MeshOptions {
+        tls: Some(certificates),
+        ..c4mesh_mesh::mesh::MeshOptions::gateway(c4mesh_mesh::Wasm::filter("").expect("filter"))
+    })
+    .expect("local mesh");
     let scenarios: Vec<_> = scenario::load_dir(&scenarios_dir())
         .expect("scenarios load")
         .into_iter()
@@ -195,21 +203,53 @@ fn the_url_target_checks_a_live_gateway_and_sees_what_a_client_sees() {
         "only {} url scenarios",
         scenarios.len()
     );
+    let trusted = c4mesh::live::Settings {
+        cacert: Some(ca),
+        ..c4mesh::live::Settings::default()
+    };
+    let https = gateway.envoy.tls_url().expect("the gateway serves HTTPS");
     let options = Options {
         scenarios,
         targets: vec![Target::Url {
             base: gateway.envoy.url(),
             host: None,
+            settings: c4mesh::live::Settings::default(),
         }],
         wasm: filter(),
     };
-    let suite = conformance::run(&options, |report| {
+    let show = |report: &conformance::report::ScenarioReport| {
         if !report.passed() {
             eprint!("{}", conformance::report::table_lines(report));
         }
-    });
-    println!("{}", suite.summary_line());
+    };
+    let suite = conformance::run(&options, show);
+    println!("http: {}", suite.summary_line());
     assert!(suite.passed(), "{}", suite.summary_line());
+    let over_tls = Options {
+        targets: vec![Target::Url {
+            base: https.clone(),
+            host: None,
+            settings: trusted,
+        }],
+        ..options.clone()
+    };
+    let suite = conformance::run(&over_tls, show);
+    println!("https: {}", suite.summary_line());
+    assert!(suite.passed(), "{}", suite.summary_line());
+
+    // Without trusting the gateway's CA, nothing gets through, and the report says why.
+    let untrusted = Options {
+        targets: vec![Target::Url {
+            base: https,
+            host: None,
+            settings: c4mesh::live::Settings::default(),
+        }],
+        ..options.clone()
+    };
+    let suite = conformance::run(&untrusted, |_| {});
+    assert!(!suite.passed());
+    let json = suite.json().to_string();
+    assert!(json.contains("tls_unknown_ca"), "{json}");
 
     // Against a gateway without the filter, the same scenarios fail.
     drop(gateway);
@@ -222,9 +262,11 @@ fn the_url_target_checks_a_live_gateway_and_sees_what_a_client_sees() {
         targets: vec![Target::Url {
             base: bare.envoy.url(),
             host: Some("api.c4ang.com".into()),
+            settings: c4mesh::live::Settings::default(),
         }],
         ..options
     };
     let suite = conformance::run(&options, |_| {});
     assert!(suite.failed() > 0, "{}", suite.summary_line());
+    let _ = std::fs::remove_dir_all(certs);
 }

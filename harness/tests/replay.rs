@@ -1,9 +1,9 @@
 //! `c4mesh::replay` against real hosts on loopback: simulated services for the loops,
 //! bounds, errors and the stop flag, and a real Envoy with the filter for the mix.
 
-use c4mesh::live::Endpoint;
+use c4mesh::live::{Endpoint, Protocol, Settings};
 use c4mesh::replay::{self, Load, Options, Progress, Report, Source};
-use c4mesh_mesh::{Behaviour, Handler, LocalMesh, Reply, Upstream};
+use c4mesh_mesh::{Behaviour, Handler, LocalMesh, MeshOptions, Reply, Upstream, Wasm};
 use serde_json::json;
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
@@ -310,6 +310,158 @@ fn a_file_is_replayed_at_its_recorded_offsets() {
     let names: Vec<_> = report.routes().map(|(n, _)| n.to_owned()).collect();
     assert_eq!(names, ["orders", "payments", "saga", "other"]);
     assert_eq!(report.to_json()["rate"], json!(null));
+
+    // Twice as fast: the same requests, half the gaps.
+    arrivals.lock().expect("lock").clear();
+    options.speed = 2.0;
+    let report = run(&options);
+    assert_eq!(report.requests(), 4);
+    let times = arrivals.lock().expect("lock").clone();
+    for pair in times.windows(2) {
+        let gap = pair[1].duration_since(pair[0]);
+        assert!(
+            (Duration::from_millis(50)..Duration::from_millis(130)).contains(&gap),
+            "gap {gap:?} at speed 2"
+        );
+    }
+}
+
+#[test]
+fn connections_are_kept_alive_and_reused() {
+    let host = Upstream::start("any", Behaviour::status(200)).expect("upstream");
+    let report = run(&options(host.addr(), closed(4), Some(400)));
+    assert_eq!(report.overall.responses(), 400);
+    assert_eq!(host.attempts(), 400);
+    assert!(
+        host.connections() <= 4,
+        "{} connections",
+        host.connections()
+    );
+    assert_eq!(report.connections, host.connections());
+    assert_eq!(report.to_json()["connections"], json!(host.connections()));
+
+    // Fewer connections than clients: they wait for one, and none more is opened.
+    let host = Upstream::start("any", Behaviour::status(200)).expect("upstream");
+    let mut few = options(host.addr(), closed(8), Some(200));
+    few.connections = Some(2);
+    let report = run(&few);
+    assert_eq!(report.overall.responses(), 200);
+    assert!(
+        host.connections() <= 2,
+        "{} connections",
+        host.connections()
+    );
+}
+
+/// The local mesh with the filter, serving HTTPS with a certificate for
+/// api.c4ang.com signed by a CA of its own.
+fn tls_mesh(name: &str) -> (LocalMesh, PathBuf) {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let certificates = c4mesh_mesh::tls::generate(&dir, "api.c4ang.com").expect("certificates");
+    let ca = certificates.ca.clone();
+    let mesh = LocalMesh::start(MeshOptions {
+        tls: Some(certificates),
+        ..MeshOptions::gateway(Wasm::filter("").expect("filter"))
+    })
+    .expect("local mesh with HTTPS");
+    (mesh, ca)
+}
+
+fn https_options(mesh: &LocalMesh, host: &str, settings: Settings, count: u64) -> Options {
+    let url = mesh.envoy.tls_url().expect("an HTTPS listener");
+    let mut options = Options::new(Endpoint::parse(&url, Some(host)).expect("endpoint"));
+    options.settings = settings;
+    options.load = closed(2);
+    options.count = Some(count);
+    options
+}
+
+#[test]
+fn https_is_verified_for_the_requests_host_and_failures_are_counted_by_kind() {
+    let (mesh, ca) = tls_mesh("replay-https");
+    let trusted = Settings {
+        cacert: Some(ca.clone()),
+        ..Settings::default()
+    };
+    let report = run(&https_options(&mesh, "api.c4ang.com", trusted.clone(), 40));
+    assert_eq!(
+        report.to_json()["statuses"],
+        json!({"200": 40}),
+        "{:#}",
+        report.to_json()
+    );
+
+    // Without the CA: refused, counted, no crash.
+    let report = run(&https_options(
+        &mesh,
+        "api.c4ang.com",
+        Settings::default(),
+        6,
+    ));
+    assert_eq!(
+        report.to_json()["error_kinds"],
+        json!({"tls_unknown_ca": 6})
+    );
+
+    // --insecure: accepted whatever the certificate.
+    let insecure = Settings {
+        insecure: true,
+        ..Settings::default()
+    };
+    let report = run(&https_options(&mesh, "api.c4ang.com", insecure, 6));
+    assert_eq!(report.to_json()["statuses"], json!({"200": 6}));
+
+    // Another name than the certificate's: refused even with the CA trusted.
+    let report = run(&https_options(&mesh, "shop.c4ang.com", trusted, 6));
+    assert_eq!(
+        report.to_json()["error_kinds"],
+        json!({"tls_name_mismatch": 6})
+    );
+
+    // Something that does not speak TLS at all.
+    let plain = mesh.envoy.url().replace("http://", "https://");
+    let mut options = Options::new(Endpoint::parse(&plain, Some("api.c4ang.com")).expect("url"));
+    options.count = Some(3);
+    let report = run(&options);
+    assert_eq!(report.to_json()["error_kinds"], json!({"tls_handshake": 3}));
+}
+
+#[test]
+fn http2_by_alpn_over_tls_and_by_prior_knowledge_in_clear_text() {
+    let (mesh, ca) = tls_mesh("replay-h2");
+    let h2_connections = || {
+        mesh.envoy
+            .stat("http.ingress.downstream_cx_http2_total")
+            .expect("stats")
+            .unwrap_or(0)
+    };
+    let trusted = Settings {
+        cacert: Some(ca),
+        ..Settings::default()
+    };
+    let mut alpn = https_options(&mesh, "api.c4ang.com", trusted, 60);
+    alpn.load = closed(6);
+    alpn.connections = Some(2);
+    let report = run(&alpn);
+    assert_eq!(report.to_json()["statuses"], json!({"200": 60}));
+    assert_eq!(
+        report.connections, 2,
+        "six streams share two HTTP/2 connections"
+    );
+    assert_eq!(h2_connections(), 2, "ALPN picked h2");
+
+    let mut h2c = options(mesh.envoy.listener, closed(4), Some(40));
+    h2c.settings.protocol = Protocol::Http2;
+    h2c.connections = Some(1);
+    let report = run(&h2c);
+    assert_eq!(report.to_json()["statuses"], json!({"200": 40}));
+    assert_eq!(h2_connections(), 3, "one more, in clear text");
+
+    let mut http1 = https_options(&mesh, "api.c4ang.com", alpn.settings.clone(), 10);
+    http1.settings.protocol = Protocol::Http1;
+    let report = run(&http1);
+    assert_eq!(report.to_json()["statuses"], json!({"200": 10}));
+    assert_eq!(h2_connections(), 3, "HTTP/1.1 when asked");
 }
 
 #[test]

@@ -3,10 +3,12 @@
 
 use anyhow::{bail, Context, Result};
 use c4mesh::check::{self, Finding};
+use c4mesh::live::{BlockingClient, Endpoint, Settings};
 use serde::Deserialize;
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
+use std::time::Duration;
 
 #[derive(clap::Args)]
 pub struct CheckArgs {
@@ -23,9 +25,19 @@ pub struct CheckArgs {
     /// The API host.
     #[arg(long, value_name = "HOST", default_value = "api.c4ang.com")]
     host: String,
-    /// Send the request to this URL instead of the NLB's hostname.
+    /// Send the request to this URL (http:// or https://) instead of the NLB's hostname.
     #[arg(long, value_name = "URL")]
     gateway: Option<String>,
+    /// Send the request to the NLB over HTTPS (port 443, the Gateway's
+    /// ecommerce-tls-cert, verified for --host).
+    #[arg(long)]
+    https: bool,
+    /// Also trust the certificates in this PEM file (a self-signed ecommerce-tls-cert).
+    #[arg(long, value_name = "FILE")]
+    cacert: Option<PathBuf>,
+    /// Accept any certificate.
+    #[arg(long)]
+    insecure: bool,
     /// Do not send a request through the gateway.
     #[arg(long)]
     no_request: bool,
@@ -76,25 +88,34 @@ fn cluster_objects(args: &CheckArgs) -> Result<Vec<serde_json::Value>> {
     Ok(check::objects(documents(&text, "kubectl output")?))
 }
 
-fn send(url: &str, host: &str) -> Finding {
+fn send(url: &str, host: &str, settings: &Settings) -> Finding {
     let path = "/api/v1/products/1";
-    let addr = match c4mesh::conformance::url_target::resolve(url) {
-        Ok(addr) => addr,
-        Err(e) => return check::request(None, None, e.to_string()),
+    let endpoint = match Endpoint::parse(url, Some(host)) {
+        Ok(endpoint) => endpoint,
+        Err(e) => return check::request(None, None, e),
     };
-    match c4mesh_mesh::Client::new(addr).request("GET", path, Some(host), &[]) {
-        Ok(response) => check::request(
-            Some(response.status),
-            response.header("x-c4-reason"),
-            format!(
-                "GET {url}{path} (Host: {host}): {}{}",
-                response.status,
-                response
-                    .header("x-c4-reason")
-                    .map_or_else(String::new, |r| format!(", x-c4-reason {r}"))
-            ),
+    let mut client = match BlockingClient::new(endpoint, settings) {
+        Ok(client) => client,
+        Err(e) => return check::request(None, None, format!("GET {url}{path}: {e}")),
+    };
+    match client.get(path, Duration::from_secs(10)) {
+        Ok(response) => {
+            let reason = c4mesh_mesh::client::header(&response.headers, "x-c4-reason");
+            check::request(
+                Some(response.status),
+                reason,
+                format!(
+                    "GET {url}{path} (Host: {host}): {}{}",
+                    response.status,
+                    reason.map_or_else(String::new, |r| format!(", x-c4-reason {r}"))
+                ),
+            )
+        }
+        Err(kind) => check::request(
+            None,
+            None,
+            format!("GET {url}{path} (Host: {host}): {kind}"),
         ),
-        Err(e) => check::request(None, None, format!("GET {url}{path}: {e:#}")),
     }
 }
 
@@ -103,12 +124,18 @@ pub fn command(args: CheckArgs) -> Result<ExitCode> {
     let mut findings = check::run(&objects, &args.host);
     if !args.no_request {
         let url = args.gateway.clone().or_else(|| {
+            let scheme = if args.https { "https" } else { "http" };
             check::load_balancer(&objects)
                 .1
-                .map(|hostname| format!("http://{hostname}"))
+                .map(|hostname| format!("{scheme}://{hostname}"))
         });
+        let settings = Settings {
+            cacert: args.cacert.clone(),
+            insecure: args.insecure,
+            ..Settings::default()
+        };
         findings.push(match url {
-            Some(url) => send(&url, &args.host),
+            Some(url) => send(&url, &args.host, &settings),
             None => check::request(None, None, "no NLB address to send to".into()),
         });
     }

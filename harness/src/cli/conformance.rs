@@ -9,13 +9,19 @@ use std::process::ExitCode;
 
 #[derive(clap::Args)]
 pub struct ConformanceArgs {
-    /// A target: wasm, envoy, or url=http://HOST[:PORT] (repeatable; default wasm and
-    /// envoy).
+    /// A target: wasm, envoy, or url=http[s]://HOST[:PORT] (repeatable; default wasm
+    /// and envoy).
     #[arg(long = "target", value_name = "wasm|envoy|url=URL", value_parser = parse_target)]
     targets: Vec<Target>,
     /// The Host header for the url target, in place of the scenarios' api.c4ang.com.
     #[arg(long, value_name = "H")]
     host: Option<String>,
+    /// For an https:// url target: also trust the certificates in this PEM file.
+    #[arg(long, value_name = "FILE")]
+    cacert: Option<PathBuf>,
+    /// For an https:// url target: accept any certificate.
+    #[arg(long)]
+    insecure: bool,
     /// The folder of scenario files (*.yaml, searched recursively).
     #[arg(long, value_name = "DIR", default_value = "tests/conformance")]
     scenarios: PathBuf,
@@ -35,13 +41,18 @@ fn parse_target(value: &str) -> Result<Target, String> {
         "wasm" => Ok(Target::Wasm),
         "envoy" => Ok(Target::Envoy),
         other => match other.strip_prefix("url=") {
-            Some(url) if url.starts_with("http://") => Ok(Target::Url {
-                base: url.to_owned(),
-                host: None,
-            }),
-            Some(url) => Err(format!("{url}: the url target takes an http:// URL")),
+            Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
+                Ok(Target::Url {
+                    base: url.to_owned(),
+                    host: None,
+                    settings: c4mesh::live::Settings::default(),
+                })
+            }
+            Some(url) => Err(format!(
+                "{url}: the url target takes an http:// or https:// URL"
+            )),
             None => Err(format!(
-                "{other}: expected wasm, envoy or url=http://HOST[:PORT]"
+                "{other}: expected wasm, envoy or url=http[s]://HOST[:PORT]"
             )),
         },
     }
@@ -53,12 +64,18 @@ pub fn command(args: ConformanceArgs) -> Result<ExitCode> {
     } else {
         args.targets
     };
-    if args.host.is_some() && !targets.iter().any(|t| matches!(t, Target::Url { .. })) {
+    let url = targets.iter().any(|t| matches!(t, Target::Url { .. }));
+    if args.host.is_some() && !url {
         bail!("--host applies to the url target: add --target url=http://...");
     }
+    if (args.cacert.is_some() || args.insecure) && !url {
+        bail!("--cacert and --insecure apply to the url target: add --target url=https://...");
+    }
     for target in &mut targets {
-        if let Target::Url { host, .. } = target {
+        if let Target::Url { host, settings, .. } = target {
             host.clone_from(&args.host);
+            settings.cacert.clone_from(&args.cacert);
+            settings.insecure = args.insecure;
         }
     }
     if !args.wasm.is_file() {

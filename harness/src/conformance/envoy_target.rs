@@ -333,6 +333,7 @@ pub fn run(scenario: &Scenario, wasm: &Path) -> Result<Observed, Error> {
     let destination = Destination {
         addr: gateway.envoy.listener,
         host_override: None,
+        live: None,
     };
     let exchanges = wire::drive(scenario, &destination, start);
     std::thread::sleep(wire::METRICS_SETTLE);

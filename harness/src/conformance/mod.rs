@@ -71,10 +71,12 @@ pub enum Error {
 pub enum Target {
     Wasm,
     Envoy,
-    /// A live gateway: its base URL and the Host header to send.
+    /// A live gateway: its base URL, the Host header to send, and how to reach it
+    /// (TLS trust, HTTP version).
     Url {
         base: String,
         host: Option<String>,
+        settings: crate::live::Settings,
     },
 }
 
@@ -111,7 +113,11 @@ pub fn run(options: &Options, mut progress: impl FnMut(&ScenarioReport)) -> Suit
             let outcome = match target {
                 Target::Wasm => wasm_target::run(scenario, &options.wasm),
                 Target::Envoy => envoy_target::run(scenario, &options.wasm),
-                Target::Url { base, host } => url_target::run(scenario, base, host.as_deref()),
+                Target::Url {
+                    base,
+                    host,
+                    settings,
+                } => url_target::run(scenario, base, host.as_deref(), settings),
             };
             let elapsed = started.elapsed();
             suite.add_time(target.kind(), elapsed);

@@ -2,39 +2,32 @@
 //!
 //! Nothing behind the gateway is under control or visible, so only what the client
 //! sees is checked: statuses, headers and bodies. Checks on attempts, services,
-//! metrics and logs are reported as not observable. Plain HTTP only; `--host` replaces
-//! the scenarios' default host `api.c4ang.com`, for a gateway known by another name.
+//! metrics and logs are reported as not observable. HTTP or HTTPS (verified for the
+//! request's host, trusting `--cacert`, or `--insecure`); `--host` replaces the
+//! scenarios' default host `api.c4ang.com`, for a gateway known by another name.
 
 use super::observe::Observed;
 use super::scenario::Scenario;
 use super::wire::{self, Destination};
 use super::Error;
-use std::net::ToSocketAddrs;
+use crate::live::{Endpoint, Settings};
 use std::time::Instant;
 
-/// `http://host[:port]` to a socket address.
-pub fn resolve(base: &str) -> Result<std::net::SocketAddr, Error> {
-    let rest = base
-        .strip_prefix("http://")
-        .ok_or_else(|| Error::Url(format!("{base}: only http:// URLs are supported")))?;
-    let authority = rest.split('/').next().unwrap_or(rest);
-    let with_port = if authority.contains(':') {
-        authority.to_owned()
-    } else {
-        format!("{authority}:80")
-    };
-    with_port
-        .to_socket_addrs()
-        .map_err(|e| Error::Url(format!("{base}: {e}")))?
-        .next()
-        .ok_or_else(|| Error::Url(format!("{base}: no address")))
-}
-
 /// Runs the scenario's traffic against a live gateway.
-pub fn run(scenario: &Scenario, base: &str, host: Option<&str>) -> Result<Observed, Error> {
+pub fn run(
+    scenario: &Scenario,
+    base: &str,
+    host: Option<&str>,
+    settings: &Settings,
+) -> Result<Observed, Error> {
+    let endpoint = Endpoint::parse(base, Some("api.c4ang.com")).map_err(Error::Url)?;
+    if endpoint.is_tls() {
+        crate::live::tls::client_config(settings).map_err(Error::Url)?;
+    }
     let destination = Destination {
-        addr: resolve(base)?,
+        addr: endpoint.addr,
         host_override: host.map(str::to_owned),
+        live: Some((endpoint, settings.clone())),
     };
     let exchanges = wire::drive(scenario, &destination, Instant::now());
     Ok(Observed {

@@ -1,13 +1,19 @@
 //! Scenario traffic over real HTTP in wall time, for the `envoy` and `url` targets.
 //!
-//! Each request goes on its own connection (`connection: close`), so requests spread
-//! over the proxy's workers as separate clients' would. Steps run in order; within a
+//! Each request goes on its own connection, so requests spread over the proxy's
+//! workers as separate clients' would. To the local Envoy of the `envoy` target
+//! requests are written as raw HTTP/1.1 bytes: scenarios send malformed requests on
+//! purpose (raw backslashes, no Host), which no HTTP library sends. To a live gateway
+//! (the `url` target) they go through the product's client stack ([`crate::live`]:
+//! HTTP or HTTPS, verified for the request's host), and only a request that stack
+//! refuses to build is written raw, over TCP or TLS. Steps run in order; within a
 //! step up to `concurrency` client threads send, either as soon as their previous
 //! request is answered (closed loop) or when each request is due (open loop).
 
 use super::observe::{Exchange, Reply};
 use super::scenario::Scenario;
 use super::traffic::{ClientRequest, Plan};
+use crate::live::{self, BlockingClient, Endpoint, Settings};
 use c4mesh_mesh::Client;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -22,6 +28,9 @@ pub struct Destination {
     /// Replaces the scenario's default host `api.c4ang.com` (for a live gateway known by
     /// another name).
     pub host_override: Option<String>,
+    /// A live gateway: the client stack's endpoint and settings (else raw bytes to
+    /// `addr`).
+    pub live: Option<(Endpoint, Settings)>,
 }
 
 /// The raw HTTP/1.1 bytes of a request.
@@ -47,7 +56,18 @@ pub fn raw_request(request: &ClientRequest, host_override: Option<&str>) -> Vec<
     raw
 }
 
+/// Longest a live gateway may take for one scenario request.
+const LIVE_TIMEOUT: Duration = Duration::from_secs(20);
+
 fn send(destination: &Destination, request: &ClientRequest) -> Result<Reply, String> {
+    if let Some((endpoint, settings)) = &destination.live {
+        return send_live(
+            endpoint,
+            settings,
+            destination.host_override.as_deref(),
+            request,
+        );
+    }
     let raw = raw_request(request, destination.host_override.as_deref());
     Client::new(destination.addr)
         .send_raw(&raw)
@@ -57,6 +77,48 @@ fn send(destination: &Destination, request: &ClientRequest) -> Result<Reply, Str
             body: r.body,
         })
         .map_err(|e| format!("{e:#}"))
+}
+
+/// A request to a live gateway: through the client stack when it can be built,
+/// else as raw bytes (no Host header, bytes the `http` types refuse).
+fn send_live(
+    endpoint: &Endpoint,
+    settings: &Settings,
+    host_override: Option<&str>,
+    request: &ClientRequest,
+) -> Result<Reply, String> {
+    let reply = |r: live::FullResponse| Reply {
+        status: r.status,
+        headers: r.headers,
+        body: r.body.to_vec(),
+    };
+    if let Some(host) = &request.host {
+        let host = match host_override {
+            Some(other) if host == "api.c4ang.com" => other.to_owned(),
+            _ => host.clone(),
+        };
+        let mut endpoint = endpoint.clone();
+        endpoint.host = host;
+        let mut client = BlockingClient::new(endpoint, settings)?;
+        let body = request.body.as_deref().unwrap_or_default();
+        match client.send(
+            &request.method,
+            &request.path,
+            &request.headers,
+            body,
+            LIVE_TIMEOUT,
+        ) {
+            Ok(response) => return Ok(reply(response)),
+            Err(live::ErrorKind::BadRequest) => {}
+            Err(kind) => return Err(kind.to_string()),
+        }
+    }
+    let raw = raw_request(request, host_override);
+    let bytes =
+        live::raw::exchange(endpoint, settings, &raw, LIVE_TIMEOUT).map_err(|k| k.to_string())?;
+    live::raw::parse(&bytes)
+        .map(reply)
+        .map_err(|k| k.to_string())
 }
 
 /// Runs the scenario's steps against `destination`; `start` is scenario time zero.

@@ -556,7 +556,12 @@ impl Pool {
         if self.speaks_h2.get() == Some(true) {
             return self.send_h2(item, shared).await;
         }
-        let _permit = self.permits.acquire().await.map_err(|_| ErrorKind::Io)?;
+        let permit = self.permits.acquire().await.map_err(|_| ErrorKind::Io)?;
+        if self.speaks_h2.get() == Some(true) {
+            // Learnt while waiting: the first connection chose HTTP/2.
+            drop(permit);
+            return self.send_h2(item, shared).await;
+        }
         let reused = self.idle.borrow_mut().pop().filter(Connection::usable);
         let mut connection = match reused {
             Some(connection) => connection,
@@ -571,6 +576,7 @@ impl Pool {
         if answer.is_ok() && !connection.is_h2() && connection.usable() {
             self.idle.borrow_mut().push(connection);
         }
+        drop(permit);
         answer
     }
 
