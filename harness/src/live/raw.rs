@@ -148,6 +148,17 @@ fn talk<S: Read + Write>(
     }
 }
 
+fn of_io(error: &std::io::Error) -> ErrorKind {
+    match error.kind() {
+        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => ErrorKind::Timeout,
+        std::io::ErrorKind::ConnectionReset
+        | std::io::ErrorKind::ConnectionAborted
+        | std::io::ErrorKind::BrokenPipe => ErrorKind::Reset,
+        std::io::ErrorKind::UnexpectedEof => ErrorKind::Closed,
+        _ => ErrorKind::Io,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,16 +182,5 @@ mod tests {
             parse(b"SSH-2.0\r\n\r\n").err(),
             Some(ErrorKind::BadResponse)
         );
-    }
-}
-
-fn of_io(error: &std::io::Error) -> ErrorKind {
-    match error.kind() {
-        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => ErrorKind::Timeout,
-        std::io::ErrorKind::ConnectionReset
-        | std::io::ErrorKind::ConnectionAborted
-        | std::io::ErrorKind::BrokenPipe => ErrorKind::Reset,
-        std::io::ErrorKind::UnexpectedEof => ErrorKind::Closed,
-        _ => ErrorKind::Io,
     }
 }
