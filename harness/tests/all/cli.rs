@@ -116,6 +116,9 @@ fn package_writes_an_oci_layout_and_prints_its_digest() {
 struct Up {
     child: std::process::Child,
     gateway: String,
+    /// The HTTPS listener and the CA file that signed its certificate.
+    https: String,
+    ca: String,
     /// Kept open: the command goes on printing after the gateway line.
     _stdout: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
 }
@@ -123,10 +126,18 @@ struct Up {
 impl Up {
     fn start(args: &[&str]) -> Up {
         use std::io::{BufRead, BufReader};
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static STARTED: AtomicUsize = AtomicUsize::new(0);
         let wasm = crate::support::filter_wasm();
+        let certs = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
+            "up-certs-{}",
+            STARTED.fetch_add(1, Ordering::SeqCst)
+        ));
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_c4mesh"))
             .args(["up", "--for", "30s", "--wasm"])
             .arg(&wasm)
+            .arg("--certs")
+            .arg(&certs)
             .args(args)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
@@ -144,9 +155,23 @@ impl Up {
             printed.push(line.clone());
             if let Some(url) = line.strip_prefix("gateway  ") {
                 let gateway = url.split_whitespace().next().unwrap_or_default().to_owned();
+                // The HTTPS line follows: `https    URL   (Host: ..., CA: FILE)`.
+                let https_line = lines.next().and_then(Result::ok).unwrap_or_default();
+                let https = https_line
+                    .strip_prefix("https")
+                    .and_then(|rest| rest.split_whitespace().next())
+                    .unwrap_or_default()
+                    .to_owned();
+                let ca = https_line
+                    .split("CA: ")
+                    .nth(1)
+                    .map(|rest| rest.trim_end_matches(')').to_owned())
+                    .unwrap_or_default();
                 return Up {
                     child,
                     gateway,
+                    https,
+                    ca,
                     _stdout: lines,
                 };
             }
@@ -355,6 +380,102 @@ fn check_passes_a_healthy_cluster_and_sends_its_request_through_the_gateway() {
         stdout.contains("PASS  a request through the gateway reaches a service"),
         "{stdout}"
     );
+
+    // The same request over HTTPS: verified against the gateway's CA, refused without it.
+    let file = std::env::temp_dir().join(format!("c4mesh-cluster-tls-{}.yaml", std::process::id()));
+    std::fs::write(
+        &file,
+        cluster_state("k8s-istio-abc.elb.us-east-1.amazonaws.com"),
+    )
+    .expect("write");
+    let from = file.to_str().unwrap_or_default();
+    let (code, stdout, stderr) = c4mesh(&[
+        "check",
+        "--from",
+        from,
+        "--gateway",
+        &up.https,
+        "--cacert",
+        &up.ca,
+    ]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stdout.contains(&format!(
+            "GET {}/api/v1/products/1 (Host: api.c4ang.com): 200",
+            up.https
+        )),
+        "{stdout}"
+    );
+    let (code, stdout, _) = c4mesh(&["check", "--from", from, "--gateway", &up.https]);
+    let _ = std::fs::remove_file(&file);
+    assert_ne!(code, 0);
+    assert!(stdout.contains("tls_unknown_ca"), "{stdout}");
+}
+
+#[test]
+fn replay_speaks_https_and_http2_to_the_local_mesh() {
+    let up = Up::start(&[]);
+    let (code, stdout, stderr) = c4mesh(&[
+        "replay",
+        "--target",
+        &up.https,
+        "--cacert",
+        &up.ca,
+        "--count",
+        "30",
+        "--concurrency",
+        "3",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("JSON report");
+    assert_eq!(
+        report["statuses"],
+        serde_json::json!({"200": 30}),
+        "{report:#}"
+    );
+    let (code, stdout, stderr) = c4mesh(&[
+        "replay",
+        "--target",
+        &up.gateway,
+        "--http2",
+        "--connections",
+        "1",
+        "--count",
+        "20",
+        "--concurrency",
+        "4",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("JSON report");
+    assert_eq!(
+        report["statuses"],
+        serde_json::json!({"200": 20}),
+        "{report:#}"
+    );
+    assert_eq!(report["connections"], serde_json::json!(1));
+    let (code, _, stderr) = c4mesh(&[
+        "replay",
+        "--target",
+        &up.https,
+        "--cacert",
+        "/nonexistent.pem",
+        "--count",
+        "1",
+    ]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("--cacert /nonexistent.pem"), "{stderr}");
+    let (code, _, stderr) = c4mesh(&[
+        "replay",
+        "--target",
+        &up.gateway,
+        "--insecure",
+        "--count",
+        "1",
+    ]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("https://"), "{stderr}");
 }
 
 #[test]
