@@ -28,11 +28,13 @@
 
 use super::routes::Routes;
 use super::Error;
+use crate::live::connection::Template;
+use crate::live::ErrorKind;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// Where a replay's requests come from.
@@ -315,30 +317,37 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     era * 146_097 + day_of_era - 719_468
 }
 
-/// A request of the run with its route.
-#[derive(Debug, Clone)]
+/// A request of the run with its route, and its parsed parts once they are made
+/// (one set per HTTP version, since HTTP/2 names the host in the URI).
+#[derive(Debug)]
 pub(crate) struct Prepared {
-    pub request: Arc<Request>,
+    pub request: Request,
     pub route: usize,
+    pub h1: OnceLock<Result<Template, ErrorKind>>,
+    pub h2: OnceLock<Result<Template, ErrorKind>>,
 }
 
 impl Prepared {
-    fn new(request: Request, routes: &Routes) -> Prepared {
+    fn new(request: Request, routes: &Routes) -> Arc<Prepared> {
         let route = routes.classify(&request.path);
-        Prepared {
-            request: Arc::new(request),
+        Arc::new(Prepared {
+            request,
             route,
-        }
+            h1: OnceLock::new(),
+            h2: OnceLock::new(),
+        })
     }
 }
 
+/// How many distinct requests the built-in mix cycles through (per route).
+const MIX_IDS: u64 = 1000;
+
 /// The resolved source: request `i` of the run, and when it is due if recorded.
 pub(crate) enum Traffic {
-    Mix {
-        routes: Routes,
-    },
+    /// The mix's requests, one cycle of them.
+    Mix { items: Vec<Arc<Prepared>> },
     List {
-        items: Vec<(Prepared, Option<Duration>)>,
+        items: Vec<(Arc<Prepared>, Option<Duration>)>,
         /// With recorded offsets: how far each pass over the file shifts the next.
         period: Option<Duration>,
     },
@@ -348,7 +357,9 @@ impl Traffic {
     pub fn new(source: &Source, routes: &Routes) -> Result<Traffic, Error> {
         match source {
             Source::Mix => Ok(Traffic::Mix {
-                routes: routes.clone(),
+                items: (0..routes.len().max(1) as u64 * MIX_IDS)
+                    .map(|n| Prepared::new(mix_request(routes, n), routes))
+                    .collect(),
             }),
             Source::File(path) => Ok(Traffic::from_requests(&read_file(path)?, routes)),
         }
@@ -397,12 +408,15 @@ impl Traffic {
     }
 
     /// Request `i` of the run (files cycle).
-    pub fn item(&self, i: u64) -> Prepared {
+    pub fn item(&self, i: u64) -> Arc<Prepared> {
         match self {
-            Traffic::Mix { routes } => Prepared::new(mix_request(routes, i), routes),
+            Traffic::Mix { items } => {
+                let index = usize::try_from(i % items.len().max(1) as u64).unwrap_or(0);
+                Arc::clone(&items[index])
+            }
             Traffic::List { items, .. } => {
                 let index = usize::try_from(i % items.len().max(1) as u64).unwrap_or(0);
-                items[index].0.clone()
+                Arc::clone(&items[index].0)
             }
         }
     }
