@@ -29,6 +29,7 @@ use crate::live::connection::{Connection, Dialer};
 use crate::live::{Answer, ErrorKind};
 use bytes::Bytes;
 use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -330,13 +331,8 @@ impl Worker {
         Outcome { report, cut_short }
     }
 
-    /// The closed loop's clients on this worker; whether the stop flag cut it short.
-    ///
-    /// The clients carry no timer per request: a watchdog looks at every client's
-    /// request in flight a few times per timeout, and one that is overdue is counted
-    /// as a timeout, its client task (and connection) dropped and a fresh client put
-    /// in its place. Arming a timer for each of 100,000 requests a second would cost
-    /// the load generator a tenth of its speed.
+    /// The closed loop's clients on this worker (watched by [`supervise`]); whether
+    /// the stop flag cut it short.
     async fn closed(&self, ctx: &Rc<Context>, clients: usize) -> bool {
         let cut_short = Rc::new(Cell::new(false));
         let ended = Rc::new(tokio::sync::Notify::new());
@@ -371,42 +367,76 @@ impl Worker {
                 ended.notify_one();
             })
         };
-        let mut running: Vec<(Rc<Client>, tokio::task::JoinHandle<()>)> = (0..clients)
-            .map(|_| {
-                let client = Rc::new(Client::default());
-                let handle = spawn(&client);
-                (client, handle)
-            })
-            .collect();
-        let every = (ctx.timeout / 4).clamp(Duration::from_millis(1), Duration::from_millis(50));
-        while running.iter().any(|(_, handle)| !handle.is_finished()) {
-            tokio::select! {
-                () = tokio::time::sleep(every) => {}
-                () = ended.notified() => {}
-            }
-            for (client, handle) in &mut running {
-                let Some(started) = client.started.get() else {
-                    continue;
-                };
-                let waited = started.elapsed();
-                if waited < ctx.timeout || handle.is_finished() {
-                    continue;
-                }
-                handle.abort();
-                client.started.set(None);
-                ctx.finish(client.route.get(), waited, Err(ErrorKind::Timeout));
-                let fresh = Rc::new(Client::default());
-                *handle = spawn(&fresh);
-                *client = fresh;
-            }
-        }
+        supervise(ctx, clients, spawn, &ended).await;
         cut_short.get()
     }
 
     /// The open loop's share of this worker: every `threads`-th request from
     /// `index`, each at its due time; whether the stop flag cut it short.
     async fn open(&self, ctx: &Rc<Context>) -> bool {
-        let slots = Rc::new(Semaphore::new(self.max_in_flight));
+        // Due requests wait in a queue for one of `max_in_flight` senders; a wait
+        // counts in their latency, which runs from the due time.
+        let queue: Rc<RefCell<VecDeque<(Arc<Prepared>, Instant)>>> = Rc::default();
+        let wake = Rc::new(tokio::sync::Notify::new());
+        let closed = Rc::new(Cell::new(false));
+        let ended = Rc::new(tokio::sync::Notify::new());
+        let senders = self.max_in_flight;
+        let spawn = |client: &Rc<Client>| {
+            let (ctx, queue, wake, closed, client, ended) = (
+                Rc::clone(ctx),
+                Rc::clone(&queue),
+                Rc::clone(&wake),
+                Rc::clone(&closed),
+                Rc::clone(client),
+                Rc::clone(&ended),
+            );
+            tokio::task::spawn_local(async move {
+                loop {
+                    let job = loop {
+                        if let Some(job) = queue.borrow_mut().pop_front() {
+                            break Some(job);
+                        }
+                        if closed.get() {
+                            break None;
+                        }
+                        wake.notified().await;
+                    };
+                    let Some((item, due)) = job else {
+                        break;
+                    };
+                    if ctx.shared.stopping() {
+                        ctx.skip();
+                        continue;
+                    }
+                    client.started.set(Some(Instant::now()));
+                    client.route.set(item.route);
+                    let result = ctx.pool.send(&item, &ctx.shared).await;
+                    client.started.set(None);
+                    ctx.finish(item.route, due.elapsed(), result);
+                }
+                ended.notify_one();
+            })
+        };
+        let schedule = async {
+            let cut_short = self.release(ctx, &queue, &wake).await;
+            closed.set(true);
+            for _ in 0..senders {
+                wake.notify_one();
+            }
+            cut_short
+        };
+        let (cut_short, ()) = tokio::join!(schedule, supervise(ctx, senders, spawn, &ended));
+        cut_short
+    }
+
+    /// Puts this worker's share of the requests (every `threads`-th from `index`) on
+    /// the queue at their due times; whether the stop flag cut it short.
+    async fn release(
+        &self,
+        ctx: &Rc<Context>,
+        queue: &RefCell<VecDeque<(Arc<Prepared>, Instant)>>,
+        wake: &tokio::sync::Notify,
+    ) -> bool {
         let step = self.plan.threads as u64;
         let mut i = self.index as u64;
         loop {
@@ -426,39 +456,27 @@ impl Worker {
             };
             if let Some(bound) = self.plan.duration.filter(|&d| offset >= d) {
                 // The run lasts its duration, even if the last request is due earlier.
-                if !self.sleep_until(ctx, self.start + bound).await {
-                    return true;
-                }
-                return false;
+                return !self.sleep_until(ctx, self.start + bound).await;
             }
             let due = self.start + offset;
             if !self.sleep_until(ctx, due).await {
                 return true;
             }
-            let item = self.traffic.item(i);
-            let (ctx, slots) = (Rc::clone(ctx), Rc::clone(&slots));
             ctx.begin();
-            tokio::task::spawn_local(async move {
-                // Waiting for a slot is part of the latency: it runs from `due`.
-                let Ok(_slot) = slots.acquire().await else {
-                    return;
-                };
-                let result = if ctx.shared.stopping() {
-                    None
-                } else {
-                    Some(ctx.send(&item).await)
-                };
-                match result {
-                    Some(result) => ctx.finish(item.route, due.elapsed(), result),
-                    None => ctx.skip(),
-                }
-            });
+            queue.borrow_mut().push_back((self.traffic.item(i), due));
+            wake.notify_one();
             i += step;
         }
     }
 
     /// Sleeps until `until`, waking early when the run stops; false if it did.
+    ///
+    /// Timers fire on a 1 ms wheel, so a request released by a timer alone would leave
+    /// up to a millisecond late, and that lateness would show as latency the server
+    /// never caused. So the last stretch before a due time is spent yielding to the
+    /// worker's other tasks (I/O goes on) and looking at the clock.
     async fn sleep_until(&self, ctx: &Context, until: Instant) -> bool {
+        const PRECISE: Duration = Duration::from_millis(2);
         loop {
             if ctx.shared.stopping() {
                 return false;
@@ -467,13 +485,61 @@ impl Worker {
             if now >= until {
                 return true;
             }
-            let nap = (until - now).min(TICK);
-            tokio::time::sleep(nap).await;
+            let left = until - now;
+            if left > PRECISE {
+                tokio::time::sleep((left - PRECISE).min(TICK)).await;
+            } else {
+                tokio::task::yield_now().await;
+            }
         }
     }
 }
 
-/// A closed-loop client: the request it has in flight, for the watchdog.
+/// Runs `count` client tasks made by `spawn` until they have all ended, and watches
+/// their requests: one in flight longer than the timeout is counted as a timeout, its
+/// task (and connection) dropped and a fresh client put in its place.
+///
+/// The clients carry no timer per request: arming one for each of 100,000 requests a
+/// second would cost the load generator a tenth of its speed, and a look at every
+/// client a few times per timeout costs nothing by comparison.
+async fn supervise(
+    ctx: &Context,
+    count: usize,
+    spawn: impl Fn(&Rc<Client>) -> tokio::task::JoinHandle<()>,
+    ended: &tokio::sync::Notify,
+) {
+    let mut running: Vec<(Rc<Client>, tokio::task::JoinHandle<()>)> = (0..count)
+        .map(|_| {
+            let client = Rc::new(Client::default());
+            let handle = spawn(&client);
+            (client, handle)
+        })
+        .collect();
+    let every = (ctx.timeout / 4).clamp(Duration::from_millis(1), Duration::from_millis(50));
+    while running.iter().any(|(_, handle)| !handle.is_finished()) {
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            () = ended.notified() => {}
+        }
+        for (client, handle) in &mut running {
+            let Some(started) = client.started.get() else {
+                continue;
+            };
+            let waited = started.elapsed();
+            if waited < ctx.timeout || handle.is_finished() {
+                continue;
+            }
+            handle.abort();
+            client.started.set(None);
+            ctx.finish(client.route.get(), waited, Err(ErrorKind::Timeout));
+            let fresh = Rc::new(Client::default());
+            *handle = spawn(&fresh);
+            *client = fresh;
+        }
+    }
+}
+
+/// A client task: the request it has in flight, for the watchdog.
 #[derive(Default)]
 struct Client {
     started: Cell<Option<Instant>>,
@@ -537,13 +603,6 @@ impl Context {
         } else {
             wait.await;
         }
-    }
-
-    /// Sends one request on a pooled connection, within the timeout.
-    async fn send(&self, item: &Prepared) -> Result<Answer, ErrorKind> {
-        tokio::time::timeout(self.timeout, self.pool.send(item, &self.shared))
-            .await
-            .map_err(|_| ErrorKind::Timeout)?
     }
 }
 
