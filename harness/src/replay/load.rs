@@ -376,7 +376,7 @@ impl Worker {
     async fn open(&self, ctx: &Rc<Context>) -> bool {
         // Due requests wait in a queue for one of `max_in_flight` senders; a wait
         // counts in their latency, which runs from the due time.
-        let queue: Rc<RefCell<VecDeque<(Arc<Prepared>, Instant)>>> = Rc::default();
+        let queue: Rc<Due> = Rc::default();
         let wake = Rc::new(tokio::sync::Notify::new());
         let closed = Rc::new(Cell::new(false));
         let ended = Rc::new(tokio::sync::Notify::new());
@@ -431,12 +431,7 @@ impl Worker {
 
     /// Puts this worker's share of the requests (every `threads`-th from `index`) on
     /// the queue at their due times; whether the stop flag cut it short.
-    async fn release(
-        &self,
-        ctx: &Rc<Context>,
-        queue: &RefCell<VecDeque<(Arc<Prepared>, Instant)>>,
-        wake: &tokio::sync::Notify,
-    ) -> bool {
+    async fn release(&self, ctx: &Rc<Context>, queue: &Due, wake: &tokio::sync::Notify) -> bool {
         let step = self.plan.threads as u64;
         let mut i = self.index as u64;
         loop {
@@ -538,6 +533,9 @@ async fn supervise(
         }
     }
 }
+
+/// The open loop's released requests with their due times, oldest first.
+type Due = RefCell<VecDeque<(Arc<Prepared>, Instant)>>;
 
 /// A client task: the request it has in flight, for the watchdog.
 #[derive(Default)]
