@@ -53,6 +53,9 @@ pub enum ErrorKind {
     TlsNameMismatch,
     /// The server's certificate has expired or is not valid yet.
     TlsExpired,
+    /// The server's certificate is unusable otherwise (a CA certificate presented
+    /// as the server's, a wrong key usage, ...).
+    TlsBadCertificate,
     /// The TLS handshake failed otherwise (refused, no common protocol, not TLS).
     TlsHandshake,
     /// Connected, but the response was not complete by the deadline.
@@ -78,6 +81,7 @@ impl ErrorKind {
             ErrorKind::TlsUnknownCa => "tls_unknown_ca",
             ErrorKind::TlsNameMismatch => "tls_name_mismatch",
             ErrorKind::TlsExpired => "tls_expired",
+            ErrorKind::TlsBadCertificate => "tls_bad_certificate",
             ErrorKind::TlsHandshake => "tls_handshake",
             ErrorKind::Timeout => "timeout",
             ErrorKind::Reset => "reset",
@@ -101,6 +105,9 @@ impl ErrorKind {
                 "the certificate does not name the request's host (check --host)"
             }
             ErrorKind::TlsExpired => "the certificate has expired or is not valid yet",
+            ErrorKind::TlsBadCertificate => {
+                "the certificate cannot serve a server (a CA certificate, a wrong key usage)"
+            }
             ErrorKind::TlsHandshake => "the TLS handshake failed",
             ErrorKind::Timeout => "no complete response within the timeout",
             ErrorKind::Reset => "the connection was reset",

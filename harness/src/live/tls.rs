@@ -91,6 +91,7 @@ pub fn classify(error: &std::io::Error) -> ErrorKind {
             | CertificateError::NotValidYet
             | CertificateError::NotValidYetContext { .. },
         ) => ErrorKind::TlsExpired,
+        rustls::Error::InvalidCertificate(_) => ErrorKind::TlsBadCertificate,
         _ => ErrorKind::TlsHandshake,
     }
 }
