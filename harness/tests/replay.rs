@@ -262,6 +262,39 @@ fn the_stop_flag_ends_a_long_run_with_a_partial_report() {
 }
 
 #[test]
+fn a_stopped_run_waits_only_the_grace_for_requests_a_server_holds() {
+    let host = Upstream::with_handler("hang", handler(|_| Reply::Hang)).expect("upstream");
+    for load in [closed(3), open(50.0)] {
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut options = options(host.addr(), load, Some(1_000));
+        options.timeout = Duration::from_secs(30);
+        let started = Instant::now();
+        let report = replay::run(&options, &stop, |p| {
+            if p.sent >= 3 {
+                stop.store(true, Ordering::SeqCst);
+            }
+        })
+        .expect("replay runs");
+        let took = started.elapsed();
+        assert!(
+            took < Duration::from_secs(5),
+            "{load:?}: stopped after {took:?}"
+        );
+        assert!(!report.complete);
+        assert_eq!(
+            report.overall.requests(),
+            0,
+            "{load:?}: nothing was answered"
+        );
+        assert!(
+            report.unfinished >= 3,
+            "{load:?}: {} unfinished",
+            report.unfinished
+        );
+    }
+}
+
+#[test]
 fn a_file_is_replayed_at_its_recorded_offsets() {
     let arrivals = Arc::new(Mutex::new(Vec::new()));
     let seen = Arc::clone(&arrivals);

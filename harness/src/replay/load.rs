@@ -172,7 +172,7 @@ struct Shared {
     /// The closed loop's next request index.
     next: AtomicU64,
     stop: Arc<AtomicBool>,
-    /// Set when a bound was reached by some worker (the closed loop's duration).
+    /// Connections opened by every worker's pool.
     connections_opened: AtomicU64,
 }
 
@@ -203,6 +203,7 @@ pub(crate) fn drive(
     });
     let traffic = Arc::new(traffic);
     let start = Instant::now();
+    let in_flight = split(options.max_in_flight, plan.threads);
     let mut workers = Vec::new();
     for worker in 0..plan.threads {
         let job = Worker {
@@ -212,11 +213,7 @@ pub(crate) fn drive(
             shared: Arc::clone(&shared),
             dialer: dialer.clone(),
             timeout: options.timeout,
-            max_in_flight: split(options.max_in_flight, plan.threads)
-                .get(worker)
-                .copied()
-                .unwrap_or(1)
-                .max(1),
+            max_in_flight: in_flight.get(worker).copied().unwrap_or(1).max(1),
             start,
             empty: report.empty(),
         };
@@ -309,8 +306,6 @@ impl Worker {
                 shared: Arc::clone(&self.shared),
                 report: Rc::clone(&report),
                 timeout: self.timeout,
-                in_flight: Cell::new(0),
-                idle: tokio::sync::Notify::new(),
             });
             let cut_short = match self.plan.schedule {
                 Schedule::Closed(concurrency) => {
@@ -322,7 +317,6 @@ impl Worker {
                 }
                 Schedule::Rate(_) | Schedule::Recorded { .. } => self.open(&ctx).await,
             };
-            ctx.settle(self.shared.stopping()).await;
             cut_short
         });
         let report = Rc::try_unwrap(report)
@@ -511,7 +505,19 @@ async fn supervise(
         })
         .collect();
     let every = (ctx.timeout / 4).clamp(Duration::from_millis(1), Duration::from_millis(50));
+    // Once the run stops, the requests in flight get STOP_GRACE to finish; those
+    // still out then are dropped with their tasks and reported as unfinished.
+    let mut give_up: Option<Instant> = None;
     while running.iter().any(|(_, handle)| !handle.is_finished()) {
+        if give_up.is_none() && ctx.shared.stopping() {
+            give_up = Some(Instant::now() + STOP_GRACE);
+        }
+        if give_up.is_some_and(|at| Instant::now() >= at) {
+            for (_, handle) in &running {
+                handle.abort();
+            }
+            return;
+        }
         tokio::select! {
             () = tokio::time::sleep(every) => {}
             () = ended.notified() => {}
@@ -551,14 +557,10 @@ struct Context {
     shared: Arc<Shared>,
     report: Rc<RefCell<Report>>,
     timeout: Duration,
-    /// Requests begun on this worker and not yet finished.
-    in_flight: Cell<usize>,
-    idle: tokio::sync::Notify,
 }
 
 impl Context {
     fn begin(&self) {
-        self.in_flight.set(self.in_flight.get() + 1);
         self.shared.sent.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -568,39 +570,11 @@ impl Context {
             Err(_) => self.shared.errors.fetch_add(1, Ordering::Relaxed),
         };
         self.report.borrow_mut().record(route, latency, result);
-        self.done();
     }
 
     /// A request released but never sent (the run stopped first): not counted sent.
     fn skip(&self) {
         self.shared.sent.fetch_sub(1, Ordering::Relaxed);
-        self.done();
-    }
-
-    fn done(&self) {
-        self.in_flight.set(self.in_flight.get().saturating_sub(1));
-        if self.in_flight.get() == 0 {
-            self.idle.notify_waiters();
-        }
-    }
-
-    /// Waits for the requests in flight: all of them, or for [`STOP_GRACE`] once the
-    /// run is stopping.
-    async fn settle(&self, stopping: bool) {
-        let wait = async {
-            while self.in_flight.get() > 0 {
-                let notified = self.idle.notified();
-                if self.in_flight.get() == 0 {
-                    break;
-                }
-                notified.await;
-            }
-        };
-        if stopping {
-            let _ = tokio::time::timeout(STOP_GRACE, wait).await;
-        } else {
-            wait.await;
-        }
     }
 }
 
