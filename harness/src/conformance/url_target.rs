@@ -10,6 +10,7 @@ use super::observe::Observed;
 use super::scenario::Scenario;
 use super::wire::{self, Destination};
 use super::Error;
+use crate::live::connection::Dialer;
 use crate::live::{Endpoint, Settings};
 use std::time::Instant;
 
@@ -21,13 +22,11 @@ pub fn run(
     settings: &Settings,
 ) -> Result<Observed, Error> {
     let endpoint = Endpoint::parse(base, Some("api.c4ang.com")).map_err(Error::Url)?;
-    if endpoint.is_tls() {
-        crate::live::tls::client_config(settings).map_err(Error::Url)?;
-    }
+    let dialer = Dialer::new(endpoint, settings).map_err(Error::Url)?;
     let destination = Destination {
-        addr: endpoint.addr,
+        addr: dialer.endpoint.addr,
         host_override: host.map(str::to_owned),
-        live: Some((endpoint, settings.clone())),
+        live: Some((dialer, settings.clone())),
     };
     let exchanges = wire::drive(scenario, &destination, Instant::now());
     Ok(Observed {

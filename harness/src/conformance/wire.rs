@@ -13,7 +13,8 @@
 use super::observe::{Exchange, Reply};
 use super::scenario::Scenario;
 use super::traffic::{ClientRequest, Plan};
-use crate::live::{self, BlockingClient, Endpoint, Settings};
+use crate::live::connection::Dialer;
+use crate::live::{self, BlockingClient, Settings};
 use c4mesh_mesh::Client;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -28,9 +29,9 @@ pub struct Destination {
     /// Replaces the scenario's default host `api.c4ang.com` (for a live gateway known by
     /// another name).
     pub host_override: Option<String>,
-    /// A live gateway: the client stack's endpoint and settings (else raw bytes to
-    /// `addr`).
-    pub live: Option<(Endpoint, Settings)>,
+    /// A live gateway: the client stack's dialer (its TLS configuration made once)
+    /// and settings (else raw bytes to `addr`).
+    pub live: Option<(Dialer, Settings)>,
 }
 
 /// The raw HTTP/1.1 bytes of a request.
@@ -60,9 +61,9 @@ pub fn raw_request(request: &ClientRequest, host_override: Option<&str>) -> Vec<
 const LIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
 fn send(destination: &Destination, request: &ClientRequest) -> Result<Reply, String> {
-    if let Some((endpoint, settings)) = &destination.live {
+    if let Some((dialer, settings)) = &destination.live {
         return send_live(
-            endpoint,
+            dialer,
             settings,
             destination.host_override.as_deref(),
             request,
@@ -82,7 +83,7 @@ fn send(destination: &Destination, request: &ClientRequest) -> Result<Reply, Str
 /// A request to a live gateway: through the client stack when it can be built,
 /// else as raw bytes (no Host header, bytes the `http` types refuse).
 fn send_live(
-    endpoint: &Endpoint,
+    dialer: &Dialer,
     settings: &Settings,
     host_override: Option<&str>,
     request: &ClientRequest,
@@ -97,9 +98,7 @@ fn send_live(
             Some(other) if host == "api.c4ang.com" => other.to_owned(),
             _ => host.clone(),
         };
-        let mut endpoint = endpoint.clone();
-        endpoint.host = host;
-        let mut client = BlockingClient::new(endpoint, settings)?;
+        let mut client = BlockingClient::with_dialer(dialer.with_host(&host))?;
         let body = request.body.as_deref().unwrap_or_default();
         match client.send(
             &request.method,
@@ -114,8 +113,8 @@ fn send_live(
         }
     }
     let raw = raw_request(request, host_override);
-    let bytes =
-        live::raw::exchange(endpoint, settings, &raw, LIVE_TIMEOUT).map_err(|k| k.to_string())?;
+    let bytes = live::raw::exchange(&dialer.endpoint, settings, &raw, LIVE_TIMEOUT)
+        .map_err(|k| k.to_string())?;
     live::raw::parse(&bytes)
         .map(reply)
         .map_err(|k| k.to_string())

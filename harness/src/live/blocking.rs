@@ -16,13 +16,18 @@ pub struct BlockingClient {
 
 impl BlockingClient {
     pub fn new(endpoint: Endpoint, settings: &Settings) -> Result<BlockingClient, String> {
+        BlockingClient::with_dialer(Dialer::new(endpoint, settings)?)
+    }
+
+    /// A client on a dialer already made (its TLS configuration shared).
+    pub fn with_dialer(dialer: Dialer) -> Result<BlockingClient, String> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| format!("starting the client runtime: {e}"))?;
         Ok(BlockingClient {
             runtime,
-            dialer: Dialer::new(endpoint, settings)?,
+            dialer,
             connection: None,
         })
     }

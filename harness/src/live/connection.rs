@@ -27,6 +27,16 @@ pub struct Dialer {
     connect_timeout: std::time::Duration,
 }
 
+impl std::fmt::Debug for Dialer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dialer")
+            .field("endpoint", &self.endpoint)
+            .field("tls", &self.tls.is_some())
+            .field("protocol", &self.protocol)
+            .finish()
+    }
+}
+
 impl Dialer {
     pub fn new(endpoint: Endpoint, settings: &Settings) -> Result<Dialer, String> {
         let tls = if endpoint.is_tls() {
@@ -40,6 +50,16 @@ impl Dialer {
             protocol: settings.protocol,
             connect_timeout: settings.connect_timeout,
         })
+    }
+
+    /// The same endpoint and TLS configuration, with requests naming `host`.
+    pub fn with_host(&self, host: &str) -> Dialer {
+        let mut endpoint = (*self.endpoint).clone();
+        endpoint.host = host.to_owned();
+        Dialer {
+            endpoint: Arc::new(endpoint),
+            ..self.clone()
+        }
     }
 
     /// Whether connections speak HTTP/2 for sure (h2c); over TLS ALPN decides.
