@@ -169,6 +169,31 @@ pub struct SidecarRoutes {
     pub namespace: String,
 }
 
+impl EnvoyConfig {
+    /// A pod's sidecar: `wasm` in front of the router, every service of `services` as
+    /// a cluster, routed by destination authority in `namespace`.
+    pub fn sidecar(
+        workers: u32,
+        wasm: Wasm,
+        services: Vec<ServiceRoute>,
+        outlier_detection: Option<Value>,
+        namespace: &str,
+    ) -> EnvoyConfig {
+        EnvoyConfig {
+            workers,
+            wasm,
+            services,
+            num_retries: 0,
+            outlier_detection,
+            routes: Vec::new(),
+            sidecar: Some(SidecarRoutes {
+                namespace: namespace.to_owned(),
+            }),
+            tls: None,
+        }
+    }
+}
+
 /// One route: a segment-aware prefix (`path_separated_prefix`) to a cluster, with the
 /// VirtualService's retry policy as Istio translates it.
 #[derive(Debug, Clone)]

@@ -3,7 +3,7 @@
 //! that pod calls the services it depends on (SPEC 3.4). The gateway serves HTTPS too
 //! when asked ([`MeshOptions::tls`]), as the Gateway's port 443 does.
 
-use crate::envoy::{Envoy, EnvoyConfig, ServiceRoute, SidecarRoutes, Wasm};
+use crate::envoy::{Envoy, EnvoyConfig, ServiceRoute, Wasm};
 use crate::tls::Certificates;
 use crate::topology::Topology;
 use crate::upstream::{Behaviour, Upstream};
@@ -124,20 +124,16 @@ impl LocalMesh {
                 hosts: pair.iter().map(Upstream::addr).collect(),
             })
             .collect();
+        let sidecar = EnvoyConfig::sidecar(
+            options.workers,
+            options.sidecar_wasm.clone(),
+            routes.clone(),
+            options.outlier_detection.clone(),
+            NAMESPACE,
+        );
         let mut sidecars = Vec::new();
         for pod in &pods {
-            let envoy = Envoy::start(&EnvoyConfig {
-                workers: options.workers,
-                wasm: options.sidecar_wasm.clone(),
-                services: routes.clone(),
-                num_retries: 0,
-                outlier_detection: options.outlier_detection.clone(),
-                routes: Vec::new(),
-                sidecar: Some(SidecarRoutes {
-                    namespace: NAMESPACE.into(),
-                }),
-                tls: None,
-            })?;
+            let envoy = Envoy::start(&sidecar)?;
             let _ = pod.sidecar.set(envoy.listener);
             sidecars.push((pod.pod.clone(), envoy));
         }

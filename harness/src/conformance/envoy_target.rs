@@ -158,18 +158,13 @@ fn sidecar_config(scenario: &Scenario, wasm: &Path, mesh: &Mesh, hosts: &Hosts) 
         },
         _ => Wasm::None,
     };
-    EnvoyConfig {
-        workers: u32::try_from(scenario.mesh.workers).unwrap_or(2),
+    EnvoyConfig::sidecar(
+        u32::try_from(scenario.mesh.workers).unwrap_or(2),
         wasm,
-        services: service_routes(mesh, hosts),
-        num_retries: 0,
-        outlier_detection: outlier_detection(scenario),
-        routes: Vec::new(),
-        sidecar: Some(SidecarRoutes {
-            namespace: mesh.namespace.clone(),
-        }),
-        tls: None,
-    }
+        service_routes(mesh, hosts),
+        outlier_detection(scenario),
+        &mesh.namespace,
+    )
 }
 
 /// The Envoy configuration for a scenario.
@@ -250,10 +245,11 @@ impl Gateway {
         envoy_binary().map_err(|e| Error::Envoy(format!("{e:#}")))?;
         let mesh = Mesh::of(scenario);
         let hosts = serve(scenario, &mesh)?;
+        let sidecar = sidecar_config(scenario, wasm, &mesh, &hosts);
         let mut sidecars = Vec::new();
         for ((service, host), calls) in &hosts.pods {
             let name = format!("{}/{host}", mesh.services[*service]);
-            let envoy = match Envoy::start(&sidecar_config(scenario, wasm, &mesh, &hosts)) {
+            let envoy = match Envoy::start(&sidecar) {
                 Ok(envoy) => envoy,
                 Err(error) => return refused(error),
             };
