@@ -340,16 +340,7 @@ pub fn run(scenario: &Scenario, wasm: &Path) -> Result<Observed, Error> {
     }
     let attempts = gateway.attempts();
     drop(gateway);
-    let entry = proxies.get("gateway").cloned().unwrap_or_default();
-    Ok(Observed {
-        configured: true,
-        exchanges,
-        attempts,
-        metrics: entry.metrics,
-        logs: proxies.values().flat_map(|p| p.logs.clone()).collect(),
-        sees_upstreams: true,
-        proxies,
-    })
+    Ok(Observed::of_proxies(true, exchanges, attempts, proxies))
 }
 
 /// One Envoy's filter metrics and log.

@@ -60,6 +60,28 @@ pub struct ProxyObserved {
 }
 
 impl Observed {
+    /// What a target saw of a mesh of proxies: the entry proxy (`gateway`) gives the
+    /// scenario-level metrics, every proxy's log lines are searched by `finally.logs`.
+    pub fn of_proxies(
+        configured: bool,
+        exchanges: Vec<Exchange>,
+        attempts: Vec<AttemptRecord>,
+        proxies: BTreeMap<String, ProxyObserved>,
+    ) -> Observed {
+        Observed {
+            configured,
+            exchanges,
+            attempts,
+            metrics: proxies
+                .get("gateway")
+                .map(|entry| entry.metrics.clone())
+                .unwrap_or_default(),
+            logs: proxies.values().flat_map(|p| p.logs.clone()).collect(),
+            sees_upstreams: true,
+            proxies,
+        }
+    }
+
     pub fn attempts_of(&self, request: u64) -> impl Iterator<Item = &AttemptRecord> {
         self.attempts
             .iter()

@@ -389,21 +389,12 @@ impl Run<'_> {
                 )
             })
             .collect();
-        let entry = proxies.get("gateway").cloned().unwrap_or_default();
-        Observed {
+        Observed::of_proxies(
             configured,
-            exchanges: self.exchanges,
-            attempts: self.upstreams.records().to_vec(),
-            metrics: entry.metrics,
-            logs: self
-                .nodes
-                .iter()
-                .flat_map(|n| n.proxy.logs())
-                .map(|l| l.message)
-                .collect(),
-            sees_upstreams: true,
+            self.exchanges,
+            self.upstreams.records().to_vec(),
             proxies,
-        }
+        )
     }
 
     fn schedule(&mut self, at: Duration, event: Event) {
