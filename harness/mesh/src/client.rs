@@ -90,7 +90,7 @@ impl Client {
                 break;
             }
         }
-        parse(&bytes)
+        parse_response(&bytes)
     }
 }
 
@@ -120,11 +120,20 @@ impl Client {
     }
 }
 
-fn parse(bytes: &[u8]) -> Result<Response> {
-    let end = bytes
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| anyhow!("no complete response head in {} bytes", bytes.len()))?;
+/// A whole response read from raw bytes: interim (1xx) responses skipped, the body
+/// cut to its `content-length` or de-chunked.
+pub fn parse_response(mut bytes: &[u8]) -> Result<Response> {
+    let end = loop {
+        let end = bytes
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .ok_or_else(|| anyhow!("no complete response head in {} bytes", bytes.len()))?;
+        let interim = bytes.starts_with(b"HTTP/1.1 1") || bytes.starts_with(b"HTTP/1.0 1");
+        if !interim {
+            break end;
+        }
+        bytes = &bytes[end + 4..];
+    };
     let head = String::from_utf8_lossy(&bytes[..end]);
     let mut lines = head.split("\r\n");
     let status_line = lines.next().unwrap_or_default();

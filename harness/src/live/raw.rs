@@ -53,72 +53,15 @@ pub fn exchange(
 }
 
 /// A response read until the close: status, headers (lower-case names) and body
-/// (de-chunked when chunked).
+/// (de-chunked when chunked), by the local mesh's raw-response parser.
 pub fn parse(bytes: &[u8]) -> Result<super::FullResponse, ErrorKind> {
-    let mut rest = bytes;
-    loop {
-        let mut headers = [httparse::EMPTY_HEADER; 128];
-        let mut response = httparse::Response::new(&mut headers);
-        let head = match response.parse(rest) {
-            Ok(httparse::Status::Complete(n)) => n,
-            _ => return Err(ErrorKind::BadResponse),
-        };
-        let status = response.code.ok_or(ErrorKind::BadResponse)?;
-        let headers: Vec<(String, String)> = response
-            .headers
-            .iter()
-            .map(|h| {
-                (
-                    h.name.to_ascii_lowercase(),
-                    String::from_utf8_lossy(h.value).into_owned(),
-                )
-            })
-            .collect();
-        let body = &rest[head..];
-        if (100..200).contains(&status) {
-            rest = body;
-            continue;
-        }
-        let chunked = headers
-            .iter()
-            .any(|(n, v)| n == "transfer-encoding" && v.to_ascii_lowercase().contains("chunked"));
-        let length = headers
-            .iter()
-            .find(|(n, _)| n == "content-length")
-            .and_then(|(_, v)| v.trim().parse::<usize>().ok());
-        let body = if chunked {
-            dechunk(body)?
-        } else {
-            match length {
-                Some(n) => body.get(..n).ok_or(ErrorKind::Closed)?.to_vec(),
-                None => body.to_vec(),
-            }
-        };
-        return Ok(super::FullResponse {
-            status,
-            headers,
-            body: body.into(),
-        });
-    }
-}
-
-fn dechunk(mut body: &[u8]) -> Result<Vec<u8>, ErrorKind> {
-    let mut out = Vec::new();
-    loop {
-        let line_end = body
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .ok_or(ErrorKind::Closed)?;
-        let size_text = String::from_utf8_lossy(&body[..line_end]);
-        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
-            .map_err(|_| ErrorKind::BadResponse)?;
-        body = &body[line_end + 2..];
-        if size == 0 {
-            return Ok(out);
-        }
-        out.extend_from_slice(body.get(..size).ok_or(ErrorKind::Closed)?);
-        body = body.get(size + 2..).ok_or(ErrorKind::Closed)?;
-    }
+    let response =
+        c4mesh_mesh::client::parse_response(bytes).map_err(|_| ErrorKind::BadResponse)?;
+    Ok(super::FullResponse {
+        status: response.status,
+        headers: response.headers,
+        body: response.body.into(),
+    })
 }
 
 fn talk<S: Read + Write>(
