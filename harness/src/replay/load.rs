@@ -15,12 +15,14 @@
 //!   that sends its next request when the previous one is answered. Latency runs from
 //!   the actual send.
 //! - Open loop: each worker releases its share of the requests (every `threads`-th)
-//!   at their due times as tasks, up to its share of `max_in_flight` at once. A
-//!   request waiting for a task slot or a connection is late, and since latency runs
-//!   from the due time, the wait counts: no coordinated omission.
+//!   at their due times onto a queue served by its share of `max_in_flight` sender
+//!   tasks. A request waiting for a sender or a connection is late, and since latency
+//!   runs from the due time, the wait counts: no coordinated omission.
 //!
-//! On stop, no request is started any more, and each worker waits up to
-//! [`STOP_GRACE`] for those in flight; any still out then are reported as unfinished.
+//! Requests carry no timer of their own: a watchdog per worker ([`supervise`]) counts
+//! one in flight past the timeout as a timeout and replaces its task. On stop, no
+//! request is started any more, and each worker waits up to [`STOP_GRACE`] for those
+//! in flight; any still out then are reported as unfinished.
 
 use super::report::Report;
 use super::source::{Prepared, Traffic};
