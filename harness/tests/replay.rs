@@ -386,6 +386,34 @@ fn connections_are_kept_alive_and_reused() {
     );
 }
 
+#[test]
+fn worker_threads_share_the_run_and_its_connections() {
+    let host = Upstream::start("any", Behaviour::status(200)).expect("upstream");
+    let mut closed_run = options(host.addr(), closed(4), Some(300));
+    closed_run.threads = 2;
+    let report = run(&closed_run);
+    assert_eq!(report.requests(), 300);
+    assert_eq!(report.overall.responses(), 300);
+    assert_eq!(host.attempts(), 300);
+    assert!(
+        host.connections() <= 4,
+        "{} connections",
+        host.connections()
+    );
+
+    let host = Upstream::start("any", Behaviour::status(200)).expect("upstream");
+    let mut open_run = options(host.addr(), open(400.0), Some(200));
+    open_run.threads = 3;
+    let report = run(&open_run);
+    assert_eq!(
+        report.requests(),
+        200,
+        "every request once, whichever thread"
+    );
+    assert_eq!(host.attempts(), 200);
+    assert!(report.complete);
+}
+
 /// The local mesh with the filter, serving HTTPS with a certificate for
 /// api.c4ang.com signed by a CA of its own.
 fn tls_mesh(name: &str) -> (LocalMesh, PathBuf) {

@@ -407,9 +407,15 @@ fn check_passes_a_healthy_cluster_and_sends_its_request_through_the_gateway() {
         "{stdout}"
     );
     let (code, stdout, _) = c4mesh(&["check", "--from", from, "--gateway", &up.https]);
-    let _ = std::fs::remove_file(&file);
     assert_ne!(code, 0);
     assert!(stdout.contains("tls_unknown_ca"), "{stdout}");
+    // Without --gateway, --https sends to the NLB's hostname on port 443.
+    let (_, stdout, _) = c4mesh(&["check", "--from", from, "--https"]);
+    let _ = std::fs::remove_file(&file);
+    assert!(
+        stdout.contains("https://k8s-istio-abc.elb.us-east-1.amazonaws.com"),
+        "{stdout}"
+    );
 }
 
 #[test]
