@@ -5,7 +5,7 @@
 //!
 //! `cargo bench -p c4mesh-benches --bench request_cycle`
 
-use c4mesh::{Proxy, Request, Response};
+use c4mesh_host::{Proxy, Request, Response};
 use criterion::{criterion_group, criterion_main, Criterion};
 
 fn cycle(c: &mut Criterion) {

@@ -3,15 +3,17 @@
 //! An operator tries a filter before it reaches the mesh: load the module with its
 //! configuration, send one request, let a simple upstream answer with a fixed status,
 //! and see what the module logged and what the client got. Everything runs in the
-//! harness on virtual time; HTTP callouts are answered 503, as a mesh without the
-//! named cluster would.
+//! harness on virtual time.
+//!
+//! The upstream answers as a service of the mesh does: the status asked for, a JSON
+//! body (none for 1xx, 204 and 304) with its `content-length`, delivered as Envoy's
+//! HTTP/1 codec delivers it (the body, then an empty last chunk), so the module's
+//! `on_http_response_headers` sees `end_of_stream=false`. The proxy has the clusters
+//! named in [`RunOptions::clusters`] and no others: a callout to another cluster
+//! answers `BadArgument`, as in Envoy; a callout to a named cluster gets Envoy's 503
+//! `no healthy upstream`, since the run has no endpoints behind it.
 
-use crate::error::Error;
-use crate::http::{CallOutcome, Request, Response};
-use crate::proxy::Proxy;
-use crate::state::LogRecord;
-use crate::vm::GuestFault;
-use crate::LogLevel;
+use c4mesh_host::{CallOutcome, Error, GuestFault, LogLevel, LogRecord, Proxy, Request, Response};
 use std::path::PathBuf;
 
 /// What to run.
@@ -27,6 +29,10 @@ pub struct RunOptions {
     pub headers: Vec<(String, String)>,
     pub body: Option<Vec<u8>>,
     pub log_level: LogLevel,
+    /// The plugin's name (the property `plugin_name`).
+    pub name: String,
+    /// Clusters the proxy has, which `proxy_http_call` may name.
+    pub clusters: Vec<String>,
 }
 
 /// What happened.
@@ -43,6 +49,20 @@ pub struct RunReport {
     pub faults: Vec<GuestFault>,
 }
 
+/// What the run's upstream answers to a request for `path`.
+fn upstream_answer(status: u16, path: &str) -> Response {
+    let response = Response::status(status);
+    if status < 200 || status == 204 || status == 304 {
+        return response.header("content-length", "0");
+    }
+    let body = serde_json::json!({"service": "upstream", "path": path}).to_string();
+    response
+        .header("content-type", "application/json")
+        .header("content-length", &body.len().to_string())
+        .body(body)
+        .body("")
+}
+
 pub fn run(options: &RunOptions) -> Result<RunReport, Error> {
     let status = options.upstream_status;
     let mut proxy = Proxy::builder()
@@ -50,8 +70,17 @@ pub fn run(options: &RunOptions) -> Result<RunReport, Error> {
         .config(&options.config)
         .workers(options.workers)
         .log_level(options.log_level)
-        .upstream(move |_| Response::status(status))
-        .http_calls(|_| CallOutcome::Response(Response::status(503)))
+        .name(&options.name)
+        .clusters(options.clusters.iter().cloned())
+        .upstream(move |request| upstream_answer(status, request.header(":path").unwrap_or("")))
+        .http_calls(|_| {
+            CallOutcome::Response(
+                Response::status(503)
+                    .header("content-type", "text/plain")
+                    .header("content-length", "19")
+                    .body("no healthy upstream"),
+            )
+        })
         .start()?;
     if !proxy.configured() {
         return Ok(RunReport {

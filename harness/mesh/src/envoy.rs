@@ -105,7 +105,17 @@ pub fn module(name: &str) -> Result<PathBuf> {
 #[derive(Debug, Clone)]
 pub enum Wasm {
     None,
-    Module { path: PathBuf, config: String },
+    /// A module under the plugin name `c4mesh`.
+    Module {
+        path: PathBuf,
+        config: String,
+    },
+    /// A module under a plugin name of its own (the property `plugin_name`).
+    Named {
+        name: String,
+        path: PathBuf,
+        config: String,
+    },
 }
 
 impl Wasm {
@@ -475,13 +485,18 @@ fn bootstrap_json(config: &EnvoyConfig, ports: &Ports) -> Value {
         })],
     };
     let mut filters = Vec::new();
-    if let Wasm::Module { path, config } = &config.wasm {
+    let plugin = match &config.wasm {
+        Wasm::None => None,
+        Wasm::Module { path, config } => Some(("c4mesh", path, config)),
+        Wasm::Named { name, path, config } => Some((name.as_str(), path, config)),
+    };
+    if let Some((name, path, config)) = plugin {
         filters.push(json!({
             "name": "envoy.filters.http.wasm",
             "typed_config": {
                 "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
                 "config": {
-                    "name": "c4mesh",
+                    "name": name,
                     "root_id": "",
                     "vm_config": {
                         "vm_id": "c4mesh",

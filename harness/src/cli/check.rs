@@ -80,12 +80,57 @@ fn cluster_objects(args: &CheckArgs) -> Result<Vec<serde_json::Value>> {
         .context("running kubectl (install it and point it at the cluster, or give --from FILE)")?;
     if !output.status.success() {
         bail!(
-            "kubectl get failed: {}",
-            String::from_utf8_lossy(&output.stderr).trim()
+            "{}",
+            kubectl_failure(&String::from_utf8_lossy(&output.stderr))
         );
     }
     let text = String::from_utf8_lossy(&output.stdout);
     Ok(check::objects(documents(&text, "kubectl output")?))
+}
+
+/// One line for a failed `kubectl get`, from its stderr: kubectl repeats the same
+/// discovery error for every resource type, so only its final verdict is kept, and a
+/// cluster it cannot reach gets what to pass instead.
+fn kubectl_failure(stderr: &str) -> String {
+    let lines: Vec<&str> = stderr
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    // The verdict is the last line not in klog's `E1129 21:57:18.668169 ...` form.
+    let klog = |l: &&str| {
+        l.split_whitespace()
+            .next()
+            .is_some_and(|w| w.len() == 5 && w[1..].bytes().all(|b| b.is_ascii_digit()))
+    };
+    let verdict = lines
+        .iter()
+        .rev()
+        .find(|l| !klog(l))
+        .or(lines.last())
+        .copied()
+        .unwrap_or("no message");
+    let unreachable = [
+        "connection to the server",
+        "Unable to connect to the server",
+        "couldn't get current server API group list",
+        "dial tcp",
+        "no such host",
+        "i/o timeout",
+        "no configuration has been provided",
+    ]
+    .iter()
+    .any(|m| stderr.contains(m));
+    if unreachable {
+        format!(
+            "kubectl reaches no cluster ({verdict}): pass --kubeconfig PATH and --context NAME \
+             for the EKS cluster, or --from FILE with the output of \
+             `kubectl get {} --all-namespaces -o json`",
+            check::RESOURCES
+        )
+    } else {
+        format!("kubectl get failed: {verdict}")
+    }
 }
 
 fn send(url: &str, host: &str, settings: &Settings) -> Finding {
@@ -156,4 +201,42 @@ pub fn command(args: CheckArgs) -> Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::kubectl_failure;
+
+    #[test]
+    fn an_unreachable_cluster_is_one_line_saying_what_to_pass() {
+        let refused = "couldn't get current server API group list: Get \\\"http://localhost:8080/api?timeout=32s\\\": dial tcp 127.0.0.1:8080: connect: connection refused\"";
+        let mut stderr = String::new();
+        for i in 0..10 {
+            stderr.push_str(&format!(
+                "E1129 21:57:18.66816{i}   29054 memcache.go:265] \"Unhandled Error\" err=\"{refused}\n"
+            ));
+        }
+        stderr.push_str("The connection to the server localhost:8080 was refused - did you specify the right host or port?\n");
+        let message = kubectl_failure(&stderr);
+        assert_eq!(message.lines().count(), 1, "{message}");
+        assert!(
+            message.starts_with(
+                "kubectl reaches no cluster (The connection to the server localhost:8080 was refused"
+            ),
+            "{message}"
+        );
+        assert!(message.contains("--kubeconfig PATH"), "{message}");
+        assert!(message.contains("--from FILE"), "{message}");
+        assert_eq!(message.matches("memcache").count(), 0, "{message}");
+    }
+
+    #[test]
+    fn other_failures_keep_kubectl_s_verdict() {
+        let message =
+            kubectl_failure("error: the server doesn't have a resource type \"wasmplugins\"\n");
+        assert_eq!(
+            message,
+            "kubectl get failed: error: the server doesn't have a resource type \"wasmplugins\""
+        );
+    }
 }

@@ -33,6 +33,13 @@ pub struct RunArgs {
     /// Also print the response body.
     #[arg(long)]
     show_body: bool,
+    /// The plugin's name, as the module reads it in the property `plugin_name`.
+    #[arg(long, value_name = "NAME", default_value = "c4mesh")]
+    name: String,
+    /// A cluster the proxy has, which the module's HTTP callouts may name (repeatable;
+    /// a callout to any other cluster answers BadArgument, as in Envoy).
+    #[arg(long = "cluster", value_name = "NAME")]
+    clusters: Vec<String>,
     /// Request method.
     #[arg(value_name = "METHOD")]
     method: String,
@@ -84,6 +91,8 @@ pub fn command(args: RunArgs) -> Result<ExitCode> {
         headers: args.headers,
         body: args.body.map(String::into_bytes),
         log_level: args.log_level,
+        name: args.name,
+        clusters: args.clusters,
     };
     let report = run(&options).with_context(|| format!("running {}", args.wasm.display()))?;
     for line in &report.logs {

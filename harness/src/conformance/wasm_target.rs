@@ -347,11 +347,14 @@ impl Module {
         })
     }
 
+    /// Starts the module with the clusters the envoy target's proxies have: one per
+    /// service of the scenario.
     fn start(&self, scenario: &Scenario, workers: usize) -> Result<Proxy, Error> {
         Ok(Proxy::builder()
             .wasm_file(&self.path)
             .config(&self.config)
             .workers(workers)
+            .clusters(scenario::services_of(scenario))
             .clock(Clock::virtual_time())
             .log_level(LogLevel::Info)
             .seed(scenario.seed)

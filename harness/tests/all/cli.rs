@@ -43,6 +43,79 @@ fn run_prints_logs_then_the_response() {
 }
 
 #[test]
+fn run_answers_with_a_body_as_an_upstream_does() {
+    let wasm = probe_wasm();
+    let (code, stdout, stderr) = c4mesh(&[
+        "run",
+        "--wasm",
+        wasm.to_str().unwrap_or_default(),
+        "--show-body",
+        "GET",
+        "/probe/plain",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("info probe: /probe/plain on_http_response_headers headers=3 end=false"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("info probe: /probe/plain on_http_response_body size=44 end=false"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("info probe: /probe/plain on_http_response_body size=0 end=true"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(r#"{"path":"/probe/plain","service":"upstream"}"#),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn run_names_the_plugin_and_its_clusters() {
+    let wasm = probe_wasm();
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "run",
+            "--wasm",
+            wasm.to_str().unwrap_or_default(),
+            "--config",
+            r#"{"probe":true}"#,
+        ];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["POST", "/probe/full"]);
+        let (code, stdout, stderr) = c4mesh(&args);
+        assert_eq!(code, 0, "{stderr}");
+        stdout
+    };
+    let stdout = run(&["--name", "my-plugin"]);
+    assert!(
+        stdout.contains(r#"info probe: get_property plugin_name -> 0 "my-plugin""#),
+        "{stdout}"
+    );
+    // Without the cluster, a callout is refused at once and never answered, as in Envoy.
+    assert!(
+        stdout.contains("info probe: http_call -> ok=false nonzero=false"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("on_http_call_response"), "{stdout}");
+    let stdout = run(&["--cluster", "probe"]);
+    assert!(
+        stdout.contains(r#"info probe: get_property plugin_name -> 0 "c4mesh""#),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("info probe: http_call -> ok=true nonzero=true"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("info probe: call get_header :status -> 0 \"503\""),
+        "{stdout}"
+    );
+}
+
+#[test]
 fn bad_arguments_name_the_flag() {
     let (code, _, stderr) = c4mesh(&["run", "--wasm", "x.wasm", "--workers", "zero", "GET", "/"]);
     assert_ne!(code, 0);

@@ -1,7 +1,7 @@
 //! The stream lifecycle, step by step.
 
 use crate::support::{lines, probe_wasm};
-use c4mesh::{CallOutcome, HeaderMap, Proxy, Request, Response};
+use c4mesh_host::{CallOutcome, HeaderMap, Proxy, Request, Response};
 use std::time::Duration;
 
 fn probe() -> Proxy {
@@ -158,7 +158,7 @@ fn ticks_follow_virtual_time() {
         "the probe stops its tick in the first one"
     );
     assert_eq!(
-        proxy.now_nanos() - c4mesh::clock::DEFAULT_EPOCH_NANOS,
+        proxy.now_nanos() - c4mesh_host::clock::DEFAULT_EPOCH_NANOS,
         104_000_000
     );
 }

@@ -2,7 +2,7 @@
 //! delivered to the registering VM, metrics per proxy.
 
 use crate::support::probe_wasm;
-use c4mesh::{CallOutcome, Proxy, Request, Response};
+use c4mesh_host::{CallOutcome, Proxy, Request, Response};
 use std::time::Duration;
 
 fn probe(workers: usize) -> Proxy {

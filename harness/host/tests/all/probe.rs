@@ -5,12 +5,15 @@
 //! logs each outcome. Envoy is the reference: a difference is a bug of the harness.
 
 use crate::support::{lines, probe_wasm};
-use c4mesh::{CallOutcome, Exchange, Proxy, Request, Response};
+use c4mesh_host::{CallOutcome, Exchange, Proxy, Request, Response};
 use c4mesh_mesh::envoy::{Envoy, EnvoyConfig, ServiceRoute, Wasm};
 use c4mesh_mesh::{Behaviour, Client, Upstream};
 use std::time::{Duration, Instant};
 
 const CONFIG: &str = r#"{"probe":true}"#;
+/// The plugin's name in both proxies: not the host's default, so `plugin_name` shows
+/// whose name the host reports.
+const PLUGIN_NAME: &str = "c4mesh-probe";
 const LAST_LINE: &str = "probe: /probe/late-local deleted";
 
 /// What the testbed's upstream answers, as the harness's upstream. Envoy's HTTP/1
@@ -82,6 +85,7 @@ fn harness_run() -> Run {
     let mut proxy = Proxy::builder()
         .wasm_file(probe_wasm())
         .config(CONFIG)
+        .name(PLUGIN_NAME)
         .clusters(["probe"])
         .upstream(|r| upstream_answer(r.header(":path").unwrap_or("")))
         .http_calls(|call| {
@@ -154,7 +158,8 @@ fn envoy_run() -> Run {
         Upstream::start("probe", Behaviour::status(200)).expect("an upstream on loopback");
     let envoy = Envoy::start(&EnvoyConfig {
         workers: 1,
-        wasm: Wasm::Module {
+        wasm: Wasm::Named {
+            name: PLUGIN_NAME.into(),
             path: probe_wasm(),
             config: CONFIG.into(),
         },
@@ -224,7 +229,14 @@ fn normalise(lines: &[String]) -> (Vec<String>, Vec<String>) {
     (start, stream)
 }
 
+/// Where the two transcripts first differ, with the whole of both written to files.
 fn first_difference(a: &[String], b: &[String]) -> String {
+    let dir = std::env::temp_dir();
+    let files = [("harness", a), ("envoy", b)].map(|(name, lines)| {
+        let path = dir.join(format!("c4mesh-probe-{name}.txt"));
+        let _ = std::fs::write(&path, lines.join("\n") + "\n");
+        path.display().to_string()
+    });
     let at = a
         .iter()
         .zip(b)
@@ -232,9 +244,11 @@ fn first_difference(a: &[String], b: &[String]) -> String {
         .unwrap_or(a.len().min(b.len()));
     let window = |v: &[String]| v[at.saturating_sub(3)..(at + 3).min(v.len())].join("\n  ");
     format!(
-        "first difference at line {at} (harness {} lines, Envoy {} lines)\nharness:\n  {}\nenvoy:\n  {}",
+        "first difference at line {at} (harness {} lines, Envoy {} lines; all of them in {} and {})\nharness:\n  {}\nenvoy:\n  {}",
         a.len(),
         b.len(),
+        files[0],
+        files[1],
         window(a),
         window(b)
     )

@@ -5,7 +5,7 @@
 //! As in Envoy, a queue is named by VM id and name and has one token for the whole
 //! proxy. Registering again keeps the token and the data but moves the notifications to
 //! the registering VM's root context (the last registrant wins); resolving needs the
-//! same VM id. An enqueue does not call into any VM: it posts a notification that the
+//! same VM id, and an empty VM id names the caller's own. An enqueue does not call into any VM: it posts a notification that the
 //! driver delivers after the current callback, as Envoy posts it to the owner's thread.
 
 use super::{answer, memory, Fail, Status};
@@ -160,11 +160,14 @@ fn resolve(
 ) -> Result<(), Fail> {
     let vm_id = memory::read(c, vm_id, vm_id_size)?;
     let name = memory::read(c, name, name_size)?;
-    let token = lock(&c.data().shared.queues)
-        .resolve(
-            &String::from_utf8_lossy(&vm_id),
-            &String::from_utf8_lossy(&name),
-        )
+    let state = c.data();
+    let vm_id = if vm_id.is_empty() {
+        state.plugin.vm_id.clone()
+    } else {
+        String::from_utf8_lossy(&vm_id).into_owned()
+    };
+    let token = lock(&state.shared.queues)
+        .resolve(&vm_id, &String::from_utf8_lossy(&name))
         .ok_or(Status::NotFound)?;
     memory::write_u32(c, token_ptr, token)
 }

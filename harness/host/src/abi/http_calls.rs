@@ -133,10 +133,8 @@ fn http_call(
     let headers = HeaderMap::from_pairs(pairs::decode(&headers));
     let trailers = HeaderMap::from_pairs(pairs::decode(&trailers));
     let state = c.data_mut();
-    if let Some(clusters) = &state.shared.clusters {
-        if !clusters.contains(&cluster) {
-            return Err(Status::BadArgument.into());
-        }
+    if !state.shared.clusters.contains(&cluster) {
+        return Err(Status::BadArgument.into());
     }
     if [":path", ":method", ":authority"]
         .iter()

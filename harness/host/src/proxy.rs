@@ -78,7 +78,7 @@ pub struct ProxyBuilder {
     log_level: LogLevel,
     limits: Limits,
     policy: FailurePolicy,
-    clusters: Option<HashSet<String>>,
+    clusters: HashSet<String>,
     seed: u64,
     upstream: Option<Upstream>,
     http_calls: Option<CallHandler>,
@@ -120,11 +120,22 @@ impl ProxyBuilder {
         self
     }
 
-    /// `plugin_name`, `plugin_root_id` and `plugin_vm_id` (default `c4mesh`, empty,
+    /// The plugin's name, the property `plugin_name` (Envoy's `config.name`; default
     /// `c4mesh`).
-    pub fn names(mut self, name: &str, root_id: &str, vm_id: &str) -> ProxyBuilder {
+    pub fn name(mut self, name: &str) -> ProxyBuilder {
         self.plugin.name = name.to_owned();
+        self
+    }
+
+    /// The plugin's root id, the property `plugin_root_id` (default empty).
+    pub fn root_id(mut self, root_id: &str) -> ProxyBuilder {
         self.plugin.root_id = root_id.to_owned();
+        self
+    }
+
+    /// The VM id, the property `plugin_vm_id` and the namespace of shared data and
+    /// queues (default `c4mesh`).
+    pub fn vm_id(mut self, vm_id: &str) -> ProxyBuilder {
         self.plugin.vm_id = vm_id.to_owned();
         self
     }
@@ -165,14 +176,20 @@ impl ProxyBuilder {
         self
     }
 
-    /// The clusters `proxy_http_call` may name; any other is `BadArgument`. Without
-    /// this, every cluster exists.
+    /// Clusters the proxy has, which `proxy_http_call` may name. As in Envoy, a call to
+    /// any other cluster answers `BadArgument` and never calls back; a proxy starts
+    /// with no clusters.
     pub fn clusters<S: Into<String>>(
         mut self,
         clusters: impl IntoIterator<Item = S>,
     ) -> ProxyBuilder {
-        self.clusters = Some(clusters.into_iter().map(Into::into).collect());
+        self.clusters.extend(clusters.into_iter().map(Into::into));
         self
+    }
+
+    /// One cluster the proxy has (see [`ProxyBuilder::clusters`]).
+    pub fn cluster(self, name: &str) -> ProxyBuilder {
+        self.clusters([name])
     }
 
     /// Seed of WASI `random_get`.
@@ -274,7 +291,7 @@ impl Proxy {
             log_level: LogLevel::Info,
             limits: Limits::default(),
             policy: FailurePolicy::default(),
-            clusters: None,
+            clusters: HashSet::new(),
             seed: 0x00c4_3e5a,
             upstream: None,
             http_calls: None,

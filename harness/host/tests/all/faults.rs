@@ -2,7 +2,7 @@
 //! callback's name; the harness and the streams of other workers go on.
 
 use crate::support::{lines, wat_proxy, FAULT_GUEST};
-use c4mesh::{FailurePolicy, FaultKind, Limits, Request, Response};
+use c4mesh_host::{FailurePolicy, FaultKind, Limits, Request, Response};
 
 fn request(fault: Option<&str>) -> Request {
     let request = Request::get("/x");
@@ -12,7 +12,7 @@ fn request(fault: Option<&str>) -> Request {
     }
 }
 
-fn proxy(policy: FailurePolicy) -> c4mesh::Proxy {
+fn proxy(policy: FailurePolicy) -> c4mesh_host::Proxy {
     wat_proxy(FAULT_GUEST)
         .workers(2)
         .failure_policy(policy)

@@ -55,8 +55,8 @@ pub(crate) struct ProxyShared {
     pub shared_data: Mutex<SharedData>,
     pub queues: Mutex<SharedQueues>,
     pub metrics: Mutex<Metrics>,
-    /// Clusters a callout may name; `None` accepts any.
-    pub clusters: Option<HashSet<String>>,
+    /// Clusters a callout may name.
+    pub clusters: HashSet<String>,
 }
 
 /// Locks a mutex, going on with the data if a panicking holder poisoned it.
