@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Envoy throughput with the c4mesh filter vs. the same Envoy with a no-op proxy-wasm
-# module and without Wasm (SPEC 2.6), side by side in one run.
-# Usage: benches/envoy-throughput.sh [ROUNDS] [SECONDS]   (defaults: 3 rounds of 5 s)
+# Envoy with the c4mesh filter vs. the same Envoy with a no-op proxy-wasm module and
+# without Wasm (SPEC 2.6, section 5), side by side in one run, loaded by c4mesh replay:
+# throughput at saturation and p99 at a fixed rate, medians of per-round ratios.
+# Usage: benches/envoy-throughput.sh [ROUNDS] [SECONDS]   (defaults: 5 rounds of 5 s)
 # Needs root for apt-get (wrk, nginx-light) on a fresh machine; loopback only.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -29,4 +30,6 @@ CONF
 nginx -p "$dir" -c nginx.conf
 taskset -pc 1 "$(cat "$dir/nginx.pid")" >/dev/null 2>&1 || true
 for pid in $(pgrep -P "$(cat "$dir/nginx.pid")"); do taskset -pc 1 "$pid" >/dev/null; done
-cargo run --quiet --release -p c4mesh-benches --bin envoy-throughput -- "127.0.0.1:$port" "${1:-3}" "${2:-5}"
+cargo build --quiet --release -p c4mesh
+cargo build --quiet --profile wasm --target wasm32-wasip1 -p c4mesh-filter -p c4mesh-noop
+cargo run --quiet --release -p c4mesh-benches --bin envoy-throughput -- "127.0.0.1:$port" "${1:-5}" "${2:-5}"

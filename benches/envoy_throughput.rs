@@ -1,19 +1,31 @@
-//! Envoy throughput with the c4mesh filter, against the same Envoy with a no-op
-//! proxy-wasm module and without Wasm (SPEC 2.6), measured side by side.
+//! The filter's cost in Envoy (SPEC 2.6, section 5): the same upstream behind Envoy
+//! without Wasm, Envoy with a no-op proxy-wasm module and Envoy with the c4mesh filter,
+//! measured side by side with the load from `c4mesh replay`.
 //!
-//! Usage: `envoy-throughput UPSTREAM_ADDR [ROUNDS] [SECONDS]` with a fast upstream (nginx)
-//! already listening. Three Envoys with one worker each, pinned to CPU 0, route
-//! `/api/v1/products` to the upstream; `wrk` (pinned to CPU 1) loads each in turn,
-//! round after round, so noise falls on all three alike. Prints requests per second,
-//! Envoy CPU time per request, and the ratios. With `C4MESH_BENCH_VARIANT=PATH` a fourth
-//! Envoy runs another build of a module (empty configuration), to compare a change side
-//! by side with the filter it changes.
+//! Usage: `envoy-throughput UPSTREAM_ADDR [ROUNDS] [SECONDS]` with a fast upstream
+//! (nginx) already listening and `c4mesh` built next to this binary. The Envoys have
+//! one worker each, pinned to CPU 0, and route `/api/v1/products` to the upstream; the
+//! load runs on CPU 1. Each round loads every Envoy in turn, so the machine's noise
+//! falls on all of them alike, and each ratio is taken within a round: the figure is
+//! the median of the rounds' ratios, with their spread.
+//!
+//! - Saturation: closed loop, 16 connections: requests per second and Envoy CPU time
+//!   per request.
+//! - Latency: open loop at half the no-op module's saturation rate: p99 from the
+//!   intended send time.
+//!
+//! With `C4MESH_BENCH_VARIANT=PATH` a fourth Envoy runs another build of a module
+//! (empty configuration), to compare a change side by side with the filter it changes.
 
 use anyhow::{bail, Context, Result};
 use c4mesh_mesh::envoy::{EnvoyConfig, ServiceRoute};
 use c4mesh_mesh::{Envoy, Wasm};
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// Connections of the closed loop (saturation) and of the open loop's pool.
+const CONNECTIONS: &str = "16";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
@@ -23,11 +35,13 @@ fn main() -> Result<()> {
     let upstream: SocketAddr = upstream
         .parse()
         .context("UPSTREAM_ADDR: expected ip:port")?;
-    let rounds: usize = args.get(2).map_or(Ok(3), |s| s.parse()).context("ROUNDS")?;
+    let rounds: usize = args.get(2).map_or(Ok(5), |s| s.parse()).context("ROUNDS")?;
     let seconds: u64 = args
         .get(3)
         .map_or(Ok(5), |s| s.parse())
         .context("SECONDS")?;
+    let load = Load::new(seconds)?;
+
     let mut variants = vec![
         ("no wasm", Wasm::None),
         ("no-op module", Wasm::noop()?),
@@ -63,92 +77,195 @@ fn main() -> Result<()> {
             .output()?;
         envoys.push((name, envoy));
     }
-    let mut totals = vec![(0f64, 0f64); envoys.len()];
+
+    println!(
+        "== saturation: closed loop, {CONNECTIONS} connections, {rounds} rounds of {seconds} s"
+    );
+    // rates[round][variant], cpu[round][variant]
+    let mut rates = Vec::new();
+    let mut cpu = Vec::new();
     for round in 1..=rounds {
-        for (i, (name, envoy)) in envoys.iter().enumerate() {
-            let cpu_before = cpu_seconds(envoy.pid())?;
-            let (requests, rps) = wrk(&envoy.url(), seconds)?;
-            let cpu = cpu_seconds(envoy.pid())? - cpu_before;
+        let (mut round_rates, mut round_cpu) = (Vec::new(), Vec::new());
+        for (name, envoy) in &envoys {
+            let before = cpu_seconds(envoy.pid())?;
+            let run = load.run(&envoy.url(), &["--concurrency", CONNECTIONS])?;
+            let us = (cpu_seconds(envoy.pid())? - before) * 1e6 / run.requests;
             println!(
-                "round {round} {name:>14}: {rps:>9.0} req/s, {:>6.1} us Envoy CPU per request",
-                cpu * 1e6 / requests
+                "round {round} {name:>14}: {:>9.0} req/s, {us:>6.1} us Envoy CPU per request",
+                run.rate
             );
-            totals[i].0 += rps;
-            totals[i].1 += cpu * 1e6 / requests;
+            round_rates.push(run.rate);
+            round_cpu.push(us);
         }
+        rates.push(round_rates);
+        cpu.push(round_cpu);
     }
-    let mean = |i: usize| (totals[i].0 / rounds as f64, totals[i].1 / rounds as f64);
-    let (plain, noop, filter) = (mean(0), mean(1), mean(2));
-    println!("\nmean over {rounds} rounds of {seconds} s (wrk -t1 -c16, one Envoy worker):");
-    println!(
-        "  no wasm       {:>9.0} req/s  {:>6.1} us/request",
-        plain.0, plain.1
-    );
-    println!(
-        "  no-op module  {:>9.0} req/s  {:>6.1} us/request",
-        noop.0, noop.1
-    );
-    println!(
-        "  c4mesh filter {:>9.0} req/s  {:>6.1} us/request",
-        filter.0, filter.1
-    );
-    println!(
-        "  throughput filter / no-op module: {:.3}",
-        filter.0 / noop.0
-    );
-    println!(
-        "  throughput no-op module / no wasm: {:.3}",
-        noop.0 / plain.0
-    );
-    println!(
-        "  CPU per request no-op module / filter: {:.3}",
-        noop.1 / filter.1
-    );
-    if totals.len() > 3 {
-        let variant = mean(3);
+
+    let rate = (median(&column(&rates, 1)) / 2.0).round();
+    println!("\n== latency: open loop at {rate} req/s (half the no-op module's saturation)");
+    let mut p99s = Vec::new();
+    for round in 1..=rounds {
+        let mut round_p99 = Vec::new();
+        for (name, envoy) in &envoys {
+            let run = load.run(
+                &envoy.url(),
+                &["--rate", &rate.to_string(), "--connections", CONNECTIONS],
+            )?;
+            println!(
+                "round {round} {name:>14}: p99 {:>6.2} ms (achieved {:.0} req/s)",
+                run.p99_ms, run.rate
+            );
+            round_p99.push(run.p99_ms);
+        }
+        p99s.push(round_p99);
+    }
+
+    println!("\nmedians over {rounds} rounds (spread: lowest..highest round):");
+    for (i, (name, _)) in envoys.iter().enumerate() {
         println!(
-            "  variant       {:>9.0} req/s  {:>6.1} us/request",
-            variant.0, variant.1
+            "  {name:<14} {:>9.0} req/s  {:>6.1} us/request  p99 {:>6.2} ms",
+            median(&column(&rates, i)),
+            median(&column(&cpu, i)),
+            median(&column(&p99s, i)),
         );
+    }
+    let ratio = |label: &str, rows: &[Vec<f64>], a: usize, b: usize| {
+        let ratios: Vec<f64> = rows.iter().map(|r| r[a] / r[b]).collect();
+        let (low, high) = spread(&ratios);
         println!(
-            "  throughput variant / no-op module: {:.3}",
-            variant.0 / noop.0
+            "  {label:<40} {:.3}  ({low:.3}..{high:.3})",
+            median(&ratios)
         );
+    };
+    ratio("throughput filter / no-op module", &rates, 2, 1);
+    ratio("throughput no-op module / no wasm", &rates, 1, 0);
+    ratio("throughput filter / no wasm", &rates, 2, 0);
+    ratio("CPU per request no-op module / filter", &cpu, 1, 2);
+    ratio("p99 filter / no-op module", &p99s, 2, 1);
+    if envoys.len() > 3 {
+        ratio("throughput variant / no-op module", &rates, 3, 1);
+        ratio("throughput variant / filter", &rates, 3, 2);
+        ratio("p99 variant / no-op module", &p99s, 3, 1);
     }
     Ok(())
 }
 
-/// Runs wrk against the products route; returns (requests, requests per second).
-fn wrk(url: &str, seconds: u64) -> Result<(f64, f64)> {
-    let output = Command::new("taskset")
-        .args(["-c", "1", "wrk", "-t1", "-c16", &format!("-d{seconds}s")])
-        .args([
-            "-H",
-            "Host: api.c4ang.com",
-            &format!("{url}/api/v1/products/1"),
-        ])
-        .output()
-        .context("running wrk (apt-get install wrk)")?;
-    let text = String::from_utf8_lossy(&output.stdout);
-    let requests = text
-        .lines()
-        .find(|l| l.contains("requests in"))
-        .and_then(|l| l.split_whitespace().next())
-        .and_then(|n| n.parse::<f64>().ok());
-    let rps = text
-        .lines()
-        .find(|l| l.starts_with("Requests/sec:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|n| n.parse::<f64>().ok());
-    match (requests, rps) {
-        (Some(requests), Some(rps)) if !text.contains("Non-2xx") => Ok((requests, rps)),
-        _ => bail!("unexpected wrk output:\n{text}"),
+/// `c4mesh replay` against one Envoy, pinned to CPU 1.
+struct Load {
+    c4mesh: PathBuf,
+    traffic: PathBuf,
+    seconds: u64,
+}
+
+/// What one replay run measured.
+struct Run {
+    requests: f64,
+    rate: f64,
+    p99_ms: f64,
+}
+
+impl Load {
+    fn new(seconds: u64) -> Result<Load> {
+        let exe = std::env::current_exe().context("locating this binary")?;
+        let c4mesh = exe.with_file_name("c4mesh");
+        if !c4mesh.is_file() {
+            bail!(
+                "{} not found: build it first (cargo build --release -p c4mesh)",
+                c4mesh.display()
+            );
+        }
+        let traffic = std::env::temp_dir().join(format!(
+            "c4mesh-envoy-throughput-{}.jsonl",
+            std::process::id()
+        ));
+        std::fs::write(
+            &traffic,
+            "{\"method\": \"GET\", \"path\": \"/api/v1/products/1\"}\n",
+        )
+        .with_context(|| format!("writing {}", traffic.display()))?;
+        Ok(Load {
+            c4mesh,
+            traffic,
+            seconds,
+        })
     }
+
+    fn run(&self, url: &str, schedule: &[&str]) -> Result<Run> {
+        let output = Command::new("taskset")
+            .args(["-c", "1"])
+            .arg(&self.c4mesh)
+            .args([
+                "replay",
+                "--target",
+                url,
+                "--host",
+                "api.c4ang.com",
+                "--json",
+            ])
+            .arg("--file")
+            .arg(&self.traffic)
+            .args(["--duration", &format!("{}s", self.seconds)])
+            .args(schedule)
+            .output()
+            .with_context(|| format!("running {} replay", self.c4mesh.display()))?;
+        let report: serde_json::Value =
+            serde_json::from_slice(&output.stdout).with_context(|| {
+                format!(
+                    "replay printed no report: {}",
+                    String::from_utf8_lossy(&output.stderr)
+                )
+            })?;
+        let number = |pointer: &str| report.pointer(pointer).and_then(serde_json::Value::as_f64);
+        let (Some(requests), Some(rate), Some(p99_ms)) = (
+            number("/requests"),
+            number("/achieved_rate"),
+            number("/latency_ms/p99"),
+        ) else {
+            bail!("unexpected replay report: {report}");
+        };
+        let ok = number("/statuses/200").unwrap_or(0.0);
+        if ok != requests {
+            bail!("not every answer was 200 (Envoy or the upstream failed): {report}");
+        }
+        Ok(Run {
+            requests,
+            rate,
+            p99_ms,
+        })
+    }
+}
+
+impl Drop for Load {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.traffic);
+    }
+}
+
+fn column(rows: &[Vec<f64>], i: usize) -> Vec<f64> {
+    rows.iter().map(|r| r[i]).collect()
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    match sorted.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    }
+}
+
+fn spread(values: &[f64]) -> (f64, f64) {
+    values
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
+            (lo.min(v), hi.max(v))
+        })
 }
 
 /// User + system CPU seconds of a process so far.
 fn cpu_seconds(pid: u32) -> Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let stat = std::fs::read_to_string(Path::new("/proc").join(pid.to_string()).join("stat"))?;
     let fields: Vec<&str> = stat
         .rsplit(')')
         .next()

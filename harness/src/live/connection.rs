@@ -9,11 +9,22 @@
 use super::{tls, Answer, Endpoint, ErrorKind, Protocol, Settings};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
+use hyper::body::Body as _;
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::sync::Arc;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
+
+/// Response headers that carry an attempt count (parsed names: a lookup by `&str`
+/// would parse the name again for every response).
+static C4_ATTEMPTS: hyper::header::HeaderName =
+    hyper::header::HeaderName::from_static("x-c4-attempts");
+static ENVOY_ATTEMPT_COUNT: hyper::header::HeaderName =
+    hyper::header::HeaderName::from_static("x-envoy-attempt-count");
+
+/// The HTTP/1.1 read buffer's size (hyper's adaptive strategy starts at this size).
+const READ_BUFFER: usize = 8192;
 
 /// The request type the connections send.
 pub type Request = hyper::Request<Full<Bytes>>;
@@ -200,7 +211,13 @@ where
         tokio::spawn(connection);
         Ok(Connection::H2(sender))
     } else {
-        let (sender, connection) = http1::handshake(io).await.map_err(|e| of_hyper(&e))?;
+        // A read buffer of one fixed size: hyper's adaptive sizing costs more per
+        // response than it saves on the small answers an API gives.
+        let (sender, connection) = http1::Builder::new()
+            .read_buf_exact_size(Some(READ_BUFFER))
+            .handshake(io)
+            .await
+            .map_err(|e| of_hyper(&e))?;
         tokio::spawn(connection);
         Ok(Connection::H1(sender))
     }
@@ -263,14 +280,19 @@ impl Connection {
         let response = self.exchange(request).await?;
         let attempts = response
             .headers()
-            .get("x-c4-attempts")
-            .or_else(|| response.headers().get("x-envoy-attempt-count"))
+            .get(&C4_ATTEMPTS)
+            .or_else(|| response.headers().get(&ENVOY_ATTEMPT_COUNT))
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse().ok());
         let status = response.status().as_u16();
         let mut body = response.into_body();
-        while let Some(frame) = body.frame().await {
-            frame.map_err(|e| of_hyper(&e))?;
+        // A body of known length ends with its last byte, without waiting for the
+        // connection to say so.
+        while !body.is_end_stream() {
+            match body.frame().await {
+                Some(frame) => frame.map_err(|e| of_hyper(&e))?,
+                None => break,
+            };
         }
         Ok(Answer { status, attempts })
     }

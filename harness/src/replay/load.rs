@@ -332,6 +332,8 @@ impl Worker {
     async fn closed(&self, ctx: &Rc<Context>, clients: usize) -> bool {
         let cut_short = Rc::new(Cell::new(false));
         let ended = Rc::new(tokio::sync::Notify::new());
+        // A connection for each client: each keeps its own.
+        let own_connection = ctx.pool.max >= clients;
         let spawn = |client: &Rc<Client>| {
             let (ctx, plan, cut_short, client, ended) = (
                 Rc::clone(ctx),
@@ -342,6 +344,7 @@ impl Worker {
             );
             let start = self.start;
             tokio::task::spawn_local(async move {
+                let mut connection = None;
                 loop {
                     let i = ctx.shared.next.fetch_add(1, Ordering::Relaxed);
                     if plan.past_count(i) || plan.duration.is_some_and(|d| start.elapsed() >= d) {
@@ -356,7 +359,11 @@ impl Worker {
                     client.started.set(Some(sent_at));
                     client.route.set(item.route);
                     ctx.begin();
-                    let result = ctx.pool.send(&item, &ctx.shared).await;
+                    let result = if own_connection {
+                        ctx.pool.send_own(&mut connection, &item, &ctx.shared).await
+                    } else {
+                        ctx.pool.send(&item, &ctx.shared).await
+                    };
                     client.started.set(None);
                     ctx.finish(item.route, sent_at.elapsed(), result);
                 }
@@ -653,8 +660,39 @@ impl Pool {
             drop(permit);
             return self.send_h2(item, shared).await;
         }
-        let reused = self.idle.borrow_mut().pop().filter(Connection::usable);
-        let mut connection = match reused {
+        let mut slot = self.idle.borrow_mut().pop();
+        let answer = self.send_h1(&mut slot, item, shared).await;
+        if let Some(connection) = slot {
+            self.idle.borrow_mut().push(connection);
+        }
+        drop(permit);
+        answer
+    }
+
+    /// `item` on a client's own connection in `slot`: a closed loop with a connection
+    /// for each client needs no permits or idle list (they cost a tenth of the
+    /// client's own time per request).
+    async fn send_own(
+        &self,
+        slot: &mut Option<Connection>,
+        item: &Prepared,
+        shared: &Shared,
+    ) -> Result<Answer, ErrorKind> {
+        if self.speaks_h2.get() == Some(true) {
+            return self.send_h2(item, shared).await;
+        }
+        self.send_h1(slot, item, shared).await
+    }
+
+    /// `item` on the HTTP/1.1 connection in `slot`, opened when there is none or it
+    /// has closed; the connection stays in `slot` when another request may follow.
+    async fn send_h1(
+        &self,
+        slot: &mut Option<Connection>,
+        item: &Prepared,
+        shared: &Shared,
+    ) -> Result<Answer, ErrorKind> {
+        let mut connection = match slot.take().filter(Connection::usable) {
             Some(connection) => connection,
             None => self.connect(shared).await?,
         };
@@ -665,9 +703,8 @@ impl Pool {
         let request = self.request(connection.is_h2(), item)?;
         let answer = connection.send(request).await;
         if answer.is_ok() && !connection.is_h2() && connection.usable() {
-            self.idle.borrow_mut().push(connection);
+            *slot = Some(connection);
         }
-        drop(permit);
         answer
     }
 
