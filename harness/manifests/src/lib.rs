@@ -32,12 +32,19 @@
 //!   applies namespace-wide plugins to such gateways, and a gateway listener counts as
 //!   `CLIENT`). That proxy carries no `istio: ingressgateway` label either, so the
 //!   Gateway API folder attaches its own gateway-mode plugin with `targetRefs`.
+//! - Observability is applied with the mesh ([`observability`]): every Deployment's pod
+//!   template carries the `proxy.istio.io/config` annotation that keeps the filter's
+//!   stats, `istio-system/ingress-gateway-stats.patch.yaml` adds it to the ingress
+//!   gateway (installed by `istioctl`, not by these manifests), and `observability/`
+//!   holds the Prometheus rules (plain, as a `PrometheusRule`, and as a patch of Istio's
+//!   sample Prometheus), their `promtool` unit tests and the Grafana dashboard.
 //! - The namespace carries no injection label: sidecars are injected with `istioctl
 //!   kube-inject` until the webhook is reachable (docs/deploy.md).
 
 pub mod gateway_api;
 pub mod istio;
 mod objects;
+pub mod observability;
 pub mod oci;
 
 pub use objects::{
@@ -58,6 +65,8 @@ pub enum Error {
         what: String,
         source: serde_yaml::Error,
     },
+    #[error("the filter metric {0:?} has no description in the observability table")]
+    Undescribed(String),
     #[error("serialising {what}: {source}")]
     Json {
         what: String,

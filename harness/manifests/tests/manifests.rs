@@ -18,7 +18,9 @@ fn module() -> Vec<u8> {
     std::fs::read(path).expect("reading the filter")
 }
 
-/// Every YAML document under `manifests/`, with the file it came from.
+/// Every YAML document under `manifests/`, with the file it came from (patches of
+/// objects the manifests do not create, `*.patch.yaml`, aside: see
+/// `patches_land_where_istio_reads_them`).
 fn documents() -> Vec<(String, Value)> {
     let mut out = Vec::new();
     let mut dirs = vec![repo().join("manifests")];
@@ -27,7 +29,9 @@ fn documents() -> Vec<(String, Value)> {
             let path = entry.expect("entry").path();
             if path.is_dir() {
                 dirs.push(path);
-            } else if path.extension().is_some_and(|e| e == "yaml") {
+            } else if path.extension().is_some_and(|e| e == "yaml")
+                && !path.to_string_lossy().ends_with(".patch.yaml")
+            {
                 let text = std::fs::read_to_string(&path).expect("yaml");
                 for doc in serde_yaml::Deserializer::from_str(&text) {
                     let value =
@@ -136,6 +140,7 @@ fn every_object_validates_against_its_schema() {
         ("security.istio.io/v1 PeerAuthentication", 1),
         ("gateway.networking.k8s.io/v1 Gateway", 1),
         ("gateway.networking.k8s.io/v1 HTTPRoute", 6),
+        ("monitoring.coreos.com/v1 PrometheusRule", 1),
     ]
     .into_iter()
     .map(|(k, n)| (k.to_owned(), n))
@@ -181,6 +186,12 @@ fn broken_objects_fail_validation() {
     assert!(
         validate(&plugin, &schemas).is_err(),
         "a target without kind and name"
+    );
+    let mut rule = find("PrometheusRule");
+    rule["spec"]["groups"][0]["rules"][0]["for"] = Value::from("two minutes");
+    assert!(
+        validate(&rule, &schemas).is_err(),
+        "a duration Prometheus does not read"
     );
     let mut deployment = find("Deployment");
     deployment["spec"]["replicas"] = Value::from("two");
@@ -310,11 +321,7 @@ fn the_sidecar_plugin_runs_outbound_with_istios_in_mesh_retries() {
     }
 
     // Every service pod carries the selected labels.
-    let deployments: Vec<Value> = documents()
-        .into_iter()
-        .map(|(_, d)| d)
-        .filter(|d| d["kind"] == "Deployment")
-        .collect();
+    let deployments = of_kind("Deployment");
     assert_eq!(deployments.len(), 6);
     for deployment in &deployments {
         let labels = &deployment["spec"]["template"]["metadata"]["labels"];
@@ -363,4 +370,96 @@ fn the_package_is_an_oci_layout_istio_can_pull() {
     let again = oci::package(&module, "test", &dir).unwrap();
     assert_eq!(again, package, "the same module gives the same digest");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Every object of a kind under `manifests/`.
+fn of_kind(kind: &str) -> Vec<Value> {
+    documents()
+        .into_iter()
+        .map(|(_, d)| d)
+        .filter(|d| d["kind"] == kind)
+        .collect()
+}
+
+/// The `proxy.istio.io/config` annotation of a pod template, typed as Istio's
+/// `ProxyConfig` (unknown fields refused).
+fn proxy_config(template: &Value) -> c4mesh_manifests::observability::ProxyConfig {
+    let annotation = template["metadata"]["annotations"]["proxy.istio.io/config"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no proxy.istio.io/config in {template}"));
+    serde_yaml::from_str(annotation).unwrap()
+}
+
+#[test]
+fn every_proxy_keeps_the_filter_stats() {
+    let deployments = of_kind("Deployment");
+    assert_eq!(deployments.len(), 6);
+    for deployment in &deployments {
+        let config = proxy_config(&deployment["spec"]["template"]);
+        assert_eq!(
+            config.proxy_stats_matcher.inclusion_prefixes,
+            ["wasmcustom.c4mesh"],
+            "{}",
+            deployment["metadata"]["name"]
+        );
+    }
+}
+
+#[test]
+fn the_gateway_api_gateway_keeps_the_filter_stats() {
+    // Istio copies a Gateway's infrastructure annotations onto the Deployment it
+    // creates for the Gateway, pod template included.
+    let gateways: Vec<Value> = of_kind("Gateway")
+        .into_iter()
+        .filter(|g| g["apiVersion"] == "gateway.networking.k8s.io/v1")
+        .collect();
+    assert_eq!(gateways.len(), 1);
+    let config = proxy_config(&serde_json::json!({
+        "metadata": {"annotations": gateways[0]["spec"]["infrastructure"]["annotations"]}
+    }));
+    assert_eq!(
+        config.proxy_stats_matcher.inclusion_prefixes,
+        ["wasmcustom.c4mesh"]
+    );
+}
+
+#[test]
+fn patches_land_where_istio_reads_them() {
+    // The ingress gateway's: a strategic merge patch of the Deployment `istioctl
+    // install` made. Laid over such a Deployment (here one of ours, renamed), the result
+    // is still a valid Deployment and its pods carry the annotation.
+    let path = repo().join("manifests/istio-system/ingress-gateway-stats.patch.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("kubectl -n istio-system patch deployment istio-ingressgateway"));
+    let patch: Value = serde_yaml::from_str(&text).unwrap();
+    assert_eq!(
+        patch.as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["spec"],
+        "only the pod template's annotations"
+    );
+    let mut gateway = of_kind("Deployment").remove(0);
+    gateway["metadata"]["name"] = Value::from("istio-ingressgateway");
+    gateway["spec"]["template"]["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("annotations");
+    c4mesh_manifests::overlay(&mut gateway, &patch);
+    serde_json::from_value::<k8s_openapi::api::apps::v1::Deployment>(gateway.clone()).unwrap();
+    assert_eq!(
+        proxy_config(&gateway["spec"]["template"])
+            .proxy_stats_matcher
+            .inclusion_prefixes,
+        ["wasmcustom.c4mesh"]
+    );
+
+    // Istio's sample Prometheus: the rules as a key of its `prometheus` ConfigMap.
+    let path = repo().join("manifests/observability/istio-addon-prometheus.patch.yaml");
+    let patch: Value = serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let config_map = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "prometheus", "namespace": "istio-system"},
+        "data": patch["data"],
+    });
+    serde_json::from_value::<k8s_openapi::api::core::v1::ConfigMap>(config_map).unwrap();
 }

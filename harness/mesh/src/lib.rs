@@ -8,11 +8,13 @@
 //! no-op module, or no Wasm), the router with the mesh's retry policy, one cluster per
 //! service. The services are small HTTP/1.1 servers on 127.0.0.1 whose answers the
 //! tests change at run time, which record every attempt they receive and count the
-//! connections they accept.
+//! connections they accept. Beside it, a real Prometheus can scrape every proxy
+//! ([`prometheus`]).
 
 pub mod client;
 pub mod envoy;
 pub mod mesh;
+pub mod prometheus;
 pub mod tls;
 pub mod topology;
 pub mod upstream;
@@ -20,6 +22,7 @@ pub mod upstream;
 pub use client::{Client, Response};
 pub use envoy::{Envoy, EnvoyConfig, RouteSpec, ServiceRoute, SidecarRoutes, TlsListener, Wasm};
 pub use mesh::{services, LocalMesh, MeshOptions, Service};
+pub use prometheus::{Prometheus, PrometheusConfig};
 pub use tls::Certificates;
 pub use topology::Topology;
 pub use upstream::{Attempt, Behaviour, Handler, Reply, Upstream};

@@ -61,6 +61,7 @@ fn every_service_pod_carries_the_label_the_sidecar_plugin_selects() {
     let options = MeshOptions::for_module(b"module");
     for route in &config.routes {
         let pod_labels = deployment(&options, route)
+            .unwrap()
             .spec
             .and_then(|s| s.template.metadata)
             .and_then(|m| m.labels)
