@@ -6,6 +6,7 @@
 mod budget;
 mod circuit;
 mod hops;
+mod observability;
 mod robustness;
 mod routing;
 

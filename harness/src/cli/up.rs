@@ -6,6 +6,12 @@
 //! does, HTTPS: a CA and a certificate for `api.c4ang.com` are made at start and
 //! written to `--certs`, so clients can trust the CA and check the name as they would
 //! through the NLB.
+//!
+//! With `--prometheus`, a real Prometheus on 127.0.0.1 scrapes every proxy's
+//! `/stats/prometheus` with the generated rules (`manifests/observability/`) loaded:
+//! the filter's metrics, the recording rules and the alerts as an operator's
+//! Prometheus shows them, with a short interval (`--scrape-interval`, also the rules'
+//! evaluation interval).
 
 use anyhow::{bail, Context, Result};
 use c4mesh::conformance::envoy_target::{Gateway, Started};
@@ -47,6 +53,14 @@ pub struct UpArgs {
     /// directory, named after the process, removed when --for ends).
     #[arg(long = "certs", value_name = "DIR")]
     certs: Option<PathBuf>,
+    /// Start a Prometheus (the Debian package `prometheus`) on 127.0.0.1 that scrapes
+    /// every proxy's /stats/prometheus with the generated rules and alerts loaded, and
+    /// print its URL.
+    #[arg(long)]
+    prometheus: bool,
+    /// With --prometheus: how often it scrapes the proxies and evaluates the rules.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = scenario::parse_duration)]
+    scrape_interval: Duration,
     /// Stop after this long (e.g. 30s, 10m); default: until interrupted.
     #[arg(long = "for", value_name = "DURATION", value_parser = scenario::parse_duration)]
     run_for: Option<Duration>,
@@ -129,6 +143,9 @@ pub fn command(args: UpArgs) -> Result<ExitCode> {
              --target wasm32-wasip1 -p c4mesh-filter`)",
             args.wasm.display()
         );
+    }
+    if args.scrape_interval.is_zero() {
+        bail!("--scrape-interval must be above 0");
     }
     let config_text = match &args.config {
         Some(text) => match text.strip_prefix('@') {
@@ -233,6 +250,30 @@ pub fn command(args: UpArgs) -> Result<ExitCode> {
     for (service, host, addr) in gateway.hosts() {
         let _ = writeln!(out, "{:<28} http://{addr}", format!("{service}/{host}"));
     }
+    // Kept until the mesh stops.
+    let _prometheus = if args.prometheus {
+        let config = c4mesh_mesh::PrometheusConfig {
+            scrape_interval: args.scrape_interval,
+            evaluation_interval: args.scrape_interval,
+            rules: Some(c4mesh_manifests::observability::rules_file()?),
+        };
+        let proxies = std::iter::once(("gateway", &gateway.envoy))
+            .chain(gateway.sidecars.iter().map(|(pod, e)| (pod.as_str(), e)));
+        let prometheus =
+            c4mesh_mesh::Prometheus::start(&config, &c4mesh_mesh::prometheus::targets(proxies))
+                .context("--prometheus")?;
+        let _ = writeln!(
+            out,
+            "prometheus {}   (scrapes every {:?}; alerts {}/alerts, targets {}/targets)",
+            prometheus.url(),
+            args.scrape_interval,
+            prometheus.url(),
+            prometheus.url()
+        );
+        Some(prometheus)
+    } else {
+        None
+    };
     let _ = writeln!(out, "try      curl -H 'host: {HOST}' {url}/api/v1/orders/1");
     if let Some(https) = gateway.envoy.tls_listener {
         let port = https.port();
