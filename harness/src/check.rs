@@ -6,7 +6,8 @@
 //! injection webhook timed out (EKS security groups block TCP 15017 from the control
 //! plane), VirtualServices not bound to the gateway, DestinationRules whose
 //! `maxEjectionPercent` can never eject one of two replicas, a Service that never got
-//! its NLB, a filter plugin in the wrong mode or on the wrong side of the sidecars. The
+//! its NLB, a filter plugin in the wrong mode or on the wrong side of the sidecars,
+//! proxies that drop the filter's stats before Prometheus can scrape them. The
 //! checks are pure functions of the objects, so they are tested on the generated
 //! manifests with the state a cluster adds; reading the cluster and sending the request
 //! through the NLB are the command's edges. A plugin's `pluginConfig` is read with the
@@ -95,6 +96,7 @@ pub fn run(objects: &[Value], host: &str) -> Vec<Finding> {
         gateway(objects, host),
         destination_rules(objects),
         wasm_plugins(objects),
+        stats_inclusion(objects),
         mtls(objects),
         load_balancer(objects).0,
     ]
@@ -491,6 +493,67 @@ pub fn wasm_plugins(objects: &[Value]) -> Finding {
         pass: problems.is_empty(),
         detail,
         fix: fixes.join("\n"),
+    }
+}
+
+/// A pod of the ingress gateway (`istio: ingressgateway` in istio-system).
+fn is_ingress_pod(pod: &Value) -> bool {
+    text(pod, "/metadata/namespace") == "istio-system"
+        && text(pod, "/metadata/labels/istio") == "ingressgateway"
+}
+
+/// Every proxy the filter runs in keeps its stats for Prometheus: the services' pods, the
+/// ingress gateway's and the Gateway API gateway's (in the services' namespace, from the
+/// Gateway's `infrastructure.annotations`) carry a `proxy.istio.io/config` annotation whose
+/// `proxyStatsMatcher` includes `wasmcustom.c4mesh`. Istio reads that annotation when
+/// the pod starts, so a pod older than its annotation does not count.
+pub fn stats_inclusion(objects: &[Value]) -> Finding {
+    use c4mesh_manifests::observability::{
+        includes_filter_stats, PROXY_CONFIG_ANNOTATION, STATS_PREFIX,
+    };
+    let pods: Vec<&Value> = kind(objects, "Pod")
+        .filter(|p| text(p, "/metadata/namespace") == NAMESPACE || is_ingress_pod(p))
+        .collect();
+    let ingress = pods.iter().filter(|p| is_ingress_pod(p)).count();
+    let mut problems: Vec<String> = pods
+        .iter()
+        .filter_map(|pod| {
+            let annotation = pod
+                .pointer("/metadata/annotations")
+                .and_then(|a| a.get(PROXY_CONFIG_ANNOTATION))
+                .and_then(Value::as_str);
+            let problem = match annotation.map(includes_filter_stats) {
+                None => format!("no {PROXY_CONFIG_ANNOTATION}"),
+                Some(Ok(true)) => return None,
+                Some(Ok(false)) => {
+                    format!("{STATS_PREFIX} not in proxyStatsMatcher.inclusionPrefixes")
+                }
+                Some(Err(e)) => format!("{PROXY_CONFIG_ANNOTATION}: {e}"),
+            };
+            Some(format!("{} ({problem})", name(pod)))
+        })
+        .collect();
+    if ingress == 0 {
+        problems.push("no ingress gateway pods (istio-system, istio: ingressgateway)".into());
+    }
+    Finding {
+        check: "proxies keep the filter's stats for Prometheus (wasmcustom.c4mesh)",
+        pass: problems.is_empty(),
+        detail: if problems.is_empty() {
+            format!(
+                "{} pods, {ingress} of them the ingress gateway's, include {STATS_PREFIX}",
+                pods.len()
+            )
+        } else {
+            format!("without the inclusion: {}", problems.join(", "))
+        },
+        fix: "apply manifests/services/ (each Deployment's pod template carries the \
+              proxy.istio.io/config annotation) and restart the deployments; for the ingress \
+              gateway: kubectl -n istio-system patch deployment istio-ingressgateway \
+              --patch-file manifests/istio-system/ingress-gateway-stats.patch.yaml; for the \
+              Gateway API gateway: apply manifests/gateway-api/gateway.yaml \
+              (infrastructure.annotations)"
+            .into(),
     }
 }
 

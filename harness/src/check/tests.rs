@@ -22,10 +22,13 @@ fn manifests() -> Vec<Value> {
     objects(docs)
 }
 
+/// A service pod made from its Deployment's template (the annotations included).
 fn pod(name: &str, ready: [bool; 2]) -> Value {
+    let annotations =
+        c4mesh_manifests::observability::pod_annotations().expect("the pod annotations");
     json!({
         "kind": "Pod",
-        "metadata": {"name": name, "namespace": "ecommerce"},
+        "metadata": {"name": name, "namespace": "ecommerce", "annotations": annotations},
         "status": {"phase": "Running", "containerStatuses": [
             {"name": "app", "ready": ready[0]},
             {"name": "istio-proxy", "ready": ready[1]}
@@ -33,9 +36,30 @@ fn pod(name: &str, ready: [bool; 2]) -> Value {
     })
 }
 
+/// The ingress gateway's pod made by `istioctl install`, patched with the generated
+/// `istio-system/ingress-gateway-stats.patch.yaml`.
+fn ingress_pod() -> Value {
+    let generated = c4mesh_manifests::generate(&c4mesh_manifests::MeshOptions::for_module(&[]))
+        .expect("generating the manifests");
+    let patch: Value =
+        serde_yaml::from_str(&generated.files["istio-system/ingress-gateway-stats.patch.yaml"])
+            .expect("the patch");
+    json!({
+        "kind": "Pod",
+        "metadata": {
+            "name": "istio-ingressgateway-5c9f7d-x2x7q",
+            "namespace": "istio-system",
+            "labels": {"app": "istio-ingressgateway", "istio": "ingressgateway"},
+            "annotations": patch["spec"]["template"]["metadata"]["annotations"],
+        },
+        "status": {"phase": "Running", "containerStatuses": [{"name": "istio-proxy", "ready": true}]}
+    })
+}
+
 /// The generated manifests as a healthy cluster shows them.
 fn healthy() -> Vec<Value> {
     let mut objects = manifests();
+    objects.push(ingress_pod());
     for service in ["customer", "order", "product", "payment", "recommendation"] {
         for i in 0..2 {
             objects.push(pod(&format!("{service}-service-{i}"), [true, true]));
@@ -153,7 +177,71 @@ fn each_known_misconfiguration_fails_its_check_only() {
         ["Gateway selects istio: ingressgateway and serves the host"]
     );
 
+    let mut unannotated = healthy();
+    for pod in unannotated
+        .iter_mut()
+        .filter(|o| o["kind"] == "Pod" && o["metadata"]["namespace"] == "ecommerce")
+        .take(1)
+    {
+        pod["metadata"]
+            .as_object_mut()
+            .map(|m| m.remove("annotations"));
+    }
+    assert_eq!(failed(&unannotated), [STATS_CHECK]);
+
     assert_eq!(failed(&healthy()).len(), 0);
+}
+
+const STATS_CHECK: &str = "proxies keep the filter's stats for Prometheus (wasmcustom.c4mesh)";
+
+#[test]
+fn proxies_without_the_stats_inclusion_fail_with_the_patch_as_fix() {
+    let mut objects = healthy();
+    for pod in objects.iter_mut().filter(|o| o["kind"] == "Pod") {
+        if pod["metadata"]["namespace"] == "istio-system" {
+            pod["metadata"]["annotations"]["proxy.istio.io/config"] =
+                json!("proxyStatsMatcher:\n  inclusionPrefixes: [cluster.outbound]\n");
+        }
+        if pod["metadata"]["name"] == "order-service-1" {
+            pod["metadata"]["annotations"]["proxy.istio.io/config"] = json!("[not, a, config]");
+        }
+    }
+    let finding = stats_inclusion(&objects);
+    assert!(!finding.pass);
+    assert!(
+        finding.detail.contains(
+            "istio-system/istio-ingressgateway-5c9f7d-x2x7q (wasmcustom.c4mesh not in \
+             proxyStatsMatcher.inclusionPrefixes)"
+        ),
+        "{}",
+        finding.detail
+    );
+    assert!(
+        finding.detail.contains(
+            "ecommerce/order-service-1 (proxy.istio.io/config: not a ProxyConfig object)"
+        ),
+        "{}",
+        finding.detail
+    );
+    assert!(finding.fix.contains("ingress-gateway-stats.patch.yaml"));
+
+    let mut no_gateway = healthy();
+    no_gateway.retain(|o| o["metadata"]["namespace"] != "istio-system" || o["kind"] != "Pod");
+    let finding = stats_inclusion(&no_gateway);
+    assert!(!finding.pass);
+    assert!(
+        finding.detail.contains("no ingress gateway pods"),
+        "{}",
+        finding.detail
+    );
+
+    // Istio's own required prefix `wasm` covers the filter's stats as well.
+    let mut wide = healthy();
+    for pod in wide.iter_mut().filter(|o| o["kind"] == "Pod") {
+        pod["metadata"]["annotations"]["proxy.istio.io/config"] =
+            json!("{proxyStatsMatcher: {inclusionPrefixes: [wasm]}}");
+    }
+    assert!(stats_inclusion(&wide).pass);
 }
 
 const WASM_CHECK: &str =
@@ -295,12 +383,18 @@ fn missing_plugins_and_several_faults_each_print_their_fix() {
 
 #[test]
 fn the_sidecar_plugin_must_stay_off_the_gateway_api_gateway() {
+    // Istio puts the Gateway's infrastructure annotations on the pods it deploys for it.
+    let gateway = manifests()
+        .into_iter()
+        .find(|o| o["kind"] == "Gateway" && o["spec"]["gatewayClassName"] == "istio")
+        .expect("the Gateway API gateway");
     let gateway_pod = json!({
         "kind": "Pod",
         "metadata": {
             "name": "ecommerce-gateway-istio-0",
             "namespace": "ecommerce",
-            "labels": {"gateway.networking.k8s.io/gateway-name": "ecommerce-gateway"}
+            "labels": {"gateway.networking.k8s.io/gateway-name": "ecommerce-gateway"},
+            "annotations": gateway["spec"]["infrastructure"]["annotations"],
         },
         "status": {"phase": "Running", "containerStatuses": [{"name": "istio-proxy", "ready": true}]}
     });
