@@ -585,6 +585,11 @@ impl ProbeStream {
             "resolve_queue same vm -> {status} same={}",
             resolved == id
         ));
+        let (status, resolved) = raw::resolve_queue("", "probe_q");
+        line(&format!(
+            "resolve_queue empty vm_id -> {status} same={}",
+            resolved == id
+        ));
         line(&format!(
             "resolve_queue other vm -> {}",
             raw::resolve_queue("other_vm", "probe_q").0
@@ -691,6 +696,26 @@ impl ProbeStream {
             "http_call unknown cluster -> {}",
             raw::http_call("no_such_cluster", &headers, b"", 1000).0
         ));
+        line(&format!(
+            "http_call empty cluster -> {}",
+            raw::http_call("", &headers, b"", 1000).0
+        ));
+        let no_path = raw::serialize(&[(":method", "GET"), (":authority", "probe")]);
+        line(&format!(
+            "http_call without :path -> {}",
+            raw::http_call("probe", &no_path, b"", 1000).0
+        ));
+        let no_method = raw::serialize(&[(":path", "/callout"), (":authority", "probe")]);
+        line(&format!(
+            "http_call without :method -> {}",
+            raw::http_call("probe", &no_method, b"", 1000).0
+        ));
+        for which in ["cluster", "headers", "body", "trailers", "token"] {
+            line(&format!(
+                "http_call bad {which} pointer -> {}",
+                raw::bad::http_call("no_such_cluster", &headers, which)
+            ));
+        }
         // The real call goes through the SDK, whose dispatcher must know the token.
         let call = self.dispatch_http_call(
             "probe",
@@ -730,6 +755,100 @@ impl ProbeStream {
                 raw::set_buffer(buffer, 0, 0, b"x")
             ));
         }
+    }
+
+    /// Every other host call with one pointer outside memory.
+    fn bad_pointers(&self) {
+        type Case = (&'static str, fn() -> u32);
+        let cases: [Case; 26] = [
+            ("get_log_level return", raw::bad::get_log_level),
+            ("get_status return", raw::bad::get_status),
+            ("call_foreign_function name", raw::bad::call_foreign_name),
+            ("get_pairs return", || {
+                raw::bad::get_pairs_return(REQUEST_HEADERS)
+            }),
+            ("add_header key", || {
+                raw::bad::add_header_key(REQUEST_HEADERS)
+            }),
+            ("add_header value", || {
+                raw::bad::add_header_value(REQUEST_HEADERS)
+            }),
+            ("replace_header value", || {
+                raw::bad::replace_header_value(REQUEST_HEADERS)
+            }),
+            ("remove_header key", || {
+                raw::bad::remove_header_key(REQUEST_HEADERS)
+            }),
+            ("get_property path", raw::bad::get_property_path),
+            ("get_property return", || {
+                raw::bad::get_property_return(&["request", "path"])
+            }),
+            ("get_property missing return", || {
+                raw::bad::get_property_return(&["no_such_property"])
+            }),
+            ("set_property value", raw::bad::set_property_value),
+            ("get_shared key", raw::bad::get_shared_key),
+            ("get_shared return", || {
+                raw::bad::get_shared_return("probe.k1")
+            }),
+            ("get_shared cas return", || {
+                raw::bad::get_shared_cas_return("probe.k1")
+            }),
+            ("get_shared missing return", || {
+                raw::bad::get_shared_return("probe.missing")
+            }),
+            ("set_shared value", || {
+                raw::bad::set_shared_value("probe.bad")
+            }),
+            ("register_queue name", raw::bad::register_queue_name),
+            ("register_queue return", || {
+                raw::bad::register_queue_return("probe_bad_q")
+            }),
+            ("resolve_queue vm_id", || {
+                raw::bad::resolve_queue_vm_id("probe_q")
+            }),
+            ("resolve_queue return", || {
+                raw::bad::resolve_queue_return("c4mesh", "probe_q")
+            }),
+            ("dequeue return", || raw::bad::dequeue_return(QUEUE.get())),
+            ("enqueue value", || raw::bad::enqueue_value(QUEUE.get())),
+            (
+                "send_local_response details",
+                raw::bad::send_local_response_details,
+            ),
+            (
+                "send_local_response headers",
+                raw::bad::send_local_response_headers,
+            ),
+            ("grpc_call service", raw::bad::grpc_call_service),
+        ];
+        for (name, call) in cases {
+            line(&format!("bad pointer {name} -> {}", call()));
+        }
+        line(&format!(
+            "bad pointer define_metric name -> {}",
+            raw::bad::define_metric_name()
+        ));
+        line(&format!(
+            "bad pointer define_metric return -> {}",
+            raw::bad::define_metric_return("probe_bad_counter")
+        ));
+        let (_, next) = raw::define_metric(0, "probe_after_bad");
+        line(&format!("define after bad return -> id={next}"));
+        let (_, counter) = raw::define_metric(0, "probe_counter");
+        line(&format!(
+            "bad pointer get_metric return -> {}",
+            raw::bad::get_metric_return(counter)
+        ));
+        let (status, resolved) = raw::resolve_queue("c4mesh", "probe_bad_q");
+        line(&format!(
+            "resolve_queue after bad register -> {status} nonzero={}",
+            resolved != 0
+        ));
+        line(&format!(
+            "get_shared after bad set -> {}",
+            raw::get_shared("probe.bad").0.show()
+        ));
     }
 
     fn request_body(&self, size: usize, end: bool) {
@@ -785,6 +904,22 @@ impl ProbeStream {
         line(&format!(
             "get_buffer bad type -> {}",
             raw::get_buffer(99, 0, 10).show()
+        ));
+        line(&format!(
+            "get_buffer bad return pointer -> {}",
+            raw::bad::get_buffer_return(REQUEST_BODY)
+        ));
+        line(&format!(
+            "get_buffer bad size pointer -> {}",
+            raw::bad::get_buffer_size_return(REQUEST_BODY)
+        ));
+        line(&format!(
+            "set_buffer bad data pointer -> {}",
+            raw::bad::set_buffer_data(REQUEST_BODY)
+        ));
+        line(&format!(
+            "get_buffer all after bad calls -> {}",
+            raw::get_buffer(REQUEST_BODY, 0, usize::MAX).show()
         ));
     }
 }
@@ -876,6 +1011,7 @@ impl HttpContext for ProbeStream {
         self.queues();
         self.metrics();
         self.buffers_outside();
+        self.bad_pointers();
         self.http_calls();
         Action::Pause
     }

@@ -552,3 +552,211 @@ pub fn deserialize(bytes: &[u8]) -> Option<Vec<(String, String)>> {
     }
     Some(pairs)
 }
+
+/// Calls with one pointer outside linear memory ([`BAD_PTR`]) and every other argument
+/// valid, so the answer says which argument the host checks, and when.
+pub mod bad {
+    use super::*;
+
+    const IN: *const u8 = BAD_PTR as *const u8;
+    const OUT: *mut u8 = BAD_PTR as *mut u8;
+
+    pub fn get_log_level() -> u32 {
+        unsafe { proxy_get_log_level(OUT.cast()) }
+    }
+
+    pub fn get_status() -> u32 {
+        let (mut p, mut s) = (null_mut(), 0);
+        unsafe { proxy_get_status(OUT.cast(), &mut p, &mut s) }
+    }
+
+    pub fn call_foreign_name() -> u32 {
+        let (mut p, mut s) = (null_mut(), 0);
+        unsafe { proxy_call_foreign_function(IN, 8, "".as_ptr(), 0, &mut p, &mut s) }
+    }
+
+    pub fn get_pairs_return(map_type: u32) -> u32 {
+        let mut s = 0;
+        unsafe { proxy_get_header_map_pairs(map_type, OUT.cast(), &mut s) }
+    }
+
+    pub fn add_header_key(map_type: u32) -> u32 {
+        unsafe { proxy_add_header_map_value(map_type, IN, 8, "v".as_ptr(), 1) }
+    }
+
+    pub fn add_header_value(map_type: u32) -> u32 {
+        unsafe { proxy_add_header_map_value(map_type, "x-bad".as_ptr(), 5, IN, 8) }
+    }
+
+    pub fn replace_header_value(map_type: u32) -> u32 {
+        unsafe { proxy_replace_header_map_value(map_type, "x-bad".as_ptr(), 5, IN, 8) }
+    }
+
+    pub fn remove_header_key(map_type: u32) -> u32 {
+        unsafe { proxy_remove_header_map_value(map_type, IN, 8) }
+    }
+
+    pub fn get_buffer_return(buffer_type: u32) -> u32 {
+        let mut s = 0;
+        unsafe { proxy_get_buffer_bytes(buffer_type, 0, 100, OUT.cast(), &mut s) }
+    }
+
+    pub fn get_buffer_size_return(buffer_type: u32) -> u32 {
+        let mut p = null_mut();
+        unsafe { proxy_get_buffer_bytes(buffer_type, 0, 100, &mut p, OUT.cast()) }
+    }
+
+    pub fn set_buffer_data(buffer_type: u32) -> u32 {
+        unsafe { proxy_set_buffer_bytes(buffer_type, 0, 0, IN, 8) }
+    }
+
+    pub fn get_property_path() -> u32 {
+        let (mut p, mut s) = (null_mut(), 0);
+        unsafe { proxy_get_property(IN, 8, &mut p, &mut s) }
+    }
+
+    pub fn get_property_return(segments: &[&str]) -> u32 {
+        let path = path(segments);
+        let mut s = 0;
+        unsafe { proxy_get_property(path.as_ptr(), path.len(), OUT.cast(), &mut s) }
+    }
+
+    pub fn set_property_value() -> u32 {
+        let path = path(&["probe_bad_key"]);
+        unsafe { proxy_set_property(path.as_ptr(), path.len(), IN, 8) }
+    }
+
+    pub fn get_shared_key() -> u32 {
+        let (mut p, mut s, mut cas) = (null_mut(), 0, 0);
+        unsafe { proxy_get_shared_data(IN, 8, &mut p, &mut s, &mut cas) }
+    }
+
+    pub fn get_shared_return(key: &str) -> u32 {
+        let (mut s, mut cas) = (0, 0);
+        unsafe { proxy_get_shared_data(key.as_ptr(), key.len(), OUT.cast(), &mut s, &mut cas) }
+    }
+
+    pub fn get_shared_cas_return(key: &str) -> u32 {
+        let (mut p, mut s) = (null_mut(), 0);
+        unsafe { proxy_get_shared_data(key.as_ptr(), key.len(), &mut p, &mut s, OUT.cast()) }
+    }
+
+    pub fn set_shared_value(key: &str) -> u32 {
+        unsafe { proxy_set_shared_data(key.as_ptr(), key.len(), IN, 8, 0) }
+    }
+
+    pub fn register_queue_name() -> u32 {
+        let mut id = 0;
+        unsafe { proxy_register_shared_queue(IN, 8, &mut id) }
+    }
+
+    pub fn register_queue_return(name: &str) -> u32 {
+        unsafe { proxy_register_shared_queue(name.as_ptr(), name.len(), OUT.cast()) }
+    }
+
+    pub fn resolve_queue_vm_id(name: &str) -> u32 {
+        let mut id = 0;
+        unsafe { proxy_resolve_shared_queue(IN, 8, name.as_ptr(), name.len(), &mut id) }
+    }
+
+    pub fn resolve_queue_return(vm_id: &str, name: &str) -> u32 {
+        unsafe {
+            proxy_resolve_shared_queue(
+                vm_id.as_ptr(),
+                vm_id.len(),
+                name.as_ptr(),
+                name.len(),
+                OUT.cast(),
+            )
+        }
+    }
+
+    pub fn dequeue_return(queue_id: u32) -> u32 {
+        let mut s = 0;
+        unsafe { proxy_dequeue_shared_queue(queue_id, OUT.cast(), &mut s) }
+    }
+
+    pub fn enqueue_value(queue_id: u32) -> u32 {
+        unsafe { proxy_enqueue_shared_queue(queue_id, IN, 8) }
+    }
+
+    pub fn send_local_response_details() -> u32 {
+        let headers = serialize(&[]);
+        unsafe {
+            proxy_send_local_response(
+                500,
+                IN,
+                8,
+                "".as_ptr(),
+                0,
+                headers.as_ptr(),
+                headers.len(),
+                -1,
+            )
+        }
+    }
+
+    pub fn send_local_response_headers() -> u32 {
+        unsafe { proxy_send_local_response(500, "d".as_ptr(), 1, "".as_ptr(), 0, IN, 8, -1) }
+    }
+
+    pub fn define_metric_name() -> u32 {
+        let mut id = 0;
+        unsafe { proxy_define_metric(0, IN, 8, &mut id) }
+    }
+
+    pub fn define_metric_return(name: &str) -> u32 {
+        unsafe { proxy_define_metric(0, name.as_ptr(), name.len(), OUT.cast()) }
+    }
+
+    pub fn get_metric_return(id: u32) -> u32 {
+        unsafe { proxy_get_metric(id, OUT.cast()) }
+    }
+
+    /// `proxy_http_call` with the pointer of argument `which` (cluster, headers, body,
+    /// trailers, token) outside memory.
+    pub fn http_call(cluster: &str, headers: &[u8], which: &str) -> u32 {
+        let trailers = serialize(&[]);
+        let mut token = 0;
+        let pick = |name: &str, ptr: *const u8| if which == name { IN } else { ptr };
+        unsafe {
+            proxy_http_call(
+                pick("cluster", cluster.as_ptr()),
+                cluster.len(),
+                pick("headers", headers.as_ptr()),
+                headers.len(),
+                pick("body", "b".as_ptr()),
+                1,
+                pick("trailers", trailers.as_ptr()),
+                trailers.len(),
+                1000,
+                if which == "token" {
+                    OUT.cast()
+                } else {
+                    &mut token
+                },
+            )
+        }
+    }
+
+    pub fn grpc_call_service() -> u32 {
+        let metadata = serialize(&[]);
+        let mut token = 0;
+        unsafe {
+            proxy_grpc_call(
+                IN,
+                8,
+                "svc".as_ptr(),
+                3,
+                "m".as_ptr(),
+                1,
+                metadata.as_ptr(),
+                metadata.len(),
+                "x".as_ptr(),
+                1,
+                1000,
+                &mut token,
+            )
+        }
+    }
+}
