@@ -32,8 +32,9 @@
 
 use crate::error::Error;
 use crate::http::{CallOutcome, HeaderMap, LocalReply, Response};
-use crate::proxy::{FailurePolicy, Proxy, StreamId};
+use crate::proxy::{FailurePolicy, Proxy, StreamId, UpstreamRequest};
 use crate::state::{lock, CalloutView, Deferred, Phase};
+use crate::vm::Exports;
 use std::time::Duration;
 
 /// Rounds of asynchronous work after which the driver assumes a livelock.
@@ -143,17 +144,10 @@ impl Proxy {
         let state = self.workers[worker].state_mut();
         let context = state.next_context_id;
         state.next_context_id = state.next_context_id.wrapping_add(1);
-        let mut stream = crate::state::Stream {
+        let stream = crate::state::Stream {
             started_nanos: now,
             ..Default::default()
         };
-        stream.properties.set(
-            "source.address",
-            format!("127.0.0.1:{}", 40_000 + context % 20_000),
-        );
-        stream
-            .properties
-            .set("destination.address", "127.0.0.1:10000");
         state.streams.insert(context, stream);
         Ok(StreamId { worker, context })
     }
@@ -435,10 +429,9 @@ impl Proxy {
             };
         }
         let root = worker.state().root_id;
-        let create = worker.exports.on_context_create.clone();
         match worker.call(
             "proxy_on_context_create",
-            create,
+            |e| e.on_context_create.as_ref(),
             id.context,
             (id.context, root),
         ) {
@@ -461,35 +454,40 @@ impl Proxy {
             return Verdict::Failed;
         }
         let c = id.context;
-        let e = worker.exports.clone();
         let result = match callback {
             Callback::RequestHeaders => worker.call(
                 "proxy_on_request_headers",
-                e.on_request_headers,
+                |e| e.on_request_headers.as_ref(),
                 c,
                 (c, a, b),
             ),
-            Callback::RequestBody => {
-                worker.call("proxy_on_request_body", e.on_request_body, c, (c, a, b))
-            }
+            Callback::RequestBody => worker.call(
+                "proxy_on_request_body",
+                |e| e.on_request_body.as_ref(),
+                c,
+                (c, a, b),
+            ),
             Callback::RequestTrailers => worker.call(
                 "proxy_on_request_trailers",
-                e.on_request_trailers,
+                |e| e.on_request_trailers.as_ref(),
                 c,
                 (c, a),
             ),
             Callback::ResponseHeaders => worker.call(
                 "proxy_on_response_headers",
-                e.on_response_headers,
+                |e| e.on_response_headers.as_ref(),
                 c,
                 (c, a, b),
             ),
-            Callback::ResponseBody => {
-                worker.call("proxy_on_response_body", e.on_response_body, c, (c, a, b))
-            }
+            Callback::ResponseBody => worker.call(
+                "proxy_on_response_body",
+                |e| e.on_response_body.as_ref(),
+                c,
+                (c, a, b),
+            ),
             Callback::ResponseTrailers => worker.call(
                 "proxy_on_response_trailers",
-                e.on_response_trailers,
+                |e| e.on_response_trailers.as_ref(),
                 c,
                 (c, a),
             ),
@@ -555,7 +553,7 @@ impl Proxy {
         stream.request.phase = Phase::Done;
         stream.response.phase = Phase::Done;
         stream.finished = true;
-        self.finished.insert(id, stream);
+        self.keep_finished(id, stream);
     }
 
     /// Applies what callbacks on `worker` asked for, until nothing is left.
@@ -623,15 +621,11 @@ impl Proxy {
     }
 
     fn release_headers(&mut self, id: StreamId, side: Side) {
-        let default_address = self.upstream_address.clone();
         let mut headers_end = false;
         let mut held = None;
         self.with_stream(id, |s| {
             if side == Side::Request {
                 s.upstream_reached = true;
-                if !s.properties.contains("upstream.address") {
-                    s.properties.set("upstream.address", default_address);
-                }
             }
             let (d, _) = side.parts(s);
             d.phase = Phase::Flowing;
@@ -791,13 +785,25 @@ impl Proxy {
         let response = match stream.upstream_response.take() {
             Some(response) => response,
             None => {
-                let Some(request) = self.stream(id).and_then(|v| v.upstream_request()) else {
+                let Some(upstream) = self.upstream.as_mut() else {
                     return;
                 };
-                match self.upstream.as_mut() {
-                    Some(upstream) => upstream(&request),
-                    None => return,
-                }
+                // The upstream borrows the request as it left the filter: moved out of
+                // the stream for the call and back, not copied.
+                let Some(headers) = stream.request.sent_headers.take() else {
+                    return;
+                };
+                let request = UpstreamRequest {
+                    stream: id,
+                    headers,
+                    body: std::mem::take(&mut stream.request.sent_body),
+                    trailers: stream.request.sent_trailers.take(),
+                };
+                let response = upstream(&request);
+                stream.request.sent_headers = Some(request.headers);
+                stream.request.sent_body = request.body;
+                stream.request.sent_trailers = request.trailers;
+                response
             }
         };
         self.feed_response(id, response);
@@ -946,24 +952,27 @@ impl Proxy {
         let c = id.context;
         let worker = &mut self.workers[id.worker];
         if created && worker.failed.is_none() {
-            let e = worker.exports.clone();
             worker
                 .state_mut()
                 .streams
                 .entry(c)
                 .and_modify(|s| s.in_log = true);
-            let mut result = worker.call("proxy_on_log", e.on_log, c, c).map(|_| ());
+            let mut result = worker
+                .call("proxy_on_log", |e| e.on_log.as_ref(), c, c)
+                .map(|_| ());
             worker
                 .state_mut()
                 .streams
                 .entry(c)
                 .and_modify(|s| s.in_log = false);
             if result.is_ok() {
-                result = worker.call("proxy_on_done", e.on_done, c, c).map(|_| ());
+                result = worker
+                    .call("proxy_on_done", |e| e.on_done.as_ref(), c, c)
+                    .map(|_| ());
             }
             if result.is_ok() {
                 result = worker
-                    .call("proxy_on_delete", e.on_delete, c, c)
+                    .call("proxy_on_delete", |e| e.on_delete.as_ref(), c, c)
                     .map(|_| ());
             }
             if let Err(fault) = result {
@@ -978,12 +987,25 @@ impl Proxy {
             | Deferred::Reset { context } => *context != c,
         });
         if let Some(stream) = state.streams.remove(&c) {
-            self.finished.insert(id, stream);
+            self.keep_finished(id, stream);
         }
         if self.workers[id.worker].failed.is_some() {
             self.on_worker_failed(id.worker);
         } else {
             self.apply_deferred(id.worker);
+        }
+    }
+
+    /// Keeps a finished stream readable, forgetting the oldest beyond
+    /// [`FINISHED_KEPT`](crate::proxy::FINISHED_KEPT).
+    fn keep_finished(&mut self, id: StreamId, stream: crate::state::Stream) {
+        if self.finished.insert(id, stream).is_none() {
+            self.finished_order.push_back(id);
+        }
+        while self.finished_order.len() > crate::proxy::FINISHED_KEPT {
+            if let Some(old) = self.finished_order.pop_front() {
+                self.finished.remove(&old);
+            }
         }
     }
 
@@ -996,8 +1018,8 @@ impl Proxy {
         if w.failed.is_some() {
             return;
         }
-        let f = w.exports.on_queue_ready.clone();
-        if let Err(fault) = w.call("proxy_on_queue_ready", f, context, (context, token)) {
+        let ready: fn(&Exports) -> Option<&_> = |e| e.on_queue_ready.as_ref();
+        if let Err(fault) = w.call("proxy_on_queue_ready", ready, context, (context, token)) {
             self.faults.push(fault);
             self.on_worker_failed(worker);
             return;
@@ -1078,10 +1100,9 @@ impl Proxy {
                 }
             }
         };
-        let f = w.exports.on_http_call_response.clone();
         let result = w.call(
             "proxy_on_http_call_response",
-            f,
+            |e| e.on_http_call_response.as_ref(),
             root,
             (root, token, counts.0, counts.1, counts.2),
         );
@@ -1130,8 +1151,7 @@ impl Proxy {
                 let period = u64::from(w.state().tick.period_ms) * 1_000_000;
                 w.state_mut().tick.next_at = (period > 0).then(|| now.saturating_add(period));
                 let root = w.state().root_id;
-                let f = w.exports.on_tick.clone();
-                if let Err(fault) = w.call("proxy_on_tick", f, root, root) {
+                if let Err(fault) = w.call("proxy_on_tick", |e| e.on_tick.as_ref(), root, root) {
                     self.faults.push(fault);
                     self.on_worker_failed(worker);
                     return;

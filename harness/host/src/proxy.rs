@@ -15,15 +15,19 @@ use crate::clock::Clock;
 use crate::error::{describe, Error};
 use crate::http::{CallOutcome, HeaderMap, HttpCall, LocalReply, Request, Response};
 use crate::properties::{Node, Value};
-use crate::state::{lock, HostState, LogRecord, Plugin, ProxyShared, Stream};
-use crate::vm::{check_abi, new_state, GuestFault, Limits, Worker};
+use crate::state::{lock, HostState, IdMap, LogRecord, Plugin, ProxyShared, Stream};
+use crate::vm::{self, check_abi, new_state, GuestFault, Limits, Worker};
 use crate::LogLevel;
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
-use wasmtime::{Config, Engine, Linker, Module, OptLevel, Store};
+use wasmtime::{Engine, Linker, Module, Store};
+
+/// How many finished streams stay readable ([`Proxy::stream`], [`Proxy::exchange`]):
+/// the most recent ones, so a long run keeps its memory flat.
+pub const FINISHED_KEPT: usize = 16_384;
 
 /// What happens to a worker whose VM faulted, as Envoy's `failure_policy`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -244,32 +248,35 @@ pub struct Proxy {
     pub(crate) seed: u64,
     pub(crate) upstream: Option<Upstream>,
     pub(crate) http_calls: Option<CallHandler>,
-    pub(crate) upstream_address: String,
     pub(crate) faults: Vec<GuestFault>,
     pub(crate) configured: Vec<bool>,
-    pub(crate) finished: HashMap<StreamId, Stream>,
+    pub(crate) finished: IdMap<StreamId, Stream>,
+    /// Finished streams, oldest first.
+    pub(crate) finished_order: VecDeque<StreamId>,
     pub(crate) unimplemented: Vec<String>,
 }
 
-/// Compiled modules, by content and engine settings: tests start many proxies of one
-/// module, and compiling it is the slow part.
-type ModuleCache = Mutex<HashMap<(u64, usize, bool), (Engine, Module)>>;
+/// Compiled modules, by content and engine: tests start many proxies of one module,
+/// and compiling it is the slow part.
+type ModuleCache = Mutex<HashMap<(u64, usize, bool, bool), Module>>;
 
-fn compile(bytes: &[u8], fuel: bool) -> Result<(Engine, Module), Error> {
+fn compile(bytes: &[u8], limits: &Limits) -> Result<(Engine, Module), Error> {
     static CACHE: OnceLock<ModuleCache> = OnceLock::new();
+    let engine = vm::engine(limits)?;
     let mut hasher = DefaultHasher::new();
     bytes.hash(&mut hasher);
-    let key = (hasher.finish(), bytes.len(), fuel);
+    let key = (
+        hasher.finish(),
+        bytes.len(),
+        limits.fuel_per_callback.is_some(),
+        limits.time_per_callback.is_some(),
+    );
     let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
     if let Some(found) = lock(cache).get(&key) {
-        return Ok(found.clone());
+        return Ok((engine, found.clone()));
     }
-    let mut config = Config::new();
-    config.consume_fuel(fuel);
-    config.cranelift_opt_level(OptLevel::Speed);
-    let engine = Engine::new(&config).map_err(|e| Error::Compile(describe(&e)))?;
     let module = Module::new(&engine, bytes).map_err(|e| Error::Compile(describe(&e)))?;
-    lock(cache).insert(key, (engine.clone(), module.clone()));
+    lock(cache).insert(key, module.clone());
     Ok((engine, module))
 }
 
@@ -306,7 +313,7 @@ impl Proxy {
         let bytes = builder
             .wasm
             .unwrap_or_else(|| Err(Error::Compile("no module given".into())))?;
-        let (engine, module) = compile(&bytes, builder.limits.fuel_per_callback.is_some())?;
+        let (engine, module) = compile(&bytes, &builder.limits)?;
         check_abi(&module)?;
         let plugin = Arc::new(builder.plugin);
         let shared = Arc::new(ProxyShared {
@@ -317,6 +324,7 @@ impl Proxy {
             queues: Mutex::new(SharedQueues::default()),
             metrics: Mutex::new(Metrics::default()),
             clusters: builder.clusters,
+            upstream_address: builder.upstream_address,
         });
         let mut linker = Linker::new(&engine);
         crate::abi::add_to_linker(&mut linker).map_err(|e| Error::Internal(describe(&e)))?;
@@ -338,10 +346,10 @@ impl Proxy {
             seed: builder.seed,
             upstream: builder.upstream,
             http_calls: builder.http_calls,
-            upstream_address: builder.upstream_address,
             faults: Vec::new(),
             configured: Vec::new(),
-            finished: HashMap::new(),
+            finished: IdMap::default(),
+            finished_order: VecDeque::new(),
             unimplemented,
         };
         for index in 0..builder.workers {

@@ -23,6 +23,7 @@ use crate::http::{HeaderMap, LocalReply, Response};
 use crate::properties::{Node, Properties};
 use crate::LogLevel;
 use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard};
 use wasmtime::{Memory, ResourceLimiter, TypedFunc};
 
@@ -57,6 +58,40 @@ pub(crate) struct ProxyShared {
     pub metrics: Mutex<Metrics>,
     /// Clusters a callout may name.
     pub clusters: HashSet<String>,
+    /// `upstream.address` of a stream that reached the upstream and set none.
+    pub upstream_address: String,
+}
+
+/// A map keyed by ids the host hands out (context ids, stream ids): hashed with one
+/// multiplication instead of SipHash, since no one chooses these keys to collide.
+pub(crate) type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
+
+/// The hasher of [`IdMap`] (Fx-style: rotate, xor, multiply per word).
+#[derive(Default, Clone, Copy)]
+pub(crate) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(u64::from(*b));
+        }
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
 }
 
 /// Locks a mutex, going on with the data if a panicking holder poisoned it.
@@ -239,7 +274,7 @@ pub struct HostState {
     pub(crate) effective: Option<u32>,
     pub(crate) root_id: u32,
     pub(crate) next_context_id: u32,
-    pub(crate) streams: HashMap<u32, Stream>,
+    pub(crate) streams: IdMap<u32, Stream>,
     /// `on_configure` is running: the plugin configuration is readable.
     pub(crate) configuring: bool,
     pub(crate) callout: Option<CalloutView>,
@@ -274,7 +309,7 @@ impl HostState {
             effective: None,
             root_id: 1,
             next_context_id: 2,
-            streams: HashMap::new(),
+            streams: IdMap::default(),
             configuring: false,
             callout: None,
             status: (0, Vec::new()),

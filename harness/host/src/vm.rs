@@ -11,24 +11,46 @@
 //!
 //! ## Calls and faults
 //!
-//! Every callback runs with a fresh fuel budget (when configured) and under the memory
-//! limit. A trap, exhausted fuel or a memory limit hit is a [`GuestFault`] naming the
-//! callback: the worker is marked failed, as Envoy marks a VM that trapped, and the
-//! harness itself goes on.
+//! Every callback runs under a deadline and the memory limit. A trap, a callback past
+//! its deadline or a memory limit hit is a [`GuestFault`] naming the callback: the
+//! worker is marked failed, as Envoy marks a VM that trapped, and the harness itself
+//! goes on.
+//!
+//! ## Why an epoch deadline and not fuel
+//!
+//! A looping filter must be stopped, not waited for (H5). Fuel stops it after a count
+//! of instructions, exactly and repeatably, but the count is kept by code compiled into
+//! every basic block of the guest, and the host paid about a third of its request
+//! cycle for it. An epoch deadline costs a compare at loop heads and function entries:
+//! one thread per engine moves the engine's epoch every [`EPOCH_TICK`], and each
+//! callback may run until the epoch has moved past its deadline. The bound is wall
+//! time, hence not exact to the instruction; a test that needs a deterministic bound
+//! sets [`Limits::fuel_per_callback`], which the host then meters as well.
 
 use crate::error::{describe, Error};
-use crate::state::{HostState, Plugin, ProxyShared};
+use crate::state::{lock, HostState, Plugin, ProxyShared};
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
-use wasmtime::{Engine, Instance, Linker, Module, Store, Trap, TypedFunc, WasmParams, WasmResults};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+use wasmtime::{
+    Config, Engine, Instance, Linker, Module, OptLevel, Store, Trap, TypedFunc, WasmParams,
+    WasmResults,
+};
+
+/// How often an engine's epoch moves: the granularity of callback deadlines.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// What went wrong in the guest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FaultKind {
     /// The guest trapped (a panic in a Rust filter ends in `unreachable`).
     Trap,
-    /// The callback used up its fuel: it looped or ran too long.
+    /// The callback used up its fuel ([`Limits::fuel_per_callback`]).
     OutOfFuel,
+    /// The callback ran past its deadline ([`Limits::time_per_callback`]): it looped
+    /// or ran too long.
+    Deadline,
     /// The guest asked for memory beyond the limit.
     MemoryLimit,
 }
@@ -49,6 +71,7 @@ impl fmt::Display for GuestFault {
         let what = match self.kind {
             FaultKind::Trap => "trapped",
             FaultKind::OutOfFuel => "ran out of fuel",
+            FaultKind::Deadline => "ran past its deadline",
             FaultKind::MemoryLimit => "hit the memory limit",
         };
         write!(
@@ -60,11 +83,15 @@ impl fmt::Display for GuestFault {
 }
 
 /// Limits on one VM.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// Most bytes of linear memory.
+    /// Most bytes of linear memory (default 256 MiB).
     pub memory_bytes: usize,
-    /// Fuel (roughly, wasm instructions) per callback; `None` runs unmetered.
+    /// Wall time one callback may run, to within [`EPOCH_TICK`] (default 1 s); `None`
+    /// sets no deadline.
+    pub time_per_callback: Option<Duration>,
+    /// Fuel (about one unit per wasm instruction) per callback: a deterministic bound,
+    /// at a cost in speed. `None` (the default) runs unmetered.
     pub fuel_per_callback: Option<u64>,
 }
 
@@ -72,8 +99,22 @@ impl Default for Limits {
     fn default() -> Limits {
         Limits {
             memory_bytes: 256 << 20,
-            fuel_per_callback: Some(500_000_000),
+            time_per_callback: Some(Duration::from_secs(1)),
+            fuel_per_callback: None,
         }
+    }
+}
+
+impl Limits {
+    /// Epoch ticks a callback may run: its deadline, rounded up, plus the tick in
+    /// progress when it starts.
+    fn deadline_ticks(&self) -> Option<u64> {
+        self.time_per_callback.map(|t| {
+            let tick = EPOCH_TICK.as_nanos().max(1);
+            u64::try_from(t.as_nanos().div_ceil(tick))
+                .unwrap_or(u64::MAX)
+                .saturating_add(1)
+        })
     }
 }
 
@@ -84,7 +125,6 @@ type F3R = TypedFunc<(u32, u32, u32), u32>;
 type F5 = TypedFunc<(u32, u32, u32, u32, u32), ()>;
 
 /// The callbacks a module may export (ABI 0.2.x signatures).
-#[derive(Clone)]
 pub(crate) struct Exports {
     pub on_context_create: Option<F2>,
     pub on_vm_start: Option<F2R>,
@@ -101,6 +141,7 @@ pub(crate) struct Exports {
     pub on_log: Option<F1>,
     pub on_done: Option<TypedFunc<u32, u32>>,
     pub on_delete: Option<F1>,
+    pub initialize: Option<TypedFunc<(), ()>>,
 }
 
 fn typed<P: WasmParams, R: WasmResults>(
@@ -146,8 +187,47 @@ impl Exports {
             on_log: typed(instance, store, "proxy_on_log", worker)?,
             on_done: typed(instance, store, "proxy_on_done", worker)?,
             on_delete: typed(instance, store, "proxy_on_delete", worker)?,
+            initialize: typed(instance, store, "_initialize", worker)?,
         })
     }
+}
+
+/// The engine for VMs under `limits`: one per kind of metering, shared by every module
+/// and proxy of the process (an engine is what wasmtime means to be shared). An engine
+/// with deadlines has a thread of its own that moves its epoch every [`EPOCH_TICK`].
+pub(crate) fn engine(limits: &Limits) -> Result<Engine, Error> {
+    type Engines = Mutex<HashMap<(bool, bool), Engine>>;
+    static ENGINES: OnceLock<Engines> = OnceLock::new();
+    let key = (
+        limits.fuel_per_callback.is_some(),
+        limits.time_per_callback.is_some(),
+    );
+    let engines = ENGINES.get_or_init(|| Mutex::new(HashMap::new()));
+    let mut engines = lock(engines);
+    if let Some(engine) = engines.get(&key) {
+        return Ok(engine.clone());
+    }
+    let (fuel, epochs) = key;
+    let mut config = Config::new();
+    config.consume_fuel(fuel);
+    config.epoch_interruption(epochs);
+    config.cranelift_opt_level(OptLevel::Speed);
+    let engine = Engine::new(&config).map_err(|e| Error::Compile(describe(&e)))?;
+    if epochs {
+        let weak = engine.weak();
+        std::thread::Builder::new()
+            .name("c4mesh-host-epoch".into())
+            .spawn(move || {
+                while let Some(engine) = weak.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(EPOCH_TICK);
+                }
+            })
+            .map_err(|e| Error::Internal(format!("starting the epoch thread: {e}")))?;
+    }
+    engines.insert(key, engine.clone());
+    Ok(engine)
 }
 
 /// Checks the ABI version export.
@@ -178,6 +258,7 @@ pub(crate) struct Worker {
     pub store: Store<HostState>,
     pub exports: Exports,
     pub limits: Limits,
+    deadline_ticks: Option<u64>,
     /// Set when a callback faulted: the VM takes no more calls.
     pub failed: Option<GuestFault>,
 }
@@ -198,6 +279,10 @@ impl Worker {
             store
                 .set_fuel(u64::MAX)
                 .map_err(|e| Error::Internal(describe(&e)))?;
+        }
+        if let Some(ticks) = limits.deadline_ticks() {
+            store.epoch_deadline_trap();
+            store.set_epoch_deadline(ticks);
         }
         let instance = linker
             .instantiate(&mut store, module)
@@ -223,11 +308,12 @@ impl Worker {
             store,
             exports,
             limits,
+            deadline_ticks: limits.deadline_ticks(),
             failed: None,
         };
-        if let Ok(init) = instance.get_typed_func::<(), ()>(&mut worker.store, "_initialize") {
+        if worker.exports.initialize.is_some() {
             worker
-                .call("_initialize", Some(init), 0, ())
+                .call("_initialize", |e| e.initialize.as_ref(), 0, ())
                 .map_err(|f| Error::Start {
                     worker: index,
                     callback: "_initialize",
@@ -247,10 +333,10 @@ impl Worker {
             callback: f.callback,
             message: f.to_string(),
         };
-        let create = self.exports.on_context_create.clone();
+        let create: fn(&Exports) -> Option<&F2> = |e| e.on_context_create.as_ref();
         self.call("proxy_on_context_create", create, root, (root, 0))
             .map_err(start_error)?;
-        let vm_start = self.exports.on_vm_start.clone();
+        let vm_start: fn(&Exports) -> Option<&F2R> = |e| e.on_vm_start.as_ref();
         let started = self
             .call("proxy_on_vm_start", vm_start, root, (root, vm_config))
             .map_err(start_error)?;
@@ -265,24 +351,25 @@ impl Worker {
         let root = self.store.data().root_id;
         let size = self.store.data().plugin.configuration.len() as u32;
         self.store.data_mut().configuring = true;
-        let configure = self.exports.on_configure.clone();
+        let configure: fn(&Exports) -> Option<&F2R> = |e| e.on_configure.as_ref();
         let result = self.call("proxy_on_configure", configure, root, (root, size));
         self.store.data_mut().configuring = false;
         Ok(result? != Some(0))
     }
 
-    /// Calls one export in `context`; `Ok(None)` if the module does not export it.
+    /// Calls the export `select` picks in `context`; `Ok(None)` if the module does not
+    /// export it. The exports are typed once, at instantiation, and called in place.
     pub fn call<P: WasmParams, R: WasmResults>(
         &mut self,
         callback: &'static str,
-        func: Option<TypedFunc<P, R>>,
+        select: fn(&Exports) -> Option<&TypedFunc<P, R>>,
         context: u32,
         params: P,
     ) -> Result<Option<R>, GuestFault> {
         if let Some(fault) = &self.failed {
             return Err(fault.clone());
         }
-        let Some(func) = func else {
+        let Some(func) = select(&self.exports) else {
             return Ok(None);
         };
         {
@@ -296,15 +383,17 @@ impl Worker {
             // Cannot fail: fuel is enabled whenever a budget is set.
             let _ = self.store.set_fuel(fuel);
         }
+        if let Some(ticks) = self.deadline_ticks {
+            self.store.set_epoch_deadline(ticks);
+        }
         match func.call(&mut self.store, params) {
             Ok(result) => Ok(Some(result)),
             Err(error) => {
-                let kind = if error.downcast_ref::<Trap>() == Some(&Trap::OutOfFuel) {
-                    FaultKind::OutOfFuel
-                } else if self.store.data().limit.hit {
-                    FaultKind::MemoryLimit
-                } else {
-                    FaultKind::Trap
+                let kind = match error.downcast_ref::<Trap>() {
+                    Some(Trap::OutOfFuel) => FaultKind::OutOfFuel,
+                    Some(Trap::Interrupt) => FaultKind::Deadline,
+                    _ if self.store.data().limit.hit => FaultKind::MemoryLimit,
+                    _ => FaultKind::Trap,
                 };
                 let fault = GuestFault {
                     worker: self.index,

@@ -248,21 +248,37 @@ fn stream_attribute(
         ("upstream", "request_attempt_count") => {
             Some(Value::Uint(u64::from(stream.upstream_reached)))
         }
-        ("upstream", "port") => {
-            port(stream.properties.get("upstream.address")).filter(|_| stream.upstream_reached)
+        ("upstream" | "source" | "destination", "address") => {
+            address(state, stream, family).map(Value::String)
         }
-        ("source", "port") => port(stream.properties.get("source.address")),
-        ("destination", "port") => port(stream.properties.get("destination.address")),
+        ("upstream" | "source" | "destination", "port") => {
+            let address = address(state, stream, family)?;
+            let (_, port) = address.rsplit_once(':')?;
+            port.parse::<i64>().ok().map(Value::Int)
+        }
         ("connection", "mtls") => Some(Value::Bool(false)),
         ("connection", "id") => Some(Value::Uint(u64::from(state.context()))),
         _ => None,
     }
 }
 
-fn port(address: Option<&Value>) -> Option<Value> {
-    let Some(Value::String(address)) = address else {
-        return None;
+/// `source.address`, `destination.address` or `upstream.address`: what the caller
+/// set on the stream, else the host's own: the client's port from the context id, the
+/// listener, and the proxy's upstream once the request reached it.
+fn address(state: &HostState, stream: &Stream, family: &str) -> Option<String> {
+    let set = match family {
+        "source" => stream.properties.get("source.address"),
+        "destination" => stream.properties.get("destination.address"),
+        _ => stream.properties.get("upstream.address"),
     };
-    let (_, port) = address.rsplit_once(':')?;
-    port.parse::<i64>().ok().map(Value::Int)
+    if let Some(Value::String(address)) = set {
+        return Some(address.clone());
+    }
+    match family {
+        "source" => Some(format!("127.0.0.1:{}", 40_000 + state.context() % 20_000)),
+        "destination" => Some("127.0.0.1:10000".to_owned()),
+        _ => stream
+            .upstream_reached
+            .then(|| state.shared.upstream_address.clone()),
+    }
 }

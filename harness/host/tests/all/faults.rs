@@ -3,6 +3,7 @@
 
 use crate::support::{lines, wat_proxy, FAULT_GUEST};
 use c4mesh_host::{FailurePolicy, FaultKind, Limits, Request, Response};
+use std::time::{Duration, Instant};
 
 fn request(fault: Option<&str>) -> Request {
     let request = Request::get("/x");
@@ -12,14 +13,22 @@ fn request(fault: Option<&str>) -> Request {
     }
 }
 
+/// Small limits, so that faults come fast: 16 MiB of memory, 200 ms per callback.
+const LIMITS: Limits = Limits {
+    memory_bytes: 16 << 20,
+    time_per_callback: Some(Duration::from_millis(200)),
+    fuel_per_callback: None,
+};
+
 fn proxy(policy: FailurePolicy) -> c4mesh_host::Proxy {
+    proxy_with(policy, LIMITS)
+}
+
+fn proxy_with(policy: FailurePolicy, limits: Limits) -> c4mesh_host::Proxy {
     wat_proxy(FAULT_GUEST)
         .workers(2)
         .failure_policy(policy)
-        .limits(Limits {
-            memory_bytes: 16 << 20,
-            fuel_per_callback: Some(10_000_000),
-        })
+        .limits(limits)
         .upstream(|_| Response::status(200))
         .start()
         .expect("the fault guest starts")
@@ -47,7 +56,7 @@ fn a_looping_guest_is_reported_and_other_workers_go_on() {
     );
     let fault = &proxy.faults()[0];
     assert_eq!(fault.callback, "proxy_on_request_headers");
-    assert_eq!(fault.kind, FaultKind::OutOfFuel);
+    assert_eq!(fault.kind, FaultKind::Deadline);
     assert_eq!(fault.worker, 0);
     assert!(
         fault.to_string().contains("proxy_on_request_headers"),
@@ -64,6 +73,45 @@ fn a_looping_guest_is_reported_and_other_workers_go_on() {
         "fail-closed: the failed VM stays failed"
     );
     assert_eq!(proxy.faults().len(), 1);
+}
+
+#[test]
+fn the_default_limits_stop_a_looping_guest_within_its_deadline() {
+    let mut proxy = proxy_with(FailurePolicy::FailClosed, Limits::default());
+    let started = Instant::now();
+    let looped = proxy
+        .send(0, request(Some("loop")))
+        .expect("the harness goes on");
+    let took = started.elapsed();
+    assert_eq!(looped.status(), Some(503));
+    assert_eq!(proxy.faults()[0].kind, FaultKind::Deadline);
+    let deadline = Limits::default().time_per_callback.unwrap_or_default();
+    assert!(
+        took >= deadline && took < deadline * 3,
+        "stopped after {took:?}, deadline {deadline:?}"
+    );
+}
+
+#[test]
+fn fuel_stops_a_looping_guest_after_a_count_of_instructions() {
+    let mut proxy = proxy_with(
+        FailurePolicy::FailClosed,
+        Limits {
+            time_per_callback: None,
+            fuel_per_callback: Some(10_000_000),
+            ..LIMITS
+        },
+    );
+    proxy
+        .send(0, request(Some("loop")))
+        .expect("the harness goes on");
+    assert_eq!(proxy.faults()[0].kind, FaultKind::OutOfFuel);
+    let other = proxy.send(1, request(None)).expect("worker 1");
+    assert_eq!(
+        other.status(),
+        Some(200),
+        "metering does not change the rest"
+    );
 }
 
 #[test]
