@@ -9,9 +9,12 @@
 //! Refused, in raw or percent-encoded form: a path not starting with `/`; `//`; dot
 //! segments (`.`, `..`, also before a `;` parameter as in `..;`); empty segments with
 //! parameters (`/;x/`); `\`; `/`, `\` encoded; control characters and NUL; a
-//! double-encoded byte (`%25` followed by two hex digits); and any percent-encoded
+//! double-encoded byte (`%25` followed by two hex digits); any percent-encoded
 //! unreserved character (`%2e`, `%41`...), which no correct client needs to encode
-//! and which normalisers decode. Only the part before `?` or `#` is examined.
+//! and which normalisers decode; a `%` not followed by two hex digits (`%zz`, a
+//! trailing `%`, the non-standard `%u002e`); and bytes, raw or percent-encoded, that are
+//! not well-formed UTF-8 (lenient decoders have read the overlong `%c0%ae` as `.`).
+//! Only the part before `?` or `#` is examined.
 
 /// Why a path is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +27,8 @@ pub enum PathError {
     ControlCharacter,
     DoubleEncoding,
     EncodedUnreserved,
+    MalformedEncoding,
+    NotUtf8,
 }
 
 impl PathError {
@@ -37,6 +42,8 @@ impl PathError {
             PathError::ControlCharacter => "control character",
             PathError::DoubleEncoding => "double percent-encoding",
             PathError::EncodedUnreserved => "percent-encoded unreserved character",
+            PathError::MalformedEncoding => "'%' not followed by two hex digits",
+            PathError::NotUtf8 => "not well-formed UTF-8 (overlong or broken sequence)",
         }
     }
 }
@@ -56,6 +63,7 @@ pub fn check(target: &[u8]) -> Result<&[u8], PathError> {
         return Err(PathError::NotAbsolute);
     }
     let mut segment_start = 1;
+    let mut utf8 = Utf8::default();
     let mut i = 1;
     while i < path.len() {
         match path[i] {
@@ -69,18 +77,68 @@ pub fn check(target: &[u8]) -> Result<&[u8], PathError> {
             b'\\' => return Err(PathError::Backslash),
             b if b < 0x20 || b == 0x7f => return Err(PathError::ControlCharacter),
             b'%' => {
-                if let Some(decoded) = hex_pair(path, i + 1) {
-                    check_encoded(decoded, path, i + 3)?;
-                    i += 3;
-                    continue;
-                }
+                let decoded = hex_pair(path, i + 1).ok_or(PathError::MalformedEncoding)?;
+                check_encoded(decoded, path, i + 3)?;
+                utf8.push(decoded)?;
+                i += 3;
+                continue;
             }
             _ => {}
         }
+        utf8.push(path[i])?;
         i += 1;
     }
     check_segment(&path[segment_start..])?;
+    utf8.finish()?;
     Ok(path)
+}
+
+/// The UTF-8 check over the path's bytes as decoded (raw, or from `%XX`), without
+/// allocating: a multi-byte sequence is collected and checked by the standard
+/// library's validator, which refuses overlong forms, surrogates and values past
+/// U+10FFFF.
+#[derive(Default)]
+struct Utf8 {
+    sequence: [u8; 4],
+    have: usize,
+    need: usize,
+}
+
+impl Utf8 {
+    fn push(&mut self, byte: u8) -> Result<(), PathError> {
+        if self.need == 0 {
+            self.need = match byte {
+                0x00..=0x7f => return Ok(()),
+                0xc2..=0xdf => 2,
+                0xe0..=0xef => 3,
+                0xf0..=0xf4 => 4,
+                _ => return Err(PathError::NotUtf8),
+            };
+            self.sequence[0] = byte;
+            self.have = 1;
+            return Ok(());
+        }
+        if byte & 0xc0 != 0x80 {
+            return Err(PathError::NotUtf8);
+        }
+        self.sequence[self.have] = byte;
+        self.have += 1;
+        if self.have == self.need {
+            self.need = 0;
+            if std::str::from_utf8(&self.sequence[..self.have]).is_err() {
+                return Err(PathError::NotUtf8);
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(&self) -> Result<(), PathError> {
+        if self.need == 0 {
+            Ok(())
+        } else {
+            Err(PathError::NotUtf8)
+        }
+    }
 }
 
 fn check_encoded(decoded: u8, path: &[u8], after: usize) -> Result<(), PathError> {
@@ -140,8 +198,8 @@ mod tests {
             "/api/v1/orders/caf%C3%A9",
             "/api/v1/search/a%20b",
             "/api/v1/orders#/../x",
-            "/api/v1/100%",
-            "/api/v1/%zz",
+            "/api/v1/100%25",
+            "/api/v1/orders/\u{65e5}\u{672c}",
         ] {
             assert!(check(ok.as_bytes()).is_ok(), "{ok} refused");
         }
@@ -176,6 +234,17 @@ mod tests {
             ("/api/v1/orders%5c..", EncodedSeparator),
             ("/api/v1/orders%5C..", EncodedSeparator),
             ("/api/v1/orders\\..\\payments", Backslash),
+            ("/api/v1/orders/%c0%ae%c0%ae/payments", NotUtf8),
+            ("/api/v1/orders/%C0%AE", NotUtf8),
+            ("/api/v1/orders/%e0%80%ae", NotUtf8),
+            ("/api/v1/orders/%ed%a0%80", NotUtf8),
+            ("/api/v1/orders/%f4%90%80%80", NotUtf8),
+            ("/api/v1/orders/caf%C3", NotUtf8),
+            ("/api/v1/orders/caf%C3/x", NotUtf8),
+            ("/api/v1/orders/%u002e%u002e/payments", MalformedEncoding),
+            ("/api/v1/orders/%", MalformedEncoding),
+            ("/api/v1/orders/%2", MalformedEncoding),
+            ("/api/v1/orders/%zz", MalformedEncoding),
             ("/api/v1/orders%00", ControlCharacter),
             ("/api/v1/orders/\x00", ControlCharacter),
             ("/api/v1/orders/\t", ControlCharacter),
@@ -188,6 +257,14 @@ mod tests {
         for (path, why) in cases {
             assert_eq!(check(path.as_bytes()), Err(*why), "{path:?}");
         }
+        // Raw bytes that are not UTF-8, as an HTTP/1.1 client can send them.
+        for raw in [
+            &b"/api/v1/orders/\xc0\xae\xc0\xae/x"[..],
+            b"/api/v1/orders/\xff",
+            b"/api/v1/orders/\xe2\x82",
+        ] {
+            assert_eq!(check(raw), Err(PathError::NotUtf8), "{raw:?}");
+        }
     }
 }
 
@@ -199,6 +276,7 @@ mod properties {
 
     use super::*;
     use crate::routes::RouteTable;
+    use c4mesh_path_readings::readings;
     use proptest::prelude::*;
 
     /// Segments that are names, tricks, or pieces of tricks.
@@ -239,57 +317,19 @@ mod properties {
         "%2",
         "%zz",
         "%20",
+        "%c0%ae%c0%ae",
+        "%C0%AE",
+        "%c0%af",
+        "%e0%80%ae",
+        "%u002e%u002e",
+        "%u002f",
+        "caf%C3%A9",
+        "%C3",
+        "..%c0%af..",
     ];
 
     fn table() -> RouteTable {
         RouteTable::new(["/api/v1/orders", "/api/v1/payments", "/api/v1/saga", "/api"])
-    }
-
-    fn percent_decode(bytes: &[u8]) -> Vec<u8> {
-        let mut out = Vec::new();
-        let mut i = 0;
-        while i < bytes.len() {
-            if bytes[i] == b'%' {
-                if let Some(b) = hex_pair(bytes, i + 1) {
-                    out.push(b);
-                    i += 3;
-                    continue;
-                }
-            }
-            out.push(bytes[i]);
-            i += 1;
-        }
-        out
-    }
-
-    /// Resolves a path as a lenient server would: segments split on `/` (and `\` when
-    /// asked), `;` parameters dropped, empty and `.` segments skipped, `..` popping.
-    fn resolve(path: &[u8], backslash_is_slash: bool, strip_params: bool) -> Vec<u8> {
-        let mut segments: Vec<&[u8]> = Vec::new();
-        let is_sep = |b: &u8| *b == b'/' || (backslash_is_slash && *b == b'\\');
-        for segment in path.split(is_sep) {
-            let segment = if strip_params {
-                segment.split(|b| *b == b';').next().unwrap_or(b"")
-            } else {
-                segment
-            };
-            match segment {
-                b"" | b"." => {}
-                b".." => {
-                    segments.pop();
-                }
-                s => segments.push(s),
-            }
-        }
-        let mut out = Vec::new();
-        for s in segments {
-            out.push(b'/');
-            out.extend_from_slice(s);
-        }
-        if out.is_empty() {
-            out.push(b'/');
-        }
-        out
     }
 
     proptest! {
@@ -303,19 +343,14 @@ mod properties {
             if let Ok(path) = check(&target) {
                 let table = table();
                 let routed = table.lookup(path);
-                let readings = [
-                    ("Envoy: merged slashes, dot segments", resolve(path, false, false)),
-                    ("application: decoded once", resolve(&percent_decode(path), true, true)),
-                    ("application: decoded twice", resolve(&percent_decode(&percent_decode(path)), true, true)),
-                ];
-                for (who, reading) in readings {
+                for reading in readings(path) {
                     prop_assert_eq!(
-                        table.lookup(&reading),
+                        table.lookup(&reading.path),
                         routed,
                         "{:?} routes differently for {}: {:?}",
                         String::from_utf8_lossy(&target),
-                        who,
-                        String::from_utf8_lossy(&reading)
+                        reading.who,
+                        String::from_utf8_lossy(&reading.path)
                     );
                 }
             }

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Runs every fuzz target of the filter's core for SECONDS each (default 60), from the
+# corpus checked in under filter/fuzz/corpus/ (new inputs that add coverage are kept in
+# a scratch copy, not in the repository). A crash stops the run with the input saved
+# under filter/fuzz/artifacts/ and its path printed: make it a regression test.
+#
+# Usage: scripts/fuzz.sh [SECONDS] [TARGET...]
+# Needs the nightly toolchain (rustup) and cargo-fuzz, installed here when missing.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+seconds="${1:-60}"
+shift || true
+targets=("$@")
+if [ ${#targets[@]} -eq 0 ]; then
+  targets=(config_bytes config_json path routes)
+fi
+
+if ! rustup toolchain list | grep -q '^nightly'; then
+  rustup toolchain install nightly --profile minimal
+fi
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  cargo install cargo-fuzz --locked --quiet
+fi
+
+cd "$root/filter/fuzz"
+scratch="$(mktemp -d)"
+trap 'rm -rf "$scratch"' EXIT
+for target in "${targets[@]}"; do
+  mkdir -p "$scratch/$target"
+  echo "== fuzz $target for ${seconds}s"
+  # Scratch corpus first (new inputs go there), the checked-in one read as seeds.
+  log="$scratch/$target.log"
+  if ! cargo +nightly fuzz run --release "$target" "$scratch/$target" "corpus/$target" -- \
+    -max_total_time="$seconds" -print_final_stats=1 >"$log" 2>&1; then
+    tail -n 60 "$log" >&2
+    echo "fuzz target $target failed: the input is saved under filter/fuzz/artifacts/$target/" >&2
+    exit 1
+  fi
+  # The last status line (executions, coverage, corpus) and the final counters.
+  grep -E '^#[0-9]+' "$log" | tail -n 1
+  grep -E '^stat::(number_of_executed_units|average_exec_per_sec|peak_rss_mb)' "$log" | tr '\n' ' '
+  echo
+done
+echo "fuzz: ${#targets[@]} targets, ${seconds}s each, no crash"
