@@ -14,9 +14,22 @@
 use std::fmt;
 
 /// Header names and values in order, as Envoy keeps them.
-#[derive(Clone, Default, PartialEq, Eq)]
+///
+/// Names and values sit back to back in one buffer, each entry a range of it: a map
+/// is two allocations however many headers it holds, and copying one (the host keeps
+/// what went past the filter) is two copies, not two per header.
+#[derive(Clone, Default)]
 pub struct HeaderMap {
-    entries: Vec<(Vec<u8>, Vec<u8>)>,
+    bytes: Vec<u8>,
+    entries: Vec<Entry>,
+}
+
+/// One header: the name at `start..name_end` of the buffer, the value up to `end`.
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    start: u32,
+    name_end: u32,
+    end: u32,
 }
 
 impl HeaderMap {
@@ -43,6 +56,14 @@ impl HeaderMap {
         self.entries.is_empty()
     }
 
+    fn name(&self, e: &Entry) -> &[u8] {
+        &self.bytes[e.start as usize..e.name_end as usize]
+    }
+
+    fn value(&self, e: &Entry) -> &[u8] {
+        &self.bytes[e.name_end as usize..e.end as usize]
+    }
+
     /// The first value of `name` (any case).
     pub fn get(&self, name: &str) -> Option<&[u8]> {
         self.get_bytes(name.as_bytes())
@@ -55,27 +76,16 @@ impl HeaderMap {
 
     /// Every value of `name`, in order.
     pub fn get_all(&self, name: &str) -> Vec<&[u8]> {
-        let key = lower(name.as_bytes());
-        self.entries
-            .iter()
-            .filter(|(k, _)| *k == key)
-            .map(|(_, v)| v.as_slice())
+        self.iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| v)
             .collect()
     }
 
     pub(crate) fn get_bytes(&self, name: &[u8]) -> Option<&[u8]> {
-        if name.iter().any(u8::is_ascii_uppercase) {
-            let key = lower(name);
-            self.entries
-                .iter()
-                .find(|(k, _)| *k == key)
-                .map(|(_, v)| v.as_slice())
-        } else {
-            self.entries
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.as_slice())
-        }
+        self.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
     }
 
     pub fn contains(&self, name: &str) -> bool {
@@ -84,17 +94,25 @@ impl HeaderMap {
 
     /// Appends a value (pseudo-headers go after the last pseudo-header).
     pub fn add(&mut self, name: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
-        let key = lower(name.as_ref());
-        let value = value.as_ref().to_vec();
-        if key.first() == Some(&b':') {
+        let (name, value) = (name.as_ref(), value.as_ref());
+        let start = self.bytes.len();
+        self.bytes.extend(name.iter().map(u8::to_ascii_lowercase));
+        let name_end = self.bytes.len();
+        self.bytes.extend_from_slice(value);
+        let entry = Entry {
+            start: offset(start),
+            name_end: offset(name_end),
+            end: offset(self.bytes.len()),
+        };
+        if name.first() == Some(&b':') {
             let at = self
                 .entries
                 .iter()
-                .take_while(|(k, _)| k.first() == Some(&b':'))
+                .take_while(|e| self.bytes.get(e.start as usize) == Some(&b':'))
                 .count();
-            self.entries.insert(at, (key, value));
+            self.entries.insert(at, entry);
         } else {
-            self.entries.push((key, value));
+            self.entries.push(entry);
         }
     }
 
@@ -106,8 +124,20 @@ impl HeaderMap {
 
     /// Removes every value of `name`.
     pub fn remove(&mut self, name: impl AsRef<[u8]>) {
-        let key = lower(name.as_ref());
-        self.entries.retain(|(k, _)| *k != key);
+        let name = name.as_ref();
+        if !self.iter().any(|(k, _)| k.eq_ignore_ascii_case(name)) {
+            return;
+        }
+        let kept: Vec<(Vec<u8>, Vec<u8>)> = self
+            .iter()
+            .filter(|(k, _)| !k.eq_ignore_ascii_case(name))
+            .map(|(k, v)| (k.to_vec(), v.to_vec()))
+            .collect();
+        self.bytes.clear();
+        self.entries.clear();
+        for (k, v) in kept {
+            self.add(k, v);
+        }
     }
 
     /// Builder form of [`HeaderMap::add`].
@@ -116,10 +146,8 @@ impl HeaderMap {
         self
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
-        self.entries
-            .iter()
-            .map(|(k, v)| (k.as_slice(), v.as_slice()))
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> + Clone {
+        self.entries.iter().map(|e| (self.name(e), self.value(e)))
     }
 
     /// The pairs as (lossy) text, for assertions and printing.
@@ -134,6 +162,20 @@ impl HeaderMap {
             .collect()
     }
 }
+
+/// A position in a map's buffer; maps stay far below 4 GiB (Envoy caps headers at
+/// 60 KiB by default, 8 MiB at most).
+fn offset(at: usize) -> u32 {
+    u32::try_from(at).unwrap_or(u32::MAX)
+}
+
+impl PartialEq for HeaderMap {
+    fn eq(&self, other: &HeaderMap) -> bool {
+        self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for HeaderMap {}
 
 impl fmt::Debug for HeaderMap {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -157,10 +199,6 @@ impl<K: AsRef<[u8]>, V: AsRef<[u8]>> From<Vec<(K, V)>> for HeaderMap {
     fn from(pairs: Vec<(K, V)>) -> HeaderMap {
         HeaderMap::from_pairs(pairs)
     }
-}
-
-fn lower(name: &[u8]) -> Vec<u8> {
-    name.to_ascii_lowercase()
 }
 
 /// A request as a client sends it.

@@ -89,6 +89,10 @@ impl Properties {
         self.values.remove(path);
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
     pub fn get(&self, path: &str) -> Option<&Value> {
         self.values.get(path)
     }

@@ -143,11 +143,15 @@ fn get_pairs(
     size_ptr: u32,
 ) -> Result<(), Fail> {
     check_type(map)?;
-    let encoded = match readable(c.data(), map) {
-        Some(m) if !m.is_empty() => pairs::encode(m.iter()),
-        _ => Vec::new(),
+    let size = match readable(c.data(), map) {
+        Some(m) if !m.is_empty() => pairs::encoded_size(m.iter()),
+        _ => 0,
     };
-    memory::copy_out(c, &encoded, ptr_ptr, size_ptr)
+    memory::copy_out_with(c, size, ptr_ptr, size_ptr, |out, state| {
+        if let Some(m) = readable(state, map) {
+            pairs::encode_into(m.iter(), out);
+        }
+    })
 }
 
 fn set_pairs(c: &mut Caller<'_, HostState>, map: u32, ptr: u32, size: u32) -> Result<(), Fail> {
@@ -167,11 +171,20 @@ fn get_value(
     size_ptr: u32,
 ) -> Result<(), Fail> {
     check_type(map)?;
+    // Where the value is: its index among the map's headers, and its size.
     let found = memory::with_bytes(c, key, key_size, |key, state| {
-        readable(state, map).map(|m| m.get_bytes(key).map(<[u8]>::to_vec))
+        readable(state, map).map(|m| {
+            m.iter()
+                .position(|(k, _)| k.eq_ignore_ascii_case(key))
+                .map(|i| (i, m.iter().nth(i).map_or(0, |(_, v)| v.len())))
+        })
     })?;
-    let value = found.ok_or(Status::BadArgument)?.ok_or(Status::NotFound)?;
-    memory::copy_out(c, &value, ptr_ptr, size_ptr)
+    let (index, size) = found.ok_or(Status::BadArgument)?.ok_or(Status::NotFound)?;
+    memory::copy_out_with(c, size, ptr_ptr, size_ptr, |out, state| {
+        if let Some((_, v)) = readable(state, map).and_then(|m| m.iter().nth(index)) {
+            out.copy_from_slice(v);
+        }
+    })
 }
 
 #[derive(Clone, Copy)]
@@ -190,18 +203,16 @@ fn modify(
     edit: Edit,
 ) -> Result<(), Fail> {
     check_type(map)?;
-    let key = memory::read(c, key, key_size)?;
-    let value = match value {
-        Some((ptr, size)) => memory::read(c, ptr, size)?,
-        None => Vec::new(),
-    };
-    let target = writable(c.data_mut(), map).ok_or(Status::BadArgument)?;
-    match edit {
-        Edit::Add => target.add(&key, &value),
-        Edit::Replace => target.set(&key, &value),
-        Edit::Remove => target.remove(&key),
-    }
-    Ok(())
+    let value = value.unwrap_or((0, 0));
+    memory::with_two(c, (key, key_size), value, |key, value, state| {
+        let target = writable(state, map).ok_or(Status::BadArgument)?;
+        match edit {
+            Edit::Add => target.add(key, value),
+            Edit::Replace => target.set(key, value),
+            Edit::Remove => target.remove(key),
+        }
+        Ok(())
+    })?
 }
 
 fn get_size(c: &mut Caller<'_, HostState>, map: u32, size_ptr: u32) -> Result<(), Fail> {

@@ -113,6 +113,44 @@ pub(crate) fn copy_out(
     Ok(())
 }
 
+/// Hands `size` bytes to the guest that `fill` writes straight into its memory, from
+/// the host state, without a copy on the host side; pointer and size as
+/// [`copy_out`] writes them.
+pub(crate) fn copy_out_with(
+    caller: &mut Caller<'_, HostState>,
+    size: usize,
+    ptr_ptr: u32,
+    size_ptr: u32,
+    fill: impl FnOnce(&mut [u8], &HostState),
+) -> Result<(), Fail> {
+    let size = u32::try_from(size).map_err(|_| Status::InvalidMemoryAccess)?;
+    let mut ptr = 0;
+    if size > 0 {
+        ptr = allocate(caller, size)?;
+        let memory = memory(caller)?;
+        let (data, state) = memory.data_and_store_mut(caller.as_context_mut());
+        let r = range(ptr, size, data.len())?;
+        fill(&mut data[r], state);
+    }
+    write_u32(caller, ptr_ptr, ptr)?;
+    write_u32(caller, size_ptr, size)?;
+    Ok(())
+}
+
+/// Runs `f` on two byte ranges of guest memory and the host state, without copying.
+pub(crate) fn with_two<R>(
+    caller: &mut Caller<'_, HostState>,
+    a: (u32, u32),
+    b: (u32, u32),
+    f: impl FnOnce(&[u8], &[u8], &mut HostState) -> R,
+) -> Result<R, Fail> {
+    let memory = memory(caller)?;
+    let (data, state) = memory.data_and_store_mut(caller.as_context_mut());
+    let ra = range(a.0, a.1, data.len())?;
+    let rb = range(b.0, b.1, data.len())?;
+    Ok(f(&data[ra], &data[rb], state))
+}
+
 #[cfg(test)]
 mod tests {
     use super::range;

@@ -6,25 +6,45 @@
 //! call), so a filter that sends garbage sees the same effect here as there.
 
 /// Encodes pairs; an empty map is the 4-byte count 0.
-pub fn encode<'a>(pairs: impl IntoIterator<Item = (&'a [u8], &'a [u8])>) -> Vec<u8> {
-    let pairs: Vec<(&[u8], &[u8])> = pairs.into_iter().collect();
-    let size = 4 + pairs
-        .iter()
-        .map(|(k, v)| 8 + k.len() + v.len() + 2)
-        .sum::<usize>();
-    let mut out = Vec::with_capacity(size);
-    out.extend_from_slice(&len32(pairs.len()).to_le_bytes());
-    for (k, v) in &pairs {
-        out.extend_from_slice(&len32(k.len()).to_le_bytes());
-        out.extend_from_slice(&len32(v.len()).to_le_bytes());
-    }
-    for (k, v) in &pairs {
-        out.extend_from_slice(k);
-        out.push(0);
-        out.extend_from_slice(v);
-        out.push(0);
-    }
+pub fn encode<'a, I>(pairs: I) -> Vec<u8>
+where
+    I: IntoIterator<Item = (&'a [u8], &'a [u8])>,
+    I::IntoIter: Clone,
+{
+    let pairs = pairs.into_iter();
+    let mut out = vec![0; encoded_size(pairs.clone())];
+    encode_into(pairs, &mut out);
     out
+}
+
+/// The size of the encoding of `pairs`.
+pub fn encoded_size<'a>(pairs: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> usize {
+    4 + pairs.map(|(k, v)| 8 + k.len() + v.len() + 2).sum::<usize>()
+}
+
+/// Encodes `pairs` into `out`, which is [`encoded_size`] bytes long.
+pub fn encode_into<'a, I>(pairs: I, out: &mut [u8])
+where
+    I: Iterator<Item = (&'a [u8], &'a [u8])> + Clone,
+{
+    let mut put = |at: &mut usize, bytes: &[u8]| {
+        if let Some(dst) = out.get_mut(*at..*at + bytes.len()) {
+            dst.copy_from_slice(bytes);
+        }
+        *at += bytes.len();
+    };
+    let mut at = 0;
+    put(&mut at, &len32(pairs.clone().count()).to_le_bytes());
+    for (k, v) in pairs.clone() {
+        put(&mut at, &len32(k.len()).to_le_bytes());
+        put(&mut at, &len32(v.len()).to_le_bytes());
+    }
+    for (k, v) in pairs {
+        put(&mut at, k);
+        put(&mut at, &[0]);
+        put(&mut at, v);
+        put(&mut at, &[0]);
+    }
 }
 
 fn len32(n: usize) -> u32 {

@@ -13,6 +13,7 @@ use super::{answer, memory, Fail, Status};
 use crate::http::HeaderMap;
 use crate::properties::Value;
 use crate::state::{HostState, Stream};
+use std::borrow::Cow;
 use wasmtime::{Caller, Linker};
 
 pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
@@ -60,31 +61,29 @@ fn set(
 
 /// The encoded value at a NUL-separated path.
 pub(crate) fn resolve(state: &HostState, path: &[u8]) -> Result<Vec<u8>, Fail> {
-    let segments: Vec<&[u8]> = if path.is_empty() {
-        Vec::new()
-    } else {
-        path.strip_suffix(&[0])
-            .unwrap_or(path)
-            .split(|b| *b == 0)
-            .collect()
-    };
-    let Some((top, rest)) = segments.split_first() else {
+    if path.is_empty() {
         return Err(Status::SerializationFailure.into());
-    };
-    let texts: Vec<String> = segments
-        .iter()
-        .map(|s| String::from_utf8_lossy(s).into_owned())
+    }
+    let raw = path.strip_suffix(&[0]).unwrap_or(path);
+    // Segments borrow the path: text only where it is not UTF-8.
+    let texts: Vec<Cow<'_, str>> = raw
+        .split(|b| *b == 0)
+        .map(String::from_utf8_lossy)
         .collect();
+    let top = raw.split(|b| *b == 0).next().unwrap_or_default();
+    let deeper = texts.len() > 1;
     let stream = state.stream();
-    if let Some(value) = stream.and_then(|s| s.properties.get(&texts.join("."))) {
-        return Ok(value.encode());
+    if let Some(stream) = stream.filter(|s| !s.properties.is_empty()) {
+        if let Some(value) = stream.properties.get(&texts.join(".")) {
+            return Ok(value.encode());
+        }
     }
     let plugin = &state.plugin;
-    let value = match texts[0].as_str() {
-        "plugin_name" => leaf(rest, Value::String(plugin.name.clone())),
-        "plugin_root_id" => leaf(rest, Value::String(plugin.root_id.clone())),
-        "plugin_vm_id" => leaf(rest, Value::String(plugin.vm_id.clone())),
-        "node" => match texts.get(1).map(String::as_str) {
+    let value = match texts[0].as_ref() {
+        "plugin_name" => leaf(deeper, || Value::String(plugin.name.clone())),
+        "plugin_root_id" => leaf(deeper, || Value::String(plugin.root_id.clone())),
+        "plugin_vm_id" => leaf(deeper, || Value::String(plugin.vm_id.clone())),
+        "node" => match texts.get(1).map(AsRef::as_ref) {
             None => Some(Value::Message(plugin.node.encode())),
             Some("id") if texts.len() == 2 && !plugin.node.id.is_empty() => {
                 Some(Value::String(plugin.node.id.clone()))
@@ -100,12 +99,12 @@ pub(crate) fn resolve(state: &HostState, path: &[u8]) -> Result<Vec<u8>, Fail> {
             stream_attribute(state, stream, family, &texts[1..])
         }
         "route_name" | "cluster_name" => stream
-            .map(|_| leaf(rest, Value::String(String::new())))
+            .map(|_| leaf(deeper, || Value::String(String::new())))
             .unwrap_or(None),
         _ => {
             let stream = stream.ok_or(Status::NotFound)?;
-            match stream.filter_state.get(*top) {
-                Some(bytes) if rest.is_empty() => Some(Value::Bytes(bytes.clone())),
+            match stream.filter_state.get(top) {
+                Some(bytes) if !deeper => Some(Value::Bytes(bytes.clone())),
                 _ => None,
             }
         }
@@ -115,8 +114,8 @@ pub(crate) fn resolve(state: &HostState, path: &[u8]) -> Result<Vec<u8>, Fail> {
         .ok_or(Fail::Status(Status::NotFound))
 }
 
-fn leaf(rest: &[&[u8]], value: Value) -> Option<Value> {
-    rest.is_empty().then_some(value)
+fn leaf(deeper: bool, value: impl FnOnce() -> Value) -> Option<Value> {
+    (!deeper).then(value)
 }
 
 fn text(bytes: &[u8]) -> Value {
@@ -124,7 +123,7 @@ fn text(bytes: &[u8]) -> Value {
 }
 
 /// A header map as a CEL map: one entry per name, repeated values joined with `,`.
-fn header_map(map: &HeaderMap, rest: &[String]) -> Option<Value> {
+fn header_map(map: &HeaderMap, rest: &[Cow<'_, str>]) -> Option<Value> {
     match rest {
         [] => {
             let mut entries: Vec<(String, String)> = Vec::new();
@@ -155,7 +154,7 @@ fn stream_attribute(
     state: &HostState,
     stream: &Stream,
     family: &str,
-    rest: &[String],
+    rest: &[Cow<'_, str>],
 ) -> Option<Value> {
     // Attributes read from the request headers exist while the filter holds them and
     // in `on_log`, as in Envoy, whose pointer to them is gone once they went on.
@@ -167,7 +166,7 @@ fn stream_attribute(
     };
     let header = |name: &str| request.get(name).map(text);
     let (field, deeper) = match rest.split_first() {
-        Some((field, deeper)) => (field.as_str(), deeper),
+        Some((field, deeper)) => (field.as_ref(), deeper),
         None => return None,
     };
     if !deeper.is_empty()
