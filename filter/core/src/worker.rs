@@ -203,8 +203,8 @@ impl Worker {
             self.tally.global(GlobalCounter::UnknownHost);
             return Err(reply(Reason::UnknownHost, None));
         }
-        let path = checked_path(request.path, &mut self.tally)?;
-        let Some(id) = self.config.table.lookup(path) else {
+        let table = &self.config.table;
+        let Some(id) = routed(request.path, |p| table.lookup(p), &mut self.tally)? else {
             self.tally.global(GlobalCounter::NoRoute);
             return Err(match self.config.unmatched {
                 Unmatched::Reject => reply(Reason::NoRoute, None),
@@ -221,8 +221,7 @@ impl Worker {
         let Some(destination) = self.config.destinations.lookup(request.authority) else {
             return Err(Verdict::Pass);
         };
-        let path = checked_path(request.path, &mut self.tally)?;
-        Ok(destination.route(path))
+        routed(request.path, |p| destination.route(p), &mut self.tally)
     }
 
     fn admit(&mut self, id: RouteId, now_ms: u64, shared: &mut impl Shared) -> Admission {
@@ -446,9 +445,14 @@ fn reply(reason: Reason, route: Option<RouteId>) -> Verdict {
     Verdict::Reply(LocalReply { reason, route })
 }
 
-/// R2: the routed part of a safe request target, or the 400 reply to an unsafe one.
-fn checked_path<'r>(target: &'r [u8], tally: &mut Tally) -> Result<&'r [u8], Verdict> {
-    path::check(target).map_err(|why| {
+/// R2 and R3: what `lookup` finds for a safe request target, or the 400 reply to an
+/// unsafe one.
+fn routed<T: PartialEq>(
+    target: &[u8],
+    lookup: impl Fn(&[u8]) -> T,
+    tally: &mut Tally,
+) -> Result<T, Verdict> {
+    path::route(target, lookup).map_err(|why| {
         tally.global(GlobalCounter::BadPath);
         reply(Reason::BadPath(why), None)
     })

@@ -3,7 +3,7 @@
 //! servlet container); the check never panics.
 #![no_main]
 
-use c4mesh_filter_core::path::check;
+use c4mesh_filter_core::path::{route, route_part};
 use c4mesh_filter_core::RouteTable;
 use c4mesh_fuzz::MESH_PREFIXES;
 use libfuzzer_sys::fuzz_target;
@@ -13,10 +13,10 @@ static TABLE: OnceLock<RouteTable> = OnceLock::new();
 
 fuzz_target!(|target: &[u8]| {
     let table = TABLE.get_or_init(|| RouteTable::new(MESH_PREFIXES.iter().copied()));
-    let Ok(path) = check(target) else {
+    let Ok(routed) = route(target, |p| table.lookup(p)) else {
         return;
     };
-    let routed = table.lookup(path);
+    let path = route_part(target);
     for reading in c4mesh_path_readings::readings(path) {
         assert_eq!(
             table.lookup(&reading.path),
