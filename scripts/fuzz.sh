@@ -22,7 +22,8 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
   cargo install cargo-fuzz --locked --quiet
 fi
 
-cd "$root/filter/fuzz"
+fuzz="$root/filter/fuzz"
+cd "$root"
 scratch="$(mktemp -d)"
 trap 'rm -rf "$scratch"' EXIT
 for target in "${targets[@]}"; do
@@ -30,7 +31,7 @@ for target in "${targets[@]}"; do
   echo "== fuzz $target for ${seconds}s"
   # Scratch corpus first (new inputs go there), the checked-in one read as seeds.
   log="$scratch/$target.log"
-  if ! cargo +nightly fuzz run --release "$target" "$scratch/$target" "corpus/$target" -- \
+  if ! cargo +nightly fuzz run --fuzz-dir "$fuzz" "$target" "$scratch/$target" "$fuzz/corpus/$target" -- \
     -max_total_time="$seconds" -print_final_stats=1 >"$log" 2>&1; then
     tail -n 60 "$log" >&2
     echo "fuzz target $target failed: the input is saved under filter/fuzz/artifacts/$target/" >&2
