@@ -417,12 +417,16 @@ pub fn http_call(upstream: &str, headers: &[u8], body: &[u8], timeout: u32) -> (
 }
 
 pub fn grpc_call(service: &[u8]) -> u32 {
+    grpc_call_at(service.as_ptr(), service.len())
+}
+
+fn grpc_call_at(service: *const u8, service_size: usize) -> u32 {
     let metadata = serialize(&[]);
     let mut token = 0;
     unsafe {
         proxy_grpc_call(
-            service.as_ptr(),
-            service.len(),
+            service,
+            service_size,
             "svc".as_ptr(),
             3,
             "m".as_ptr(),
@@ -740,23 +744,6 @@ pub mod bad {
     }
 
     pub fn grpc_call_service() -> u32 {
-        let metadata = serialize(&[]);
-        let mut token = 0;
-        unsafe {
-            proxy_grpc_call(
-                IN,
-                8,
-                "svc".as_ptr(),
-                3,
-                "m".as_ptr(),
-                1,
-                metadata.as_ptr(),
-                metadata.len(),
-                "x".as_ptr(),
-                1,
-                1000,
-                &mut token,
-            )
-        }
+        grpc_call_at(IN, 8)
     }
 }
