@@ -5,10 +5,12 @@
 
 mod budget;
 mod circuit;
+mod failure;
 mod hops;
 mod observability;
 mod robustness;
 mod routing;
+mod updates;
 
 use c4mesh_mesh::Response;
 

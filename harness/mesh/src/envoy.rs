@@ -234,22 +234,31 @@ impl Envoy {
     /// asked). A port found free can be taken by another process before Envoy binds it;
     /// Envoy then exits at once, and the start is tried again on other ports.
     pub fn start(config: &EnvoyConfig) -> Result<Envoy> {
+        Envoy::start_patched(config, |_| {})
+    }
+
+    /// Starts Envoy with its bootstrap changed by `patch` first: for what the
+    /// configuration has no field for (a Wasm failure policy, a filter configuration
+    /// discovered from a file), which tests set on the generated document.
+    pub fn start_patched(config: &EnvoyConfig, patch: impl Fn(&mut Value)) -> Result<Envoy> {
         const TRIES: usize = 4;
         for _ in 1..TRIES {
-            match Envoy::start_once(config) {
+            match Envoy::start_once(config, &patch) {
                 Err(error) if format!("{error:#}").contains("Address already in use") => continue,
                 other => return other,
             }
         }
-        Envoy::start_once(config)
+        Envoy::start_once(config, &patch)
     }
 
-    fn start_once(config: &EnvoyConfig) -> Result<Envoy> {
+    fn start_once(config: &EnvoyConfig, patch: &impl Fn(&mut Value)) -> Result<Envoy> {
         let bin = envoy_binary()?;
         let ports = Ports::free(config)?;
         let dir = TempDir::new()?;
         let bootstrap = dir.0.join("bootstrap.json");
-        std::fs::write(&bootstrap, bootstrap_json(config, &ports).to_string())?;
+        let mut document = bootstrap_json(config, &ports);
+        patch(&mut document);
+        std::fs::write(&bootstrap, document.to_string())?;
         // Envoy's own log file is flushed every 10 s; stderr is written at once.
         let log = dir.0.join("envoy.log");
         let stderr = std::fs::File::create(&log)?;
