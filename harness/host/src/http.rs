@@ -95,6 +95,12 @@ impl HeaderMap {
     /// Appends a value (pseudo-headers go after the last pseudo-header).
     pub fn add(&mut self, name: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
         let (name, value) = (name.as_ref(), value.as_ref());
+        if self.entries.capacity() == 0 {
+            // Room for a typical message's headers at once, instead of growing header
+            // by header.
+            self.entries.reserve(16);
+            self.bytes.reserve(512);
+        }
         let start = self.bytes.len();
         self.bytes.extend(name.iter().map(u8::to_ascii_lowercase));
         let name_end = self.bytes.len();
