@@ -1,7 +1,7 @@
 //! What clients get when the module fails (SPEC 2.7), in real Envoy: a module that
-//! traps on some requests, under the gateway's `FAIL_CLOSE` and the sidecars'
-//! `FAIL_OPEN` (Envoy's `failure_policy` FAIL_CLOSED and FAIL_OPEN, which Istio sets
-//! from the WasmPlugin's `failStrategy`).
+//! traps on some requests, under each failure policy a WasmPlugin can choose (the
+//! gateway's generated `FAIL_RELOAD`, the sidecars' `FAIL_OPEN`, and `FAIL_CLOSE`),
+//! which Istio turns into Envoy's `failure_policy`.
 
 use c4mesh_mesh::envoy::module;
 use c4mesh_mesh::{Behaviour, Client, Envoy, EnvoyConfig, ServiceRoute, Upstream, Wasm};

@@ -197,6 +197,16 @@ pub fn sidecar_plugin_config(namespace: &str) -> Result<Value, Error> {
 
 /// A WasmPlugin of the filter module that every proxy it reaches loads (no selector, no
 /// target, all traffic): callers narrow it.
+/// What Envoy does when the gateway's filter traps: the request that trapped gets 503
+/// and a fresh VM takes over after a back-off. `FAIL_CLOSE` would refuse everything the
+/// worker serves until the pod restarts, `FAIL_OPEN` drop the policy at the edge
+/// (`tests/e2e/failure.rs` shows all three in Envoy).
+const GATEWAY_FAIL_STRATEGY: &str = "FAIL_RELOAD";
+
+/// The sidecars': a trap lets the pod's calls go on without the filter rather than
+/// cutting the pod off the mesh.
+const SIDECAR_FAIL_STRATEGY: &str = "FAIL_OPEN";
+
 fn plugin_spec(options: &MeshOptions, fail_strategy: &str, config: Value) -> WasmPluginSpec {
     WasmPluginSpec {
         selector: None,
@@ -296,7 +306,7 @@ pub fn generate(options: &MeshOptions) -> Result<Manifests, Error> {
                 selector: Some(WorkloadSelector {
                     match_labels: labels(&[("istio", "ingressgateway")]),
                 }),
-                ..plugin_spec(options, "FAIL_CLOSE", gateway_config.clone())
+                ..plugin_spec(options, GATEWAY_FAIL_STRATEGY, gateway_config.clone())
             },
         ),
         wasm_plugin(
@@ -309,7 +319,7 @@ pub fn generate(options: &MeshOptions) -> Result<Manifests, Error> {
                 matches: vec![TrafficSelector {
                     mode: "CLIENT".into(),
                 }],
-                ..plugin_spec(options, "FAIL_OPEN", sidecar_plugin_config(ns)?)
+                ..plugin_spec(options, SIDECAR_FAIL_STRATEGY, sidecar_plugin_config(ns)?)
             },
         ),
     ];
@@ -732,7 +742,7 @@ fn gateway_api(
                 kind: "Gateway".into(),
                 name: GATEWAY.into(),
             }],
-            ..plugin_spec(options, "FAIL_CLOSE", plugin_config)
+            ..plugin_spec(options, GATEWAY_FAIL_STRATEGY, plugin_config)
         },
     );
     let files = BTreeMap::from([

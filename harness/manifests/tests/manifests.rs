@@ -264,12 +264,12 @@ fn the_gateway_plugins_run_the_defaults_in_gateway_mode() {
         Config::defaults(),
         "the filter's parser takes it as the defaults"
     );
-    assert_eq!(ingress["failStrategy"], "FAIL_CLOSE");
+    assert_eq!(ingress["failStrategy"], "FAIL_RELOAD");
 
     // The Gateway API alternative: the same plugin, attached to the generated Gateway.
     let gateway_api = &plugins["ecommerce/c4mesh-gateway"];
     assert_eq!(gateway_api["pluginConfig"], ingress["pluginConfig"]);
-    assert_eq!(gateway_api["failStrategy"], "FAIL_CLOSE");
+    assert_eq!(gateway_api["failStrategy"], "FAIL_RELOAD");
     assert!(gateway_api.get("selector").is_none(), "targetRefs instead");
     let gateways: Vec<Value> = documents()
         .into_iter()
