@@ -413,11 +413,19 @@ fn up_names_a_bad_fault() {
 /// sidecar and the NLB's address first, then every generated file.
 fn cluster_state(nlb: &str) -> String {
     let mut state = String::new();
+    // The pods carry what the generated manifests give them: the stats inclusion.
+    let annotations = serde_json::to_string(
+        &c4mesh_manifests::observability::pod_annotations().expect("the pod annotations"),
+    )
+    .expect("json");
     for service in ["customer-service", "order-service", "saga-tracker"] {
         state.push_str(&format!(
-            "---\nkind: Pod\nmetadata: {{name: {service}-0, namespace: ecommerce}}\nstatus:\n  phase: Running\n  containerStatuses: [{{name: app, ready: true}}, {{name: istio-proxy, ready: true}}]\n"
+            "---\nkind: Pod\nmetadata: {{name: {service}-0, namespace: ecommerce, annotations: {annotations}}}\nstatus:\n  phase: Running\n  containerStatuses: [{{name: app, ready: true}}, {{name: istio-proxy, ready: true}}]\n"
         ));
     }
+    state.push_str(&format!(
+        "---\nkind: Pod\nmetadata: {{name: istio-ingressgateway-0, namespace: istio-system, labels: {{istio: ingressgateway}}, annotations: {annotations}}}\nstatus:\n  phase: Running\n  containerStatuses: [{{name: istio-proxy, ready: true}}]\n"
+    ));
     state.push_str(&format!(
         "---\nkind: Service\nmetadata: {{name: istio-ingressgateway, namespace: istio-system}}\nspec: {{type: LoadBalancer}}\nstatus: {{loadBalancer: {{ingress: [{{hostname: \"{nlb}\"}}]}}}}\n"
     ));
@@ -448,7 +456,7 @@ fn check_passes_a_healthy_cluster_and_sends_its_request_through_the_gateway() {
     ]);
     let _ = std::fs::remove_file(&file);
     assert_eq!(code, 0, "{stdout}{stderr}");
-    assert!(stdout.contains("8 checks, 0 failed"), "{stdout}");
+    assert!(stdout.contains("9 checks, 0 failed"), "{stdout}");
     assert!(
         stdout.contains("PASS  a request through the gateway reaches a service"),
         "{stdout}"
@@ -575,7 +583,7 @@ fn check_names_what_is_missing_with_its_fix() {
         "{stdout}"
     );
     assert!(stdout.contains("15017"), "{stdout}");
-    assert!(stdout.contains("7 checks, 7 failed"), "{stdout}");
+    assert!(stdout.contains("8 checks, 8 failed"), "{stdout}");
     let (code, _, stderr) = c4mesh(&["check", "--from", "/nonexistent/state.json"]);
     assert_ne!(code, 0);
     assert!(
