@@ -177,13 +177,9 @@ impl Proxy {
 
     /// A chunk of the client's request body; `end` if it is the last and no trailers follow.
     pub fn request_body(&mut self, id: StreamId, chunk: &[u8], end: bool) -> Result<(), Error> {
-        if self.finished.contains_key(&id) {
+        let Some(stream) = self.accepting(id)? else {
             return Ok(());
-        }
-        let stream = self.live_stream_mut(id)?;
-        if stream.local_reply.is_some() || stream.reset {
-            return Ok(());
-        }
+        };
         if stream.request.phase == Phase::Idle {
             return Err(out_of_order(id, "request body before the request headers"));
         }
@@ -203,13 +199,9 @@ impl Proxy {
         id: StreamId,
         trailers: impl Into<HeaderMap>,
     ) -> Result<(), Error> {
-        if self.finished.contains_key(&id) {
+        let Some(stream) = self.accepting(id)? else {
             return Ok(());
-        }
-        let stream = self.live_stream_mut(id)?;
-        if stream.local_reply.is_some() || stream.reset {
-            return Ok(());
-        }
+        };
         if stream.request.phase == Phase::Idle || stream.request.end_received {
             return Err(out_of_order(
                 id,
@@ -242,13 +234,9 @@ impl Proxy {
         headers: impl Into<HeaderMap>,
         end: bool,
     ) -> Result<(), Error> {
-        if self.finished.contains_key(&id) {
+        let Some(stream) = self.accepting(id)? else {
             return Ok(());
-        }
-        let stream = self.live_stream_mut(id)?;
-        if stream.local_reply.is_some() || stream.reset {
-            return Ok(());
-        }
+        };
         if stream.request.sent_headers.is_none() {
             return Err(out_of_order(id, "the request has not reached the upstream"));
         }
@@ -261,13 +249,9 @@ impl Proxy {
 
     /// A chunk of the upstream's response body.
     pub fn response_body(&mut self, id: StreamId, chunk: &[u8], end: bool) -> Result<(), Error> {
-        if self.finished.contains_key(&id) {
+        let Some(stream) = self.accepting(id)? else {
             return Ok(());
-        }
-        let stream = self.live_stream_mut(id)?;
-        if stream.local_reply.is_some() || stream.reset {
-            return Ok(());
-        }
+        };
         if stream.response.phase == Phase::Idle || stream.response.end_received {
             return Err(out_of_order(
                 id,
@@ -284,13 +268,9 @@ impl Proxy {
         id: StreamId,
         trailers: impl Into<HeaderMap>,
     ) -> Result<(), Error> {
-        if self.finished.contains_key(&id) {
+        let Some(stream) = self.accepting(id)? else {
             return Ok(());
-        }
-        let stream = self.live_stream_mut(id)?;
-        if stream.local_reply.is_some() || stream.reset {
-            return Ok(());
-        }
+        };
         if stream.response.phase == Phase::Idle || stream.response.end_received {
             return Err(out_of_order(
                 id,
@@ -391,6 +371,17 @@ impl Proxy {
     }
 
     // === Calling the filter ===
+
+    /// The stream `id` while the client's and the upstream's events still reach it:
+    /// `None` once it has finished, been reset or answered locally (later events are
+    /// dropped, as Envoy drops them); an error for a stream that was never opened.
+    fn accepting(&mut self, id: StreamId) -> Result<Option<&mut crate::state::Stream>, Error> {
+        if self.finished.contains_key(&id) {
+            return Ok(None);
+        }
+        let stream = self.live_stream_mut(id)?;
+        Ok((stream.local_reply.is_none() && !stream.reset).then_some(stream))
+    }
 
     fn alive(&self, id: StreamId) -> bool {
         self.workers
