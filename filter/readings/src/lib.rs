@@ -52,34 +52,24 @@ fn hex_pair(bytes: &[u8], at: usize) -> Option<u8> {
 
 /// Every well-formed `%XX` decoded; anything else kept as it is.
 pub fn percent_decode(bytes: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            if let Some(b) = hex_pair(bytes, i + 1) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    out
+    decode_where(bytes, |_| true)
 }
 
 /// RFC 3986 6.2.2.2: percent-encoded unreserved characters decoded, the rest kept.
 fn decode_unreserved(bytes: &[u8]) -> Vec<u8> {
+    decode_where(bytes, |b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+}
+
+/// Each well-formed `%XX` whose byte `decode` accepts, decoded; the rest kept.
+fn decode_where(bytes: &[u8], decode: impl Fn(u8) -> bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
-            if let Some(b) = hex_pair(bytes, i + 1) {
-                if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                    out.push(b);
-                    i += 3;
-                    continue;
-                }
+            if let Some(b) = hex_pair(bytes, i + 1).filter(|&b| decode(b)) {
+                out.push(b);
+                i += 3;
+                continue;
             }
         }
         out.push(bytes[i]);
