@@ -10,12 +10,15 @@
 //! - [`replay`] and [`live`]: traffic to a live gateway, open or closed loop, measured
 //!   without coordinated omission, for the `c4mesh replay` command.
 //! - [`check`]: the operator's test script against a cluster.
+//! - [`soak`]: the filter in a real Envoy for a bounded time under rotating faults and
+//!   changing upstream addresses, its memory and shared data sampled and checked.
 
 pub mod check;
 pub mod conformance;
 pub mod live;
 pub mod replay;
 pub mod run;
+pub mod soak;
 
 pub use c4mesh_host::{abi, clock, http, properties};
 pub use c4mesh_host::{

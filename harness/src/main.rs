@@ -46,6 +46,10 @@ enum Command {
     Demo(cli::demo::DemoArgs),
     /// Packages the filter as an OCI image layout Istio's WasmPlugin can pull.
     Package(cli::manifests::PackageArgs),
+    /// Soaks the filter in a real Envoy (2 workers) for a bounded time under rotating
+    /// faults and thousands of upstream addresses; samples its memory and shared data
+    /// to a CSV and a plot, and fails unless memory stays flat and the keys bounded.
+    Soak(cli::soak::SoakArgs),
 }
 
 fn main() -> ExitCode {
@@ -59,6 +63,7 @@ fn main() -> ExitCode {
         Command::Manifests(args) => cli::manifests::manifests(args).map(|()| ExitCode::SUCCESS),
         Command::Demo(args) => cli::demo::command(args),
         Command::Package(args) => cli::manifests::package(args).map(|()| ExitCode::SUCCESS),
+        Command::Soak(args) => cli::soak::command(args),
     };
     match result {
         Ok(code) => code,

@@ -10,6 +10,7 @@ mod hops;
 mod observability;
 mod robustness;
 mod routing;
+mod soak;
 mod updates;
 
 use c4mesh_mesh::Response;

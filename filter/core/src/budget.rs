@@ -196,6 +196,9 @@ pub struct ReservePool {
 }
 
 impl ReservePool {
+    /// The longest encoding: the free amount, the cooling count and every entry.
+    pub const MAX_ENCODED: usize = 8 + 1 + MAX_COOLING * 16;
+
     /// A fresh pool holding the whole reserve.
     pub fn new(policy: &BudgetPolicy) -> ReservePool {
         ReservePool {

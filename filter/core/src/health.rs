@@ -307,6 +307,11 @@ impl RouteHealth {
         })
     }
 
+    /// The longest encoding: counts, circuit, host count, and a full host table of
+    /// the longest addresses.
+    pub const MAX_ENCODED: usize =
+        4 + 4 + 1 + 8 + 1 + MAX_HOSTS * (1 + MAX_ADDRESS + 4 + 4 + 8 + 8);
+
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::default();
         w.u32(self.consecutive);

@@ -14,6 +14,7 @@ pub mod config;
 pub mod control;
 pub mod destination;
 pub mod duration;
+pub mod footprint;
 pub mod health;
 pub mod json;
 pub mod path;

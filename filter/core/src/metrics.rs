@@ -29,6 +29,19 @@ pub const GLOBAL_COUNTERS: [&str; 4] = [
     "config_errors_total",
 ];
 
+/// Proxy-wide gauges of the filter's own footprint (SPEC 2.7), in the order of
+/// [`FootprintGauge`], set on tick: the linear memory of the filter's VMs (summed
+/// over them), and the shared-data keys and bytes a VM knows of
+/// ([`crate::footprint`]).
+pub const GLOBAL_GAUGES: [&str; 3] = ["vm_memory_bytes", "shared_keys", "shared_bytes"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FootprintGauge {
+    VmMemoryBytes = 0,
+    SharedKeys,
+    SharedBytes,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RouteCounter {
     Requests = 0,

@@ -4,6 +4,7 @@
 //! health rules, compare-and-swap loops included, run natively in tests and benches
 //! with [`MemoryShared`] and in the proxy with the glue's implementation.
 
+use crate::footprint::Footprint;
 use crate::routes::RouteId;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -11,6 +12,12 @@ use std::rc::Rc;
 
 /// Compare-and-swap attempts before a conflict is resolved conservatively.
 pub const CAS_ATTEMPTS: usize = 8;
+
+/// The counter the VMs of one configuration claim their queue indices from (the
+/// glue's; named here with the other keys, which [`crate::footprint::bound`] counts).
+pub fn vm_counter_key(namespace: u64) -> String {
+    format!("c4mesh/{namespace:016x}/vms")
+}
 
 /// Shared data with Envoy's semantics, plus notifying the other workers.
 pub trait Shared {
@@ -38,6 +45,15 @@ pub struct MemoryShared {
 }
 
 impl MemoryShared {
+    /// Every key in the store with its value's size.
+    pub fn footprint(&self) -> Footprint {
+        let mut footprint = Footprint::default();
+        for (key, (value, _)) in &self.store.borrow().values {
+            footprint.record(key, value.len());
+        }
+        footprint
+    }
+
     /// Another handle on the same store, with its own notification list.
     pub fn handle(&self) -> MemoryShared {
         MemoryShared {

@@ -6,8 +6,15 @@
 //! claimed from a counter in shared data, and a notification is enqueued to every
 //! other VM's queue. Notifications are rare (a circuit moves, a streak of 5xx
 //! starts); requests never wait for them.
+//!
+//! Every shared-data call is also recorded in the VM's
+//! [`Footprint`](c4mesh_filter_core::footprint::Footprint), which the tick reports as
+//! the `shared_keys` and `shared_bytes` gauges: what the filter keeps in shared data,
+//! measured where it lives.
 
 use crate::abi;
+use c4mesh_filter_core::footprint::Footprint;
+use c4mesh_filter_core::shared::vm_counter_key;
 use c4mesh_filter_core::{RouteId, Shared};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -26,14 +33,16 @@ struct Peers {
 #[derive(Debug, Clone)]
 pub struct ProxyShared {
     peers: Rc<RefCell<Peers>>,
+    footprint: Rc<RefCell<Footprint>>,
 }
 
 impl ProxyShared {
     /// Claims an index among the VMs of this configuration and registers this VM's
     /// queue. Returns the handle and the queue id (for `on_queue_ready`).
     pub fn join(vm_id: String, namespace: u64) -> (ProxyShared, Option<u32>) {
-        let counter_key = format!("c4mesh/{namespace:016x}/vms");
-        let own_index = claim_index(&counter_key);
+        let counter_key = vm_counter_key(namespace);
+        let mut footprint = Footprint::default();
+        let own_index = claim_index(&counter_key, &mut footprint);
         let queue = own_index.and_then(|i| abi::register_queue(&queue_name(namespace, i)));
         let peers = Peers {
             vm_id,
@@ -45,9 +54,20 @@ impl ProxyShared {
         (
             ProxyShared {
                 peers: Rc::new(RefCell::new(peers)),
+                footprint: Rc::new(RefCell::new(footprint)),
             },
             queue,
         )
+    }
+
+    /// The shared-data keys this VM has read or written, and their bytes.
+    pub fn footprint(&self) -> (usize, usize) {
+        let footprint = self.footprint.borrow();
+        (footprint.keys(), footprint.bytes())
+    }
+
+    fn record(&self, key: &str, size: usize) {
+        self.footprint.borrow_mut().record(key, size);
     }
 }
 
@@ -56,13 +76,15 @@ fn queue_name(namespace: u64, index: u32) -> String {
 }
 
 /// Increments the VM counter with compare-and-swap; the value before is ours.
-fn claim_index(key: &str) -> Option<u32> {
+fn claim_index(key: &str, footprint: &mut Footprint) -> Option<u32> {
     for _ in 0..c4mesh_filter_core::shared::CAS_ATTEMPTS {
         let (current, cas) = match abi::shared_get(key) {
             Some((bytes, cas)) => (decode_u32(&bytes)?, cas),
             None => (0, 0),
         };
-        if abi::shared_set(key, &(current + 1).to_le_bytes(), cas) {
+        let next = (current + 1).to_le_bytes();
+        if abi::shared_set(key, &next, cas) {
+            footprint.record(key, next.len());
             return Some(current);
         }
     }
@@ -75,11 +97,19 @@ fn decode_u32(bytes: &[u8]) -> Option<u32> {
 
 impl Shared for ProxyShared {
     fn get(&mut self, key: &str) -> Option<(Vec<u8>, u32)> {
-        abi::shared_get(key)
+        let found = abi::shared_get(key);
+        if let Some((value, _)) = &found {
+            self.record(key, value.len());
+        }
+        found
     }
 
     fn set(&mut self, key: &str, value: &[u8], cas: u32) -> bool {
-        abi::shared_set(key, value, cas)
+        let written = abi::shared_set(key, value, cas);
+        if written {
+            self.record(key, value.len());
+        }
+        written
     }
 
     fn notify(&mut self, route: RouteId) {

@@ -74,6 +74,8 @@ impl RootContext for Root {
         let mut shared = active.shared.clone();
         worker.on_tick(abi::now_ms(), &mut shared);
         worker.drain_metrics(|update| metrics::apply(&active.global, &active.routes, update));
+        let (keys, bytes) = active.shared.footprint();
+        active.global.report_footprint(keys, bytes);
     }
 
     fn on_queue_ready(&mut self, queue_id: u32) {

@@ -4,7 +4,7 @@
 //! ## One source
 //!
 //! The filter core names its metrics (`c4mesh_filter_core::metrics`: the per-route
-//! counters, the `circuit_open` gauge, the proxy-wide counters) and the default
+//! counters, the `circuit_open` gauge, the proxy-wide counters and footprint gauges) and the default
 //! configuration names the routes. [`metrics`] is the table built from both, with what
 //! each metric means; the recording rules, the alerts, their unit tests and every
 //! dashboard panel are generated from it. A metric the core adds without a description
@@ -44,7 +44,8 @@ pub use rules::{
 
 use crate::Error;
 use c4mesh_filter_core::metrics::{
-    global_metric_name, route_metric_name, CIRCUIT_OPEN_GAUGE, GLOBAL_COUNTERS, ROUTE_COUNTERS,
+    global_metric_name, route_metric_name, CIRCUIT_OPEN_GAUGE, GLOBAL_COUNTERS, GLOBAL_GAUGES,
+    ROUTE_COUNTERS,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -113,6 +114,11 @@ fn help(name: &str) -> Option<&'static str> {
         "no_route_total" => "requests matching no route (404 no_route)",
         "bad_path_total" => "requests refused for their path (400 bad_path)",
         "config_errors_total" => "plugin configurations the filter rejected",
+        "vm_memory_bytes" => {
+            "linear memory of the filter's Wasm VMs in the proxy, summed over them"
+        }
+        "shared_keys" => "shared-data keys the filter keeps (a fixed set per configuration)",
+        "shared_bytes" => "bytes of the values under those keys (host tables capped per route)",
         _ => return None,
     })
 }
@@ -131,6 +137,11 @@ pub fn metrics() -> Result<Vec<Metric>, Error> {
             GLOBAL_COUNTERS
                 .iter()
                 .map(|n| (*n, Scope::Proxy, Kind::Counter)),
+        )
+        .chain(
+            GLOBAL_GAUGES
+                .iter()
+                .map(|n| (*n, Scope::Proxy, Kind::Gauge)),
         );
     named
         .map(|(name, scope, kind)| {

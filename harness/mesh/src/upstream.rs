@@ -9,11 +9,16 @@
 //! on one connection until the peer closes it or asks to (`connection: close`). It
 //! counts the connections it accepted, so tests can tell a proxy that reuses its
 //! upstream connections from one that opens a connection per attempt.
+//!
+//! A host that is dropped closes its connections at once, idle keep-alive ones
+//! included, as a pod that goes away does: the proxy sees them close instead of
+//! keeping them (and the host they belong to) until a read timeout.
 
 use crate::topology::PodCalls;
 use anyhow::{Context, Result};
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -75,6 +80,8 @@ struct State {
     connections: AtomicU64,
     seen: Mutex<Vec<Attempt>>,
     stop: AtomicBool,
+    /// The connections open now, by the number of their accept, to close on drop.
+    open: Mutex<HashMap<u64, TcpStream>>,
 }
 
 /// A running host; stops when dropped.
@@ -131,6 +138,7 @@ impl Upstream {
             connections: AtomicU64::new(0),
             seen: Mutex::new(Vec::new()),
             stop: AtomicBool::new(false),
+            open: Mutex::new(HashMap::new()),
         });
         let accept_state = Arc::clone(&state);
         thread::Builder::new()
@@ -183,6 +191,11 @@ impl Drop for Upstream {
         self.state.stop.store(true, Ordering::SeqCst);
         // Wake the accept loop so it sees the flag.
         let _ = TcpStream::connect_timeout(&self.addr, Duration::from_millis(100));
+        if let Ok(mut open) = self.state.open.lock() {
+            for (_, stream) in open.drain() {
+                let _ = stream.shutdown(Shutdown::Both);
+            }
+        }
     }
 }
 
@@ -194,10 +207,16 @@ fn accept_loop(listener: TcpListener, state: Arc<State>) {
         let Ok(stream) = stream else {
             continue;
         };
-        state.connections.fetch_add(1, Ordering::SeqCst);
+        let number = state.connections.fetch_add(1, Ordering::SeqCst);
+        if let (Ok(clone), Ok(mut open)) = (stream.try_clone(), state.open.lock()) {
+            open.insert(number, clone);
+        }
         let state = Arc::clone(&state);
         let _ = thread::Builder::new().spawn(move || {
             let _ = serve(stream, &state);
+            if let Ok(mut open) = state.open.lock() {
+                open.remove(&number);
+            }
         });
     }
 }
@@ -344,15 +363,20 @@ mod tests {
         (status.trim_end().to_owned(), headers)
     }
 
-    #[test]
-    fn a_connection_is_kept_alive_across_requests_until_the_client_asks_to_close() {
-        let host = Upstream::start("keep-alive", Behaviour::status(200)).expect("a host");
+    /// A connection to `host`: its writing half and a reader, reads bounded to 5 s.
+    fn connect(host: &Upstream) -> (TcpStream, BufReader<TcpStream>) {
         let stream = TcpStream::connect(host.addr()).expect("connected");
         stream
             .set_read_timeout(Some(Duration::from_secs(5)))
             .expect("a timeout");
-        let mut writer = stream.try_clone().expect("a clone");
-        let mut reader = BufReader::new(stream);
+        let writer = stream.try_clone().expect("a clone");
+        (writer, BufReader::new(stream))
+    }
+
+    #[test]
+    fn a_connection_is_kept_alive_across_requests_until_the_client_asks_to_close() {
+        let host = Upstream::start("keep-alive", Behaviour::status(200)).expect("a host");
+        let (mut writer, mut reader) = connect(&host);
         for n in 1..=3 {
             write!(writer, "GET /{n} HTTP/1.1\r\nhost: h\r\n\r\n").expect("sent");
             let (status, headers) = read_response(&mut reader);
@@ -377,5 +401,21 @@ mod tests {
             thread::sleep(Duration::from_millis(10));
         }
         assert_eq!(host.connections(), 2);
+    }
+
+    #[test]
+    fn a_dropped_host_closes_its_idle_connections() {
+        let host = Upstream::start("going away", Behaviour::status(200)).expect("a host");
+        let (mut writer, mut reader) = connect(&host);
+        write!(writer, "GET / HTTP/1.1\r\nhost: h\r\n\r\n").expect("sent");
+        let (status, _) = read_response(&mut reader);
+        assert_eq!(status, "HTTP/1.1 200 OK");
+        drop(host);
+        let mut rest = Vec::new();
+        let closed = reader.read_to_end(&mut rest);
+        assert!(
+            matches!(closed, Ok(0)),
+            "closed at once, not after the read timeout: {closed:?}"
+        );
     }
 }

@@ -6,4 +6,5 @@ pub mod demo;
 pub mod manifests;
 pub mod replay;
 pub mod run;
+pub mod soak;
 pub mod up;

@@ -114,7 +114,9 @@ impl Plan {
         if count.is_none() && options.duration.is_none() {
             match traffic.len() {
                 Some(n) => count = Some(n),
-                None => return bad("the built-in mix needs a bound: a count or a duration"),
+                None => return bad(
+                    "the built-in mix (or generated requests) needs a bound: a count or a duration",
+                ),
             }
         }
         // Enough connections that no client waits for one, unless told otherwise.

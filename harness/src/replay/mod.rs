@@ -26,8 +26,9 @@
 //!
 //! ## Layout
 //!
-//! - [`source`]: what to send: the built-in mix over the six routes, or a JSONL file
-//!   of requests or Istio/Envoy JSON access-log lines.
+//! - [`source`]: what to send: the built-in mix over the six routes, a JSONL file
+//!   of requests or Istio/Envoy JSON access-log lines, or requests made as they fall
+//!   due.
 //! - [`routes`]: which route a path falls under (the filter's own route table).
 //! - `load`: the worker threads, the open and closed loops, connection pools, bounds,
 //!   the stop flag and progress.
@@ -43,7 +44,7 @@ mod tests;
 
 pub use report::{Mode, Report, Stats};
 pub use routes::Routes;
-pub use source::{Request, Source};
+pub use source::{Generator, Request, Source};
 
 use crate::live::{Endpoint, Settings};
 use std::sync::atomic::AtomicBool;

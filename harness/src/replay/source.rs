@@ -25,6 +25,13 @@
 //! Round robin over the six routes, `GET <prefix>/<n>` with `n` counting 1..=1000 per
 //! route: deterministic, so two runs send the same requests in the same order, and
 //! every route gets the same share.
+//!
+//! ## Generated requests
+//!
+//! A [`Generator`] makes request `i` when it falls due, from what holds at that
+//! moment: the soak (`crate::soak`) names an upstream address that is live then, in a
+//! header, while its pool of upstreams turns over. Its requests are the program's own,
+//! so they are not checked as a file's lines are.
 
 use super::routes::Routes;
 use super::Error;
@@ -44,7 +51,39 @@ pub enum Source {
     Mix,
     /// A JSONL file of requests or access-log lines.
     File(PathBuf),
+    /// Requests made as they fall due.
+    Generated(Generator),
 }
+
+/// Makes request `i` of a run (counted from 0) when it falls due; called from the
+/// replay's worker threads.
+#[derive(Clone)]
+pub struct Generator(Arc<dyn Fn(u64) -> Request + Send + Sync>);
+
+impl Generator {
+    pub fn new(make: impl Fn(u64) -> Request + Send + Sync + 'static) -> Generator {
+        Generator(Arc::new(make))
+    }
+
+    pub fn request(&self, i: u64) -> Request {
+        (self.0)(i)
+    }
+}
+
+impl std::fmt::Debug for Generator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Generator")
+    }
+}
+
+/// Two generators are the same when they are one function.
+impl PartialEq for Generator {
+    fn eq(&self, other: &Generator) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Generator {}
 
 /// One request to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -351,6 +390,8 @@ pub(crate) enum Traffic {
         /// With recorded offsets: how far each pass over the file shifts the next.
         period: Option<Duration>,
     },
+    /// Each request made when it falls due.
+    Generated { make: Generator, routes: Routes },
 }
 
 impl Traffic {
@@ -362,6 +403,10 @@ impl Traffic {
                     .collect(),
             }),
             Source::File(path) => Ok(Traffic::from_requests(&read_file(path)?, routes)),
+            Source::Generated(make) => Ok(Traffic::Generated {
+                make: make.clone(),
+                routes: routes.clone(),
+            }),
         }
     }
 
@@ -388,10 +433,10 @@ impl Traffic {
         Traffic::List { items, period }
     }
 
-    /// Requests in one pass (`None` for the endless mix).
+    /// Requests in one pass (`None` for the endless mix and generated requests).
     pub fn len(&self) -> Option<u64> {
         match self {
-            Traffic::Mix { .. } => None,
+            Traffic::Mix { .. } | Traffic::Generated { .. } => None,
             Traffic::List { items, .. } => Some(items.len() as u64),
         }
     }
@@ -418,6 +463,7 @@ impl Traffic {
                 let index = usize::try_from(i % items.len().max(1) as u64).unwrap_or(0);
                 Arc::clone(&items[index].0)
             }
+            Traffic::Generated { make, routes } => Prepared::new(make.request(i), routes),
         }
     }
 

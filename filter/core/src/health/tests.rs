@@ -92,6 +92,17 @@ fn o1_host_table_is_capped() {
 }
 
 #[test]
+fn o1_a_full_table_of_the_longest_addresses_encodes_to_the_stated_maximum() {
+    let mut h = RouteHealth::default();
+    for i in 0..40u64 {
+        let address = format!("{i}-{}", "a".repeat(200));
+        h.record(i, &POLICY, fail(&address));
+    }
+    assert_eq!(h.hosts.len(), MAX_HOSTS);
+    assert_eq!(h.encode().len(), RouteHealth::MAX_ENCODED);
+}
+
+#[test]
 fn o2_five_consecutive_5xx_from_any_host_open_the_circuit() {
     let mut h = RouteHealth::default();
     for i in 0..4 {

@@ -5,7 +5,7 @@ fn every_metric_of_the_filter_is_described() {
     let metrics = metrics().expect("every core metric has a description");
     assert_eq!(
         metrics.len(),
-        ROUTE_COUNTERS.len() + 1 + GLOBAL_COUNTERS.len()
+        ROUTE_COUNTERS.len() + 1 + GLOBAL_COUNTERS.len() + GLOBAL_GAUGES.len()
     );
     assert!(metrics.iter().all(|m| !m.help.is_empty()));
 }
