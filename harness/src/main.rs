@@ -133,5 +133,16 @@ mod tests {
         .map(|e| e.to_string())
         .unwrap_or_default();
         assert!(error.contains("--upstream-status"), "{error}");
+        for (flag, value) in [
+            ("--rate", "0"),
+            ("--duration", "forever"),
+            ("--addresses", "0"),
+        ] {
+            let error = Cli::try_parse_from(["c4mesh", "soak", "--duration", "1m", flag, value])
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(error.contains(flag), "{error}");
+        }
     }
 }

@@ -2,7 +2,7 @@
 //! changing upstream addresses for a bounded time; a line per sample, then the
 //! summary and the checks. Exits non-zero when a check fails.
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use c4mesh::conformance::scenario::parse_duration;
 use c4mesh::soak::{self, sample::Sample, verdict};
 use std::path::PathBuf;
@@ -41,6 +41,18 @@ pub struct SoakArgs {
     workers: u32,
 }
 
+/// The flag that sets a field of [`soak::Options`].
+fn flag(field: &str) -> &'static str {
+    match field {
+        "duration" => "--duration",
+        "rate" => "--rate",
+        "sample_every" => "--sample",
+        "live_addresses" => "--addresses",
+        "new_addresses_per_second" => "--turnover",
+        _ => "an option",
+    }
+}
+
 fn positive(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
@@ -56,7 +68,13 @@ pub fn command(args: SoakArgs) -> Result<ExitCode> {
     options.live_addresses = usize::from(args.addresses);
     options.new_addresses_per_second = usize::from(args.turnover);
     options.workers = args.workers;
-    let outcome = soak::run(&options, print_sample)?;
+    let outcome = match soak::run(&options, print_sample) {
+        Ok(outcome) => outcome,
+        Err(soak::Error::Option { field, message }) => {
+            bail!("{} {message}", flag(field))
+        }
+        Err(error) => return Err(error.into()),
+    };
     print!("{}", outcome.summary());
     if outcome.passed() {
         Ok(ExitCode::SUCCESS)

@@ -71,6 +71,12 @@ pub const ORIGINAL_DST_HEADER: &str = "x-envoy-original-dst-host";
 pub enum Error {
     #[error("options: {0}")]
     Options(String),
+    /// One option out of range, named by its field in [`Options`].
+    #[error("{field}: {message}")]
+    Option {
+        field: &'static str,
+        message: &'static str,
+    },
     #[error("starting: {0}")]
     Start(String),
     #[error("sampling: {0}")]
@@ -122,21 +128,27 @@ impl Options {
     }
 
     fn validate(&self) -> Result<(), Error> {
-        let bad = |m: &str| Err(Error::Options(m.to_owned()));
+        let bad = |field, message| Err(Error::Option { field, message });
         if self.duration < Duration::from_secs(10) {
-            return bad("the duration must be at least 10s (three thirds of samples)");
+            return bad("duration", "must be at least 10s (three thirds of samples)");
         }
         if !(self.rate.is_finite() && self.rate > 0.0) {
-            return bad("the rate must be a positive number of requests per second");
+            return bad("rate", "must be a positive number of requests per second");
         }
         if self.sample_every < Duration::from_millis(500) || self.sample_every * 6 > self.duration {
-            return bad("the sample interval must be at least 500ms and fit six times in the run");
+            return bad(
+                "sample_every",
+                "must be at least 500ms and fit six times in the duration",
+            );
         }
         if self.live_addresses == 0 || self.live_addresses > 1024 {
-            return bad("the live addresses must be between 1 and 1024");
+            return bad("live_addresses", "must be between 1 and 1024");
         }
         if self.new_addresses_per_second > self.live_addresses * 2 {
-            return bad("new addresses per second can be at most twice the live addresses");
+            return bad(
+                "new_addresses_per_second",
+                "can be at most twice the live addresses",
+            );
         }
         Ok(())
     }
