@@ -268,7 +268,10 @@ pub struct HostState {
     pub(crate) shared: Arc<ProxyShared>,
     pub(crate) worker: usize,
     pub(crate) memory: Option<Memory>,
-    pub(crate) alloc: Option<TypedFunc<u32, u32>>,
+    /// The guest's allocator (`proxy_on_memory_allocate`). Shared, because a host call
+    /// holds it while it calls the guest with the store: cloning a `TypedFunc` clones
+    /// its registered type, which cost about 120 instructions per allocation.
+    pub(crate) alloc: Option<Arc<TypedFunc<u32, u32>>>,
     /// The context of the callback in progress.
     pub(crate) current: u32,
     pub(crate) effective: Option<u32>,

@@ -302,7 +302,7 @@ impl Worker {
             };
         let exports = Exports::load(&instance, &mut store, index)?;
         store.data_mut().memory = Some(memory);
-        store.data_mut().alloc = alloc;
+        store.data_mut().alloc = alloc.map(Arc::new);
         let mut worker = Worker {
             index,
             store,
