@@ -102,7 +102,8 @@ impl HeaderMap {
             self.bytes.reserve(512);
         }
         let start = self.bytes.len();
-        self.bytes.extend(name.iter().map(u8::to_ascii_lowercase));
+        self.bytes.extend_from_slice(name);
+        self.bytes[start..].make_ascii_lowercase();
         let name_end = self.bytes.len();
         self.bytes.extend_from_slice(value);
         let entry = Entry {
