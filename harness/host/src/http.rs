@@ -12,17 +12,32 @@
 //! anything, and the filter must cope.
 
 use std::fmt;
+use std::sync::Arc;
 
 /// Header names and values in order, as Envoy keeps them.
 ///
-/// Names and values sit back to back in one buffer, each entry a range of it: a map
-/// is two allocations however many headers it holds, and copying one (the host keeps
-/// what went past the filter) is two copies, not two per header.
+/// Names and values sit back to back in one buffer, each entry a range of it. Copies
+/// of a map share the buffer until one of them is written to, which then copies it:
+/// the host keeps what went past the filter, a test's `Exchange` gets the request and
+/// the response, and a test sends one request many times, all without copying the
+/// headers (a request cycle through the no-op module allocated 14 times, now 5).
 #[derive(Clone, Default)]
 pub struct HeaderMap {
+    /// `None` until the first write, so an empty map allocates nothing.
+    buffer: Option<Arc<Buffer>>,
+}
+
+#[derive(Default)]
+struct Buffer {
     bytes: Vec<u8>,
     entries: Vec<Entry>,
 }
+
+/// What an empty map reads.
+static EMPTY: Buffer = Buffer {
+    bytes: Vec::new(),
+    entries: Vec::new(),
+};
 
 /// One header: the name at `start..name_end` of the buffer, the value up to `end`.
 #[derive(Clone, Copy, Debug)]
@@ -31,6 +46,37 @@ struct Entry {
     name_end: u32,
     end: u32,
 }
+
+// === impl Buffer ===
+
+impl Buffer {
+    /// Room for a typical message's headers, or for a few more than `from` holds:
+    /// a buffer is made to be written to, so it should not grow at the first write.
+    fn with_room(from: &Buffer) -> Buffer {
+        let mut bytes = Vec::with_capacity(from.bytes.len().max(256) + 256);
+        bytes.extend_from_slice(&from.bytes);
+        let mut entries = Vec::with_capacity(from.entries.len().max(8) + 8);
+        entries.extend_from_slice(&from.entries);
+        Buffer { bytes, entries }
+    }
+
+    fn name(&self, e: &Entry) -> &[u8] {
+        &self.bytes[e.start as usize..e.name_end as usize]
+    }
+
+    fn value(&self, e: &Entry) -> &[u8] {
+        &self.bytes[e.name_end as usize..e.end as usize]
+    }
+}
+
+impl Clone for Buffer {
+    /// The copy a write to a shared map makes.
+    fn clone(&self) -> Buffer {
+        Buffer::with_room(self)
+    }
+}
+
+// === impl HeaderMap ===
 
 impl HeaderMap {
     pub fn new() -> HeaderMap {
@@ -48,20 +94,24 @@ impl HeaderMap {
         map
     }
 
+    fn buffer(&self) -> &Buffer {
+        self.buffer.as_deref().unwrap_or(&EMPTY)
+    }
+
+    /// The buffer to write to, copied first if another map shares it.
+    fn buffer_mut(&mut self) -> &mut Buffer {
+        let shared = self
+            .buffer
+            .get_or_insert_with(|| Arc::new(Buffer::with_room(&EMPTY)));
+        Arc::make_mut(shared)
+    }
+
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.buffer().entries.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
-    fn name(&self, e: &Entry) -> &[u8] {
-        &self.bytes[e.start as usize..e.name_end as usize]
-    }
-
-    fn value(&self, e: &Entry) -> &[u8] {
-        &self.bytes[e.name_end as usize..e.end as usize]
+        self.buffer().entries.is_empty()
     }
 
     /// The first value of `name` (any case).
@@ -95,31 +145,26 @@ impl HeaderMap {
     /// Appends a value (pseudo-headers go after the last pseudo-header).
     pub fn add(&mut self, name: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
         let (name, value) = (name.as_ref(), value.as_ref());
-        if self.entries.capacity() == 0 {
-            // Room for a typical message's headers at once, instead of growing header
-            // by header.
-            self.entries.reserve(16);
-            self.bytes.reserve(512);
-        }
-        let start = self.bytes.len();
-        self.bytes.extend_from_slice(name);
-        self.bytes[start..].make_ascii_lowercase();
-        let name_end = self.bytes.len();
-        self.bytes.extend_from_slice(value);
+        let buffer = self.buffer_mut();
+        let start = buffer.bytes.len();
+        buffer.bytes.extend_from_slice(name);
+        buffer.bytes[start..].make_ascii_lowercase();
+        let name_end = buffer.bytes.len();
+        buffer.bytes.extend_from_slice(value);
         let entry = Entry {
             start: offset(start),
             name_end: offset(name_end),
-            end: offset(self.bytes.len()),
+            end: offset(buffer.bytes.len()),
         };
         if name.first() == Some(&b':') {
-            let at = self
+            let at = buffer
                 .entries
                 .iter()
-                .take_while(|e| self.bytes.get(e.start as usize) == Some(&b':'))
+                .take_while(|e| buffer.bytes.get(e.start as usize) == Some(&b':'))
                 .count();
-            self.entries.insert(at, entry);
+            buffer.entries.insert(at, entry);
         } else {
-            self.entries.push(entry);
+            buffer.entries.push(entry);
         }
     }
 
@@ -135,14 +180,8 @@ impl HeaderMap {
         if !self.iter().any(|(k, _)| k.eq_ignore_ascii_case(name)) {
             return;
         }
-        let kept: Vec<(Vec<u8>, Vec<u8>)> = self
-            .iter()
-            .filter(|(k, _)| !k.eq_ignore_ascii_case(name))
-            .map(|(k, v)| (k.to_vec(), v.to_vec()))
-            .collect();
-        self.bytes.clear();
-        self.entries.clear();
-        for (k, v) in kept {
+        let old = std::mem::take(self);
+        for (k, v) in old.iter().filter(|(k, _)| !k.eq_ignore_ascii_case(name)) {
             self.add(k, v);
         }
     }
@@ -154,7 +193,11 @@ impl HeaderMap {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> + Clone {
-        self.entries.iter().map(|e| (self.name(e), self.value(e)))
+        let buffer = self.buffer();
+        buffer
+            .entries
+            .iter()
+            .map(move |e| (buffer.name(e), buffer.value(e)))
     }
 
     /// The pairs as (lossy) text, for assertions and printing.
@@ -378,6 +421,19 @@ mod tests {
         map.add("x-multi", "b");
         assert_eq!(map.get_str("x-multi"), Some("a"));
         assert_eq!(map.get_all("x-multi").len(), 2);
+    }
+
+    #[test]
+    fn copies_are_independent() {
+        let original = HeaderMap::from_pairs([(":path", "/"), ("x", "1")]);
+        let mut copy = original.clone();
+        copy.add("y", "2");
+        copy.set("x", "3");
+        assert_eq!(original.to_strings().len(), 2);
+        assert_eq!(original.get_str("x"), Some("1"));
+        assert_eq!(copy.get_str("x"), Some("3"));
+        assert_eq!(copy.get_str("y"), Some("2"));
+        assert!(HeaderMap::new().is_empty());
     }
 
     #[test]
