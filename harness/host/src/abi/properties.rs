@@ -65,10 +65,15 @@ pub(crate) fn resolve(state: &HostState, path: &[u8]) -> Result<Vec<u8>, Fail> {
         return Err(Status::SerializationFailure.into());
     }
     let raw = path.strip_suffix(&[0]).unwrap_or(path);
-    // Segments borrow the path: text only where it is not UTF-8.
+    // Segments borrow the path: text only where it is not UTF-8 (checked with the
+    // standard library's word-at-a-time check first, which is cheaper than a lossy
+    // conversion that finds nothing to replace).
     let texts: Vec<Cow<'_, str>> = raw
         .split(|b| *b == 0)
-        .map(String::from_utf8_lossy)
+        .map(|segment| match std::str::from_utf8(segment) {
+            Ok(text) => Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(segment),
+        })
         .collect();
     let top = raw.split(|b| *b == 0).next().unwrap_or_default();
     let deeper = texts.len() > 1;
