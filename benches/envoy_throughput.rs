@@ -18,10 +18,10 @@
 //! (empty configuration), to compare a change side by side with the filter it changes.
 
 use anyhow::{bail, Context, Result};
-use c4mesh_mesh::envoy::{EnvoyConfig, ServiceRoute};
-use c4mesh_mesh::{Envoy, Wasm};
+use c4mesh_benches::{modules, products_envoy, Replay};
+use c4mesh_mesh::Envoy;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 /// Connections of the closed loop (saturation) and of the open loop's pool.
@@ -42,36 +42,9 @@ fn main() -> Result<()> {
         .context("SECONDS")?;
     let load = Load::new(seconds)?;
 
-    let mut variants = vec![
-        ("no wasm", Wasm::None),
-        ("no-op module", Wasm::noop()?),
-        ("c4mesh filter", Wasm::filter("")?),
-    ];
-    if let Some(path) = std::env::var_os("C4MESH_BENCH_VARIANT") {
-        variants.push((
-            "variant",
-            Wasm::Module {
-                path: path.into(),
-                config: String::new(),
-            },
-        ));
-    }
     let mut envoys = Vec::new();
-    for (name, wasm) in variants {
-        let envoy = Envoy::start(&EnvoyConfig {
-            workers: 1,
-            wasm,
-            services: vec![ServiceRoute {
-                name: "product-service".into(),
-                prefix: "/api/v1/products".into(),
-                hosts: vec![upstream],
-            }],
-            num_retries: 3,
-            outlier_detection: None,
-            routes: Vec::new(),
-            sidecar: None,
-            tls: None,
-        })?;
+    for (name, wasm) in modules()? {
+        let envoy = Envoy::start(&products_envoy(upstream, wasm))?;
         Command::new("taskset")
             .args(["-pc", "0", &envoy.pid().to_string()])
             .output()?;
@@ -150,10 +123,9 @@ fn main() -> Result<()> {
     Ok(())
 }
 
-/// `c4mesh replay` against one Envoy, pinned to CPU 1.
+/// `c4mesh replay` against one Envoy for a fixed time, pinned to CPU 1.
 struct Load {
-    c4mesh: PathBuf,
-    traffic: PathBuf,
+    replay: Replay,
     seconds: u64,
 }
 
@@ -166,55 +138,17 @@ struct Run {
 
 impl Load {
     fn new(seconds: u64) -> Result<Load> {
-        let exe = std::env::current_exe().context("locating this binary")?;
-        let c4mesh = exe.with_file_name("c4mesh");
-        if !c4mesh.is_file() {
-            bail!(
-                "{} not found: build it first (cargo build --release -p c4mesh)",
-                c4mesh.display()
-            );
-        }
-        let traffic = std::env::temp_dir().join(format!(
-            "c4mesh-envoy-throughput-{}.jsonl",
-            std::process::id()
-        ));
-        std::fs::write(
-            &traffic,
-            "{\"method\": \"GET\", \"path\": \"/api/v1/products/1\"}\n",
-        )
-        .with_context(|| format!("writing {}", traffic.display()))?;
         Ok(Load {
-            c4mesh,
-            traffic,
+            replay: Replay::new()?,
             seconds,
         })
     }
 
     fn run(&self, url: &str, schedule: &[&str]) -> Result<Run> {
-        let output = Command::new("taskset")
-            .args(["-c", "1"])
-            .arg(&self.c4mesh)
-            .args([
-                "replay",
-                "--target",
-                url,
-                "--host",
-                "api.c4ang.com",
-                "--json",
-            ])
-            .arg("--file")
-            .arg(&self.traffic)
-            .args(["--duration", &format!("{}s", self.seconds)])
-            .args(schedule)
-            .output()
-            .with_context(|| format!("running {} replay", self.c4mesh.display()))?;
-        let report: serde_json::Value =
-            serde_json::from_slice(&output.stdout).with_context(|| {
-                format!(
-                    "replay printed no report: {}",
-                    String::from_utf8_lossy(&output.stderr)
-                )
-            })?;
+        let duration = format!("{}s", self.seconds);
+        let mut args = vec!["--duration", &duration];
+        args.extend_from_slice(schedule);
+        let report = self.replay.run(url, &args, Some(1))?;
         let number = |pointer: &str| report.pointer(pointer).and_then(serde_json::Value::as_f64);
         let (Some(requests), Some(rate), Some(p99_ms)) = (
             number("/requests"),
@@ -223,21 +157,11 @@ impl Load {
         ) else {
             bail!("unexpected replay report: {report}");
         };
-        let ok = number("/statuses/200").unwrap_or(0.0);
-        if ok != requests {
-            bail!("not every answer was 200 (Envoy or the upstream failed): {report}");
-        }
         Ok(Run {
             requests,
             rate,
             p99_ms,
         })
-    }
-}
-
-impl Drop for Load {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.traffic);
     }
 }
 

@@ -29,8 +29,8 @@ if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
 fi
 
 if [ "${C4MESH_BENCH_TOOLS:-0}" = 1 ] && [ "$(id -u)" = 0 ]; then
-  if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null; then
+  if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null || ! command -v valgrind >/dev/null; then
     apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light valgrind >/dev/null
   fi
 fi

@@ -218,6 +218,21 @@ pub struct RouteSpec {
 
 static STARTED: AtomicU32 = AtomicU32::new(0);
 
+/// How Envoy is launched: directly, or under a profiler.
+struct Launch {
+    wrapper: Vec<String>,
+    ready_within: Duration,
+}
+
+impl Default for Launch {
+    fn default() -> Launch {
+        Launch {
+            wrapper: Vec::new(),
+            ready_within: Duration::from_secs(30),
+        }
+    }
+}
+
 /// A running Envoy; killed when dropped.
 pub struct Envoy {
     child: Child,
@@ -241,17 +256,40 @@ impl Envoy {
     /// configuration has no field for (a Wasm failure policy, a filter configuration
     /// discovered from a file), which tests set on the generated document.
     pub fn start_patched(config: &EnvoyConfig, patch: impl Fn(&mut Value)) -> Result<Envoy> {
+        Envoy::launch(config, &patch, &Launch::default())
+    }
+
+    /// Starts Envoy as the last argument of `wrapper` (a profiler such as
+    /// `valgrind --tool=callgrind ...`), allowing `ready_within` for it to serve: a
+    /// profiler slows Envoy's start by an order of magnitude.
+    pub fn start_under(
+        config: &EnvoyConfig,
+        wrapper: &[String],
+        ready_within: Duration,
+    ) -> Result<Envoy> {
+        let launch = Launch {
+            wrapper: wrapper.to_vec(),
+            ready_within,
+        };
+        Envoy::launch(config, &|_| {}, &launch)
+    }
+
+    fn launch(config: &EnvoyConfig, patch: &impl Fn(&mut Value), launch: &Launch) -> Result<Envoy> {
         const TRIES: usize = 4;
         for _ in 1..TRIES {
-            match Envoy::start_once(config, &patch) {
+            match Envoy::start_once(config, patch, launch) {
                 Err(error) if format!("{error:#}").contains("Address already in use") => continue,
                 other => return other,
             }
         }
-        Envoy::start_once(config, &patch)
+        Envoy::start_once(config, patch, launch)
     }
 
-    fn start_once(config: &EnvoyConfig, patch: &impl Fn(&mut Value)) -> Result<Envoy> {
+    fn start_once(
+        config: &EnvoyConfig,
+        patch: &impl Fn(&mut Value),
+        launch: &Launch,
+    ) -> Result<Envoy> {
         let bin = envoy_binary()?;
         let ports = Ports::free(config)?;
         let dir = TempDir::new()?;
@@ -264,7 +302,15 @@ impl Envoy {
         let stderr = std::fs::File::create(&log)?;
         let n = STARTED.fetch_add(1, Ordering::SeqCst);
         let base_id = (std::process::id() % 20_000) * 50 + n % 50 + 1;
-        let child = Command::new(&bin)
+        let mut command = match launch.wrapper.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(&bin);
+                command
+            }
+            None => Command::new(&bin),
+        };
+        let child = command
             .arg("-c")
             .arg(&bootstrap)
             .args(["--concurrency", &config.workers.to_string()])
@@ -282,12 +328,12 @@ impl Envoy {
             log,
             _dir: dir,
         };
-        envoy.wait_ready()?;
+        envoy.wait_ready(launch.ready_within)?;
         Ok(envoy)
     }
 
-    fn wait_ready(&mut self) -> Result<()> {
-        let deadline = Instant::now() + Duration::from_secs(30);
+    fn wait_ready(&mut self, within: Duration) -> Result<()> {
+        let deadline = Instant::now() + within;
         while Instant::now() < deadline {
             if let Some(status) = self.child.try_wait()? {
                 bail!(
@@ -302,7 +348,11 @@ impl Envoy {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        bail!("Envoy not ready after 30 s; its log:\n{}", self.log())
+        bail!(
+            "Envoy not ready after {} s; its log:\n{}",
+            within.as_secs(),
+            self.log()
+        )
     }
 
     /// Starts Envoy and expects it to refuse its configuration; returns its log.
