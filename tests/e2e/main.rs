@@ -7,6 +7,7 @@ mod budget;
 mod circuit;
 mod failure;
 mod hops;
+mod limits;
 mod observability;
 mod robustness;
 mod routing;

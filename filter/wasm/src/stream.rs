@@ -3,7 +3,7 @@
 use crate::abi::{self, Level, Map};
 use crate::pairs::pairs;
 use crate::root::Active;
-use c4mesh_filter_core::control::is_control_header;
+use c4mesh_filter_core::control::{is_control_header, route_header_fits};
 use c4mesh_filter_core::duration::Millis;
 use c4mesh_filter_core::health::Signals;
 use c4mesh_filter_core::reply::LocalReply;
@@ -57,14 +57,20 @@ impl HttpContext for Stream {
         let mut path: &[u8] = b"";
         let mut authority = None;
         let mut host = None;
+        // Headers that go on to the service (pseudo-headers and R5's removals aside).
+        let mut kept = 0usize;
         for (name, value) in pairs(&headers) {
             match name {
                 b":method" => method = value,
                 b":path" => path = value,
                 b":authority" => authority = Some(value),
-                b"host" => host = Some(value),
+                b"host" => {
+                    host = Some(value);
+                    kept += 1;
+                }
+                _ if name.first() == Some(&b':') => {}
                 _ if is_control_header(name) => abi::remove_header(Map::RequestHeaders, name),
-                _ => {}
+                _ => kept += 1,
             }
         }
         let request = Request {
@@ -76,8 +82,10 @@ impl HttpContext for Stream {
         let mut worker = active.worker.borrow_mut();
         match worker.on_request(&request, now_ms, &mut shared) {
             Verdict::Forward(ticket) => {
-                let route = &worker.route(ticket.route).name;
-                abi::add_header(Map::RequestHeaders, b"x-c4-route", route.as_bytes());
+                if route_header_fits(kept) {
+                    let route = &worker.route(ticket.route).name;
+                    abi::add_header(Map::RequestHeaders, b"x-c4-route", route.as_bytes());
+                }
                 abi::add_header(
                     Map::RequestHeaders,
                     b"x-envoy-upstream-rq-timeout-ms",
