@@ -80,6 +80,14 @@ impl Clock {
             t.now.fetch_max(nanos, Ordering::SeqCst);
         }
     }
+
+    /// Sets virtual time to `nanos`, backwards too, as a wall clock stepped by NTP or
+    /// by hand; no effect on wall time. Ticks due by then fire on [`crate::Proxy::run_due`].
+    pub fn jump_to(&self, nanos: u64) {
+        if let Clock::Virtual(t) = self {
+            t.now.store(nanos, Ordering::SeqCst);
+        }
+    }
 }
 
 fn wall_nanos() -> u64 {
@@ -103,6 +111,15 @@ mod tests {
         assert_eq!(clock.monotonic_nanos(), 500);
         clock.set(1_200);
         assert_eq!(clock.now_nanos(), 1_500, "never backwards");
+    }
+
+    #[test]
+    fn a_jump_moves_virtual_time_either_way() {
+        let clock = Clock::virtual_at(1_000);
+        clock.jump_to(400);
+        assert_eq!((clock.now_nanos(), clock.monotonic_nanos()), (400, 0));
+        clock.jump_to(u64::MAX);
+        assert_eq!(clock.now_nanos(), u64::MAX);
     }
 
     #[test]
