@@ -20,7 +20,7 @@ cargo clippy -p c4mesh-filter -p c4mesh-noop -p c4mesh-abi-probe -p c4mesh-trap 
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 cargo test --workspace --release 2>&1 | tee "$log"
-# Every fuzz target of the filter's core, briefly (scripts/fuzz.sh SECONDS for longer).
+# Every fuzz target of the filter, the whole .wasm among them, briefly (scripts/fuzz.sh SECONDS for longer).
 scripts/fuzz.sh "${C4MESH_FUZZ_SECONDS:-15}"
 # One closing line for the whole run (cargo prints one per test binary).
 awk '/^test result:/ { p += $4; f += $6 } END { printf "all tests: %d passed, %d failed\n", p, f }' "$log"

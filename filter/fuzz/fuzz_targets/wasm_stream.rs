@@ -38,6 +38,8 @@ use std::time::Duration;
 const MAX_STEPS: usize = 96;
 const MAX_STREAMS: usize = 32;
 const MAX_HEADERS: usize = 1024;
+/// Bytes per header map: Envoy's default limit is 60 KiB, configurable to 8 MiB.
+const MAX_HEADER_BYTES: usize = 1 << 20;
 /// The latest the clock jumps to: Envoy's clock is i64 nanoseconds (year 2262).
 const LATEST_NANOS: u64 = i64::MAX as u64;
 
@@ -296,13 +298,18 @@ impl HeaderValue {
 }
 
 fn add_entries(map: &mut HeaderMap, entries: &[Entry]) {
+    let mut bytes: usize = map.iter().map(|(n, v)| n.len() + v.len()).sum();
     for entry in entries {
         let (name, value, count) = match entry {
             Entry::One(name, value) => (name, value, 1),
             Entry::Many(name, value, count) => (name, value, usize::from(*count)),
         };
         let (name, value) = (name.bytes(), value.bytes());
-        for _ in 0..count.min(MAX_HEADERS - map.len().min(MAX_HEADERS)) {
+        for _ in 0..count {
+            bytes += name.len() + value.len();
+            if map.len() >= MAX_HEADERS || bytes > MAX_HEADER_BYTES {
+                return;
+            }
             map.add(&name, &value);
         }
     }
@@ -340,25 +347,36 @@ const COUNTERS: usize = 1 << 12;
 #[link_section = "__libfuzzer_extra_counters"]
 static EXTRA: [AtomicU8; COUNTERS] = [const { AtomicU8::new(0) }; COUNTERS];
 
+/// Marks an outcome as seen. Only whether, not how often: a counter's count would make
+/// every repetition a feature of its own, and the corpus many times larger.
 fn count(feature: impl Hash) {
     let mut hasher = DefaultHasher::new();
     feature.hash(&mut hasher);
-    let slot = &EXTRA[(hasher.finish() % COUNTERS as u64) as usize];
-    slot.store(
-        slot.load(Ordering::Relaxed).saturating_add(1),
-        Ordering::Relaxed,
-    );
+    EXTRA[(hasher.finish() % COUNTERS as u64) as usize].store(1, Ordering::Relaxed);
 }
 
 /// A log line without its values: `outlier route=orders host=10.0.0.7:80` is
-/// `outlier route= host=`, so that distinct hosts are not distinct outcomes.
+/// `outlier route= host=`, so that distinct hosts are not distinct outcomes, and
+/// only its first words, where a refused configuration names the field.
 fn shape(record: &LogRecord) -> String {
-    let words = record.message.split(' ').map(|w| match w.find('=') {
-        Some(at) => &w[..=at],
-        None if w.bytes().any(|b| b.is_ascii_digit()) => "#",
-        None => w,
-    });
+    let words = record
+        .message
+        .split(' ')
+        .take(6)
+        .map(|w| match w.find('=') {
+            Some(at) => &w[..=at],
+            None if w.bytes().any(|b| b.is_ascii_digit()) => "#",
+            None => w,
+        });
     words.collect::<Vec<_>>().join(" ")
+}
+
+/// The filter's own label in a response header (the last value: the filter adds its
+/// after the upstream's), if it is one of its words and not something the upstream sent.
+fn label<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a [u8]> {
+    let value = *headers.get_all(name).last()?;
+    let word = value.len() <= 16 && value.iter().all(|b| b.is_ascii_lowercase() || *b == b'_');
+    word.then_some(value)
 }
 
 fn observe(proxy: &Proxy, step: u8, stream: Option<StreamId>) {
@@ -372,8 +390,11 @@ fn observe(proxy: &Proxy, step: u8, stream: Option<StreamId>) {
     let response = view.response();
     count((
         step,
-        view.status(),
-        view.local_reply().is_some(),
+        // The class, not the code: any u16 is a status here, and each its own outcome
+        // would swamp the rest.
+        view.status()
+            .map(|s| if (100..600).contains(&s) { s / 100 } else { 0 }),
+        view.local_reply().map(|r| r.status),
         view.request_paused(),
         view.response_paused(),
         view.reset(),
@@ -382,10 +403,10 @@ fn observe(proxy: &Proxy, step: u8, stream: Option<StreamId>) {
         upstream.and_then(|h| h.get_str("x-envoy-max-retries").map(str::to_owned)),
         response
             .as_ref()
-            .and_then(|r| r.headers.get_str("x-c4-route").map(str::to_owned)),
+            .and_then(|r| label(&r.headers, "x-c4-route")),
         response
             .as_ref()
-            .and_then(|r| r.headers.get_str("x-c4-circuit").map(str::to_owned)),
+            .and_then(|r| label(&r.headers, "x-c4-circuit")),
     ));
 }
 
@@ -447,12 +468,17 @@ impl Run {
                 ];
                 let mut headers = HeaderMap::new();
                 for (bit, (name, value)) in pseudo.iter().enumerate() {
-                    for copy in 0..2 {
-                        let drop = copy == 0 && mangle & (1 << bit) != 0;
-                        let repeat = copy == 1 && mangle & (1 << (bit + 4)) != 0;
-                        if (copy == 0 && !drop) || repeat {
-                            headers.add(name, value);
-                        }
+                    let dropped = mangle & (1 << bit) != 0;
+                    let repeated = mangle & (1 << (bit + 4)) != 0;
+                    let copies = if dropped {
+                        0
+                    } else if repeated {
+                        2
+                    } else {
+                        1
+                    };
+                    for _ in 0..copies {
+                        headers.add(name, value);
                     }
                 }
                 add_entries(&mut headers, more);
