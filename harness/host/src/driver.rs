@@ -323,9 +323,25 @@ impl Proxy {
         let target = clock
             .now_nanos()
             .saturating_add(u64::try_from(by.as_nanos()).unwrap_or(u64::MAX));
+        // Timers re-armed from the clock's last instant come due at that same instant
+        // again (the time saturates): bound them as `run_due` does.
+        let (mut instant, mut at_instant) = (None, 0usize);
         loop {
             match self.next_event() {
-                Some((at, event)) if at <= target => {
+                Some((due, event)) if due <= target => {
+                    // A timer overdue because the clock jumped fires once, now, as
+                    // Envoy's would, instead of once for every period it missed.
+                    let at = due.max(clock.now_nanos());
+                    if instant == Some(at) {
+                        at_instant += 1;
+                        if at_instant >= SETTLE_LIMIT {
+                            return Err(Error::Internal(format!(
+                                "timers kept firing at {at} ns; stopped after {SETTLE_LIMIT}"
+                            )));
+                        }
+                    } else {
+                        (instant, at_instant) = (Some(at), 0);
+                    }
                     clock.set(at);
                     self.fire(event, at);
                     self.settle()?;

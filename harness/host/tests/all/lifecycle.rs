@@ -1,6 +1,6 @@
 //! The stream lifecycle, step by step.
 
-use crate::support::{lines, probe_wasm};
+use crate::support::{lines, probe_wasm, wasm_module};
 use c4mesh_host::{CallOutcome, HeaderMap, Proxy, Request, Response};
 use std::time::Duration;
 
@@ -161,4 +161,22 @@ fn ticks_follow_virtual_time() {
         proxy.now_nanos() - c4mesh_host::clock::DEFAULT_EPOCH_NANOS,
         104_000_000
     );
+}
+
+#[test]
+fn timers_overdue_after_a_clock_jump_fire_once_and_the_end_of_time_stops() {
+    let mut proxy = Proxy::builder()
+        .wasm_file(wasm_module("c4mesh_filter"))
+        .start()
+        .expect("the filter starts");
+    // A year ahead: the filter's 1 s tick fires once, not once per missed second.
+    let year = 365 * 24 * 3600 * 1_000_000_000u64;
+    proxy.clock().jump_to(proxy.now_nanos() + year);
+    proxy.advance(Duration::from_secs(2)).expect("time");
+    // At the clock's last instant a re-armed tick is due again at once: reported.
+    proxy.clock().jump_to(u64::MAX - 1);
+    let error = proxy
+        .advance(Duration::from_secs(5))
+        .expect_err("a tick that keeps coming due at one instant");
+    assert!(format!("{error}").contains("timers kept firing"), "{error}");
 }
