@@ -14,6 +14,7 @@
 
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
+use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -404,13 +405,19 @@ impl Envoy {
         Ok(String::from_utf8_lossy(&response.body).into_owned())
     }
 
+    /// The numeric stats whose names match `filter`, the regular expression of the
+    /// admin `/stats?filter=` (as it goes in the URL).
+    pub fn stats(&self, filter: &str) -> Result<BTreeMap<String, u64>> {
+        Ok(parse_stats(
+            &self.admin_get(&format!("/stats?filter={filter}"))?,
+        ))
+    }
+
     /// The value of one stat, if Envoy has it.
     pub fn stat(&self, name: &str) -> Result<Option<u64>> {
-        let stats = self.admin_get(&format!("/stats?filter=^{}$", name.replace('.', "\\.")))?;
-        Ok(stats.lines().find_map(|line| {
-            let (n, v) = line.split_once(": ")?;
-            (n == name).then(|| v.trim().parse().ok()).flatten()
-        }))
+        Ok(self
+            .stats(&format!("^{}$", name.replace('.', "\\.")))?
+            .remove(name))
     }
 
     /// Polls a stat until `check` holds (metrics are flushed on the filter's tick).
@@ -432,6 +439,17 @@ impl Envoy {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
+}
+
+/// The `name: value` lines of Envoy's admin `/stats`, numeric ones only (histograms'
+/// lines are not).
+pub fn parse_stats(text: &str) -> BTreeMap<String, u64> {
+    text.lines()
+        .filter_map(|line| {
+            let (name, value) = line.split_once(": ")?;
+            Some((name.trim().to_owned(), value.trim().parse().ok()?))
+        })
+        .collect()
 }
 
 impl Drop for Envoy {

@@ -354,14 +354,13 @@ fn observe(envoy: &Envoy) -> Result<ProxyObserved, Error> {
 /// The filter's metrics from Envoy's admin `/stats`, without the `wasmcustom.` prefix.
 fn read_metrics(envoy: &Envoy) -> Result<BTreeMap<String, f64>, Error> {
     let stats = envoy
-        .admin_get("/stats?filter=^wasmcustom%5C.")
+        .stats("^wasmcustom%5C.")
         .map_err(|e| Error::Envoy(format!("reading /stats: {e:#}")))?;
     Ok(stats
-        .lines()
-        .filter_map(|line| {
-            let (name, value) = line.split_once(": ")?;
+        .into_iter()
+        .filter_map(|(name, value)| {
             let name = name.strip_prefix("wasmcustom.")?;
-            Some((name.to_owned(), value.trim().parse().ok()?))
+            Some((name.to_owned(), value as f64))
         })
         .collect())
 }

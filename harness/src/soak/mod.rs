@@ -493,7 +493,7 @@ fn start_envoy(options: &Options, config: &Config) -> Result<Envoy, Error> {
         .map(|r| RouteSpec {
             prefix: r.prefix.clone(),
             cluster: r.service.clone(),
-            retry_on: "5xx,reset,connect-failure,refused-stream".into(),
+            retry_on: r.retry.retry_on.clone(),
             num_retries: r.retry.attempts,
             timeout_ms: r.timeout_ms,
             per_try_timeout_ms: None,

@@ -68,19 +68,17 @@ pub struct ProxyReading {
 
 /// Reads the proxy's stats and resident memory.
 pub fn read_proxy(envoy: &Envoy) -> Result<ProxyReading, Error> {
-    let admin = |path: &str| {
+    let stats = |filter: &str| {
         envoy
-            .admin_get(path)
-            .map_err(|e| Error::Sample(format!("Envoy's admin {path}: {e:#}")))
+            .stats(filter)
+            .map_err(|e| Error::Sample(format!("Envoy's admin /stats?filter={filter}: {e:#}")))
     };
-    let mut stats = parse_stats(&admin("/stats?filter=^wasmcustom\\.c4mesh\\.")?);
-    stats.extend(parse_stats(&admin(
-        "/stats?filter=^server\\.memory_allocated$",
-    )?));
-    stats.extend(parse_stats(&admin("/stats?filter=\\.membership_total$")?));
+    let mut all = stats("^wasmcustom\\.c4mesh\\.")?;
+    all.extend(stats("^server\\.memory_allocated$")?);
+    all.extend(stats("\\.membership_total$")?);
     let status = std::fs::read_to_string(format!("/proc/{}/status", envoy.pid()))
         .map_err(|e| Error::Sample(format!("/proc/{}/status: {e}", envoy.pid())))?;
-    Ok(reading(&stats, &status))
+    Ok(reading(&all, &status))
 }
 
 /// The reading from parsed stats and the text of `/proc/PID/status`.
@@ -109,16 +107,6 @@ pub fn reading(stats: &BTreeMap<String, u64>, proc_status: &str) -> ProxyReading
         circuits_opened: per_route(".circuit_opened_total"),
         fail_fast: per_route(".fail_fast_total"),
     }
-}
-
-/// `name: value` lines of Envoy's `/stats`, numeric ones only.
-pub fn parse_stats(text: &str) -> BTreeMap<String, u64> {
-    text.lines()
-        .filter_map(|line| {
-            let (name, value) = line.split_once(": ")?;
-            Some((name.trim().to_owned(), value.trim().parse().ok()?))
-        })
-        .collect()
 }
 
 /// `VmRSS:   123456 kB` in `/proc/PID/status`, in bytes.

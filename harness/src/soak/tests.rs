@@ -1,7 +1,8 @@
 use super::faults::{self, decide, phase_at, phase_length, Answer, Fault, FAULTS};
-use super::sample::{self, parse_stats, reading, rss_bytes, Sample, COLUMNS};
+use super::sample::{self, reading, rss_bytes, Sample, COLUMNS};
 use super::verdict::{judge, Limits};
 use super::*;
+use c4mesh_mesh::envoy::parse_stats;
 
 #[test]
 fn phases_put_every_fault_on_every_route_over_thirty_phases() {
