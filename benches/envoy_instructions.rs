@@ -92,7 +92,7 @@ fn measure(
         format!("--callgrind-out-file={}", out.display()),
     ];
     let envoy = Envoy::start_under(
-        &products_envoy(upstream, wasm),
+        &products_envoy(upstream, wasm)?,
         &wrapper,
         Duration::from_secs(300),
     )?;

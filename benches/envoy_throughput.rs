@@ -44,7 +44,7 @@ fn main() -> Result<()> {
 
     let mut envoys = Vec::new();
     for (name, wasm) in modules()? {
-        let envoy = Envoy::start(&products_envoy(upstream, wasm))?;
+        let envoy = Envoy::start(&products_envoy(upstream, wasm)?)?;
         Command::new("taskset")
             .args(["-pc", "0", &envoy.pid().to_string()])
             .output()?;

@@ -29,23 +29,19 @@ pub fn modules() -> Result<Vec<(&'static str, Wasm)>> {
     Ok(modules)
 }
 
-/// One Envoy worker with `wasm` in front of the router and `upstream` behind it, under
-/// the mesh's retry policy.
-pub fn products_envoy(upstream: SocketAddr, wasm: Wasm) -> EnvoyConfig {
-    EnvoyConfig {
-        workers: 1,
+/// The generated mesh's ingress gateway (its routes, retry policies and
+/// DestinationRules as Istio translates them) on one Envoy worker, with `wasm` in its
+/// Wasm filter and `upstream` behind the products route.
+pub fn products_envoy(upstream: SocketAddr, wasm: Wasm) -> Result<EnvoyConfig> {
+    EnvoyConfig::gateway(
+        1,
         wasm,
-        services: vec![ServiceRoute {
+        vec![ServiceRoute {
             name: "product-service".into(),
             prefix: "/api/v1/products".into(),
             hosts: vec![upstream],
         }],
-        num_retries: 3,
-        outlier_detection: None,
-        routes: Vec::new(),
-        sidecar: None,
-        tls: None,
-    }
+    )
 }
 
 /// `c4mesh replay` (built next to the running binary) sending `GET

@@ -11,36 +11,38 @@ use std::time::{Duration, Instant};
 /// One Envoy worker (one VM: a trap fails every later request of that VM) with the
 /// trapping module in front of one upstream, under `policy`.
 fn envoy_with_trapping_module(policy: &str, upstream: &Upstream) -> Envoy {
-    let config = EnvoyConfig {
-        workers: 1,
-        wasm: Wasm::Module {
+    // The upstream always answers 200 and a trap is a local reply, which the router
+    // never retries: the gateway's retry policy plays no part.
+    let config = EnvoyConfig::gateway(
+        1,
+        Wasm::Module {
             path: module("c4mesh_trap").expect("the trapping module"),
             config: String::new(),
         },
-        services: vec![ServiceRoute {
+        vec![ServiceRoute {
             name: "order-service".into(),
             prefix: "/api/v1/orders".into(),
             hosts: vec![upstream.addr()],
         }],
-        num_retries: 0,
-        outlier_detection: None,
-        routes: Vec::new(),
-        sidecar: None,
-        tls: None,
-    };
+    )
+    .expect("the gateway's plan");
     Envoy::start_patched(&config, |bootstrap| set_failure_policy(bootstrap, policy))
         .expect("Envoy with the trapping module")
 }
+
+/// The `@type` of a Wasm HTTP filter's configuration (the filters themselves are
+/// named after their WasmPlugin, `extensions.istio.io/wasmplugin/<name>`).
+const WASM_FILTER_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
 
 /// Sets `failure_policy` on every Wasm HTTP filter of the bootstrap.
 fn set_failure_policy(value: &mut Value, policy: &str) {
     match value {
         Value::Object(map) => {
-            if map.get("name").and_then(Value::as_str) == Some("envoy.filters.http.wasm") {
-                if let Some(Value::Object(plugin)) = map
-                    .get_mut("typed_config")
-                    .and_then(|t| t.get_mut("config"))
-                {
+            let typed_config = map.get_mut("typed_config");
+            if let Some(typed_config) = typed_config
+                .filter(|t| t.get("@type").and_then(Value::as_str) == Some(WASM_FILTER_TYPE))
+            {
+                if let Some(Value::Object(plugin)) = typed_config.get_mut("config") {
                     plugin.insert("failure_policy".into(), Value::from(policy));
                 }
             }

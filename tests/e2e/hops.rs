@@ -2,6 +2,7 @@
 //! saga-tracker, every pod of a calling service with a sidecar Envoy of its own.
 
 use c4mesh_filter_core::config::SIDECAR_CONFIG_JSON;
+use c4mesh_mesh::istio::{generated, Resources};
 use c4mesh_mesh::mesh::MeshOptions;
 use c4mesh_mesh::{LocalMesh, Topology, Wasm};
 use serde_json::{json, Value};
@@ -24,68 +25,79 @@ fn sidecar(extra: Value) -> String {
 }
 
 fn mesh(gateway: Wasm, sidecars: Wasm) -> LocalMesh {
+    mesh_with(gateway, sidecars, Resources::default())
+}
+
+/// The local mesh with `istio` laid over the generated resources.
+fn mesh_with(gateway: Wasm, sidecars: Wasm, istio: Resources) -> LocalMesh {
     LocalMesh::start(MeshOptions {
         topology: chain(),
         sidecar_wasm: sidecars,
+        istio,
         ..MeshOptions::gateway(gateway)
     })
     .expect("the local mesh with sidecars")
 }
 
-#[test]
-fn s4_retries_multiply_per_hop_without_the_filter_and_stay_bounded_with_it() {
-    const ALONE: usize = 10;
-    let alone = mesh(Wasm::None, Wasm::None);
-    alone.set_status("saga", 503);
-    let (statuses, _) = alone.client().storm("/api/v1/orders/1", ALONE, 2);
-    assert!(statuses.iter().all(|s| *s == 503), "{statuses:?}");
-    let per_request =
-        |route: &str, mesh: &LocalMesh, n: usize| mesh.attempts(route) as f64 / n as f64;
-    println!(
-        "Istio alone: attempts per user request at orders {}, payments {}, saga {}",
-        per_request("orders", &alone, ALONE),
-        per_request("payments", &alone, ALONE),
-        per_request("saga", &alone, ALONE)
-    );
-    assert_eq!(alone.attempts("orders"), 4 * ALONE as u64);
-    assert_eq!(alone.attempts("payments"), 12 * ALONE as u64);
-    assert_eq!(
-        alone.attempts("saga"),
-        36 * ALONE as u64,
-        "4 x 3 x 3 per user request"
-    );
-    drop(alone);
+/// VirtualServices bound to `mesh` retrying 5xx 3 times for the callees.
+fn mesh_retries() -> Resources {
+    generated::mesh_retries(&["payment-service", "saga-tracker"], 3, "5xx")
+}
 
-    // The budget alone at every hop (circuits off), the defaults otherwise.
+/// Attempts at orders, payments and saga per user request with saga down, Istio alone.
+fn istio_alone(istio: Resources) -> [u64; 3] {
+    const N: usize = 4;
+    let alone = mesh_with(Wasm::None, Wasm::None, istio);
+    alone.set_status("saga", 503);
+    let (statuses, _) = alone.client().storm("/api/v1/orders/1", N, 2);
+    assert!(statuses.iter().all(|s| *s == 503), "{statuses:?}");
+    ["orders", "payments", "saga"].map(|route| alone.attempts(route) / N as u64)
+}
+
+#[test]
+fn s4_what_multiplies_depends_on_the_retry_configuration_as_istio_builds_it() {
+    // Istio 1.28's defaults in-mesh retry no 503: the gateway's 4 attempts reach each
+    // hop once.
+    assert_eq!(istio_alone(Resources::default()), [4, 4, 4]);
+    // VirtualServices bound to mesh retrying 5xx: 4 x 4 x 4.
+    assert_eq!(istio_alone(mesh_retries()), [4, 16, 64]);
+}
+
+#[test]
+fn s4_with_the_filter_at_every_hop_attempts_stay_within_the_bound_whatever_the_retries() {
     const N: usize = 200;
     let off = json!({"outlier": {"consecutive_5xx": 0}});
-    let every_hop = mesh(
-        Wasm::filter(&off.to_string()).expect("filter"),
-        Wasm::filter(&sidecar(off)).expect("filter"),
-    );
-    every_hop.set_status("saga", 503);
-    let (statuses, t) = every_hop.client().storm("/api/v1/orders/1", N, 8);
-    assert!(statuses.iter().all(|s| *s == 503), "{statuses:?}");
-    let (a1, a2, a3) = (
-        every_hop.attempts("orders") as f64,
-        every_hop.attempts("payments") as f64,
-        every_hop.attempts("saga") as f64,
-    );
-    // S4: A(h) <= A(h-1) x 1.2 + P(h) x (10 x (T + 10) + attempts).
-    let reserve = |attempts: f64| 10.0 * (t + 10.0) + attempts;
-    let b1 = N as f64 * 1.2 + reserve(3.0);
-    let b2 = a1 * 1.2 + 2.0 * reserve(2.0);
-    let b3 = a2 * 1.2 + 2.0 * reserve(2.0);
-    println!(
-        "filter at every hop, {N} user requests over {t:.1} s: attempts at orders {a1} (bound {b1:.0}), \
-         payments {a2} (bound {b2:.0}), saga {a3} (bound {b3:.0}): {:.2} at saga per user request",
-        a3 / N as f64
-    );
-    assert!(a1 <= b1 && a2 <= b2 && a3 <= b3);
-    assert!(
-        a3 < 10.0 * N as f64,
-        "far below Istio's 36 per user request"
-    );
+    for (istio, sidecar_attempts) in [(Resources::default(), 2.0), (mesh_retries(), 3.0)] {
+        let sidecar_config = sidecar(json!({
+            "outlier": {"consecutive_5xx": 0},
+            "retry": {"attempts": sidecar_attempts as u32, "retry_on": "5xx"}
+        }));
+        let every_hop = mesh_with(
+            Wasm::filter(&off.to_string()).expect("filter"),
+            Wasm::filter(&sidecar_config).expect("filter"),
+            istio,
+        );
+        every_hop.set_status("saga", 503);
+        let (statuses, t) = every_hop.client().storm("/api/v1/orders/1", N, 8);
+        assert!(statuses.iter().all(|s| *s == 503), "{statuses:?}");
+        let (a1, a2, a3) = (
+            every_hop.attempts("orders") as f64,
+            every_hop.attempts("payments") as f64,
+            every_hop.attempts("saga") as f64,
+        );
+        // S4: A(h) <= A(h-1) x 1.2 + P(h) x (10 x (T + 10) + attempts(h)).
+        let reserve = |attempts: f64| 10.0 * (t + 10.0) + attempts;
+        let b1 = N as f64 * 1.2 + reserve(3.0);
+        let b2 = a1 * 1.2 + 2.0 * reserve(sidecar_attempts);
+        let b3 = a2 * 1.2 + 2.0 * reserve(sidecar_attempts);
+        println!(
+            "filter at every hop (sidecar retries {sidecar_attempts}), {N} user requests over {t:.1} s: \
+             attempts at orders {a1} (bound {b1:.0}), payments {a2} (bound {b2:.0}), saga {a3} \
+             (bound {b3:.0}): {:.2} at saga per user request",
+            a3 / N as f64
+        );
+        assert!(a1 <= b1 && a2 <= b2 && a3 <= b3);
+    }
 }
 
 #[test]

@@ -10,20 +10,16 @@ use c4mesh_mesh::{Behaviour, Client, Envoy, Upstream, Wasm};
 use std::net::SocketAddr;
 
 fn one_service(wasm: Wasm, host: SocketAddr) -> EnvoyConfig {
-    EnvoyConfig {
-        workers: 1,
+    EnvoyConfig::gateway(
+        1,
         wasm,
-        services: vec![ServiceRoute {
+        vec![ServiceRoute {
             name: "order-service".into(),
             prefix: "/api/v1/orders".into(),
             hosts: vec![host],
         }],
-        num_retries: 3,
-        outlier_detection: None,
-        routes: Vec::new(),
-        sidecar: None,
-        tls: None,
-    }
+    )
+    .expect("the gateway's plan")
 }
 
 /// The most client headers (besides `host` and `connection`) with which a request

@@ -5,20 +5,16 @@ use c4mesh_mesh::{Envoy, LocalMesh, Wasm};
 
 #[test]
 fn envoy_refuses_an_invalid_configuration_naming_the_field() {
-    let config = EnvoyConfig {
-        workers: 2,
-        wasm: Wasm::filter(r#"{"retry_budget": {"ratio": 1.5}}"#).unwrap(),
-        services: vec![ServiceRoute {
+    let config = EnvoyConfig::gateway(
+        2,
+        Wasm::filter(r#"{"retry_budget": {"ratio": 1.5}}"#).unwrap(),
+        vec![ServiceRoute {
             name: "order-service".into(),
             prefix: "/api/v1/orders".into(),
             hosts: vec!["127.0.0.1:9".parse().unwrap()],
         }],
-        num_retries: 3,
-        outlier_detection: None,
-        routes: Vec::new(),
-        sidecar: None,
-        tls: None,
-    };
+    )
+    .unwrap();
     let log = Envoy::start_refused(&config).unwrap();
     assert!(
         log.contains("invalid configuration: retry_budget.ratio: must be within [0, 1], got 1.5"),

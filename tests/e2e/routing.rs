@@ -1,7 +1,8 @@
 //! R1-R7 through real HTTP.
 
 use crate::local_reply;
-use c4mesh_mesh::{services, Behaviour, LocalMesh};
+use c4mesh_mesh::istio::Resources;
+use c4mesh_mesh::{services, Behaviour, LocalMesh, MeshOptions, Wasm};
 use std::time::Duration;
 
 #[test]
@@ -157,7 +158,37 @@ fn client_retry_and_timeout_headers_have_no_effect() {
 #[test]
 fn unmatched_pass_forwards_untouched_but_still_strips_controls() {
     let config = r#"{"unmatched": "pass", "routes": [{"name": "orders", "prefix": "/api/v1/orders/v2", "service": "order-service"}]}"#;
-    let mesh = LocalMesh::with_filter(config).unwrap();
+    // Envoy routes only what a VirtualService routes, and the one generated for this
+    // configuration has v2 alone: the operator's own sends all of orders to the
+    // service, so a request the filter does not match still has somewhere to go.
+    let operator = Resources::parse(
+        "order-service.yaml",
+        "\
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: order-service
+  namespace: ecommerce
+spec:
+  hosts: [api.c4ang.com, '*']
+  gateways: [ecommerce-gateway]
+  http:
+  - name: orders
+    match:
+    - uri: {prefix: /api/v1/orders}
+    route:
+    - destination:
+        host: order-service.ecommerce.svc.cluster.local
+        port: {number: 8080}
+",
+        "ecommerce",
+    )
+    .unwrap();
+    let mesh = LocalMesh::start(MeshOptions {
+        istio: operator,
+        ..MeshOptions::gateway(Wasm::filter(config).unwrap())
+    })
+    .unwrap();
     let r = mesh
         .client()
         .get("/api/v1/orders/1", &[("x-c4-route", "forged")])

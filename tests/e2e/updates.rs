@@ -53,7 +53,8 @@ fn discover_filter_from(value: &mut Value, file: &Path) {
         Value::Object(map) => {
             if let Some(Value::Array(filters)) = map.get_mut("http_filters") {
                 for filter in filters.iter_mut() {
-                    if filter["name"] == "envoy.filters.http.wasm" {
+                    // The Wasm filters are named after their WasmPlugin; found by type.
+                    if filter["typed_config"]["@type"] == WASM_TYPE {
                         *filter = json!({
                             "name": "c4mesh",
                             "config_discovery": {
@@ -116,20 +117,16 @@ fn an_invalid_update_is_refused_naming_the_field_and_a_valid_one_applies_without
         },
     )
     .unwrap();
-    let config = EnvoyConfig {
-        workers: 2,
-        wasm: Wasm::filter("").unwrap(),
-        services: vec![ServiceRoute {
+    let config = EnvoyConfig::gateway(
+        2,
+        Wasm::filter("").unwrap(),
+        vec![ServiceRoute {
             name: "order-service".into(),
             prefix: "/api/v1/orders".into(),
             hosts: vec![upstream.addr()],
         }],
-        num_retries: 3,
-        outlier_detection: None,
-        routes: Vec::new(),
-        sidecar: None,
-        tls: None,
-    };
+    )
+    .unwrap();
     let envoy = Envoy::start_patched(&config, |bootstrap| {
         discover_filter_from(bootstrap, &file);
         // Dynamic configuration needs the node to say who it is.

@@ -67,11 +67,22 @@ pub struct HttpRoute {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct HttpMatch {
     pub uri: StringMatch,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<RegexMatch>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RegexMatch {
+    pub regex: String,
+}
+
+/// A path condition: exactly one of the two.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct StringMatch {
-    pub prefix: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exact: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -48,8 +48,9 @@ pub mod observability;
 pub mod oci;
 
 pub use objects::{
-    envoy_outlier_detection, gateway_plugin_config, generate, outlier_detection, overlay,
-    sha256_hex, sidecar_plugin_config, Manifests, MeshOptions, GATEWAY, PART_OF,
+    envoy_outlier_detection, gateway_api_plugin_config, gateway_plugin_config, generate,
+    mesh_resources, outlier_detection, overlay, sha256_hex, sidecar_plugin_config, Manifests,
+    MeshOptions, GATEWAY, NON_IDEMPOTENT_METHODS, PART_OF, SAFE_RETRY_ON,
 };
 
 /// What can go wrong writing or checking manifests.
@@ -65,6 +66,8 @@ pub enum Error {
         what: String,
         source: serde_yaml::Error,
     },
+    #[error("the filter configuration: {0}")]
+    Config(String),
     #[error("the filter metric {0:?} has no description in the observability table")]
     Undescribed(String),
     #[error("serialising {what}: {source}")]

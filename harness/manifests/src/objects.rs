@@ -7,9 +7,9 @@ use crate::gateway_api::{
 use crate::istio::{
     ConnectionPool, Destination, DestinationRuleSpec, GatewaySpec, HttpMatch, HttpRoute,
     HttpSettings, LoadBalancer, Meta, Mtls, OutlierDetection, PeerAuthenticationSpec,
-    PolicyTargetReference, PortSelector, Resource, Retries, RouteDestination, Server, ServerPort,
-    ServerTls, StringMatch, TcpSettings, TrafficPolicy, TrafficSelector, VirtualServiceSpec,
-    WasmPluginSpec, WorkloadSelector,
+    PolicyTargetReference, PortSelector, RegexMatch, Resource, Retries, RouteDestination, Server,
+    ServerPort, ServerTls, StringMatch, TcpSettings, TrafficPolicy, TrafficSelector,
+    VirtualServiceSpec, WasmPluginSpec, WorkloadSelector,
 };
 use crate::observability;
 use crate::Error;
@@ -180,6 +180,19 @@ pub fn gateway_plugin_config() -> Result<Value, Error> {
     Ok(config)
 }
 
+/// The `pluginConfig` of the plugin attached to the Gateway API `Gateway`: gateway
+/// mode, with the retries of Istio's default policy, which an HTTPRoute without
+/// `retry` gets (2, on connection failures), so that the filter never grants more
+/// than the routes allow (SPEC 4).
+pub fn gateway_api_plugin_config() -> Result<Value, Error> {
+    let mut config = gateway_plugin_config()?;
+    let sidecar = json_document("the sidecar configuration", SIDECAR_CONFIG_JSON)?;
+    if let Some(retry) = sidecar.get("retry") {
+        overlay(&mut config, &serde_json::json!({ "retry": retry }));
+    }
+    Ok(config)
+}
+
 /// The sidecars' `pluginConfig`: the default document overlaid with the sidecar settings
 /// (`SIDECAR_CONFIG_JSON`: sidecar mode, Istio's in-mesh retries), and the services'
 /// namespace when it is not the filter's default.
@@ -229,6 +242,134 @@ fn wasm_plugin(name: &str, namespace: &str, spec: WasmPluginSpec) -> Resource<Wa
     )
 }
 
+/// The Istio Gateway of the mesh: port 80 and, with the TLS secret, 443, for
+/// `api.c4ang.com` and any other host.
+fn istio_gateway(ns: &str) -> Resource<GatewaySpec> {
+    let all_hosts: Vec<String> = vec!["api.c4ang.com".into(), "*".into()];
+    Resource::new(
+        "networking.istio.io/v1",
+        "Gateway",
+        Meta::new(GATEWAY, ns),
+        GatewaySpec {
+            selector: labels(&[("istio", "ingressgateway")]),
+            servers: vec![
+                Server {
+                    port: ServerPort {
+                        number: 80,
+                        name: "http".into(),
+                        protocol: "HTTP".into(),
+                    },
+                    hosts: all_hosts.clone(),
+                    tls: None,
+                },
+                Server {
+                    port: ServerPort {
+                        number: 443,
+                        name: "https".into(),
+                        protocol: "HTTPS".into(),
+                    },
+                    hosts: all_hosts,
+                    tls: Some(ServerTls {
+                        mode: "SIMPLE".into(),
+                        credential_name: TLS_SECRET.into(),
+                    }),
+                },
+            ],
+        },
+    )
+}
+
+/// The two WasmPlugins: the gateway's in `istio-system`, the sidecars' in the
+/// services' namespace on their outbound side.
+fn wasm_plugins(
+    options: &MeshOptions,
+    gateway_config: Value,
+    sidecar_config: Value,
+) -> [Resource<WasmPluginSpec>; 2] {
+    let ns = options.namespace.as_str();
+    [
+        wasm_plugin(
+            "c4mesh-gateway",
+            "istio-system",
+            WasmPluginSpec {
+                selector: Some(WorkloadSelector {
+                    match_labels: labels(&[("istio", "ingressgateway")]),
+                }),
+                ..plugin_spec(options, GATEWAY_FAIL_STRATEGY, gateway_config)
+            },
+        ),
+        wasm_plugin(
+            "c4mesh-sidecars",
+            ns,
+            WasmPluginSpec {
+                selector: Some(WorkloadSelector {
+                    match_labels: labels(&[PART_OF]),
+                }),
+                matches: vec![TrafficSelector {
+                    mode: "CLIENT".into(),
+                }],
+                ..plugin_spec(options, SIDECAR_FAIL_STRATEGY, sidecar_config)
+            },
+        ),
+    ]
+}
+
+/// The Istio resources of the mesh a filter configuration defines, as one YAML stream:
+/// the Gateway, each route's VirtualService and DestinationRule, and the two
+/// WasmPlugins carrying `gateway_config` and `sidecar_config`. `generate` writes the
+/// same resources for the default configuration; the local mesh translates these for
+/// any configuration (`c4mesh_mesh::istio`).
+pub fn mesh_resources(
+    options: &MeshOptions,
+    gateway_config: Value,
+    sidecar_config: Value,
+) -> Result<String, Error> {
+    let config = Config::parse(gateway_config.to_string().as_bytes())
+        .map_err(|e| Error::Config(e.to_string()))?;
+    let mut out = yaml("gateway", &[istio_gateway(&options.namespace)])?;
+    // Istio merges the gateway routes of several VirtualServices by creation time, then
+    // name: when one route's prefix lies inside another's, the longer must come first,
+    // so nested routes go into one VirtualService, longest prefix first.
+    let nested = config.routes.iter().any(|a| {
+        config
+            .routes
+            .iter()
+            .any(|b| a.name != b.name && b.prefix.starts_with(&a.prefix))
+    });
+    if nested {
+        let mut routes: Vec<&Route> = config.routes.iter().collect();
+        routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
+        let mut combined = virtual_service(options, routes[0], &config);
+        combined.metadata.name = "gateway-routes".into();
+        combined.spec.http = routes
+            .iter()
+            .flat_map(|r| virtual_service(options, r, &config).spec.http)
+            .collect();
+        out.push_str(&yaml("virtual service", &[combined])?[HEADER.len()..]);
+    } else {
+        for route in &config.routes {
+            out.push_str(
+                &yaml(
+                    "virtual service",
+                    &[virtual_service(options, route, &config)],
+                )?[HEADER.len()..],
+            );
+        }
+    }
+    for route in &config.routes {
+        out.push_str(
+            &yaml("destination rule", &[destination_rule(options, route)])?[HEADER.len()..],
+        );
+    }
+    out.push_str(
+        &yaml(
+            "wasm plugins",
+            &wasm_plugins(options, gateway_config, sidecar_config),
+        )?[HEADER.len()..],
+    );
+    Ok(out)
+}
+
 /// Generates every manifest.
 pub fn generate(options: &MeshOptions) -> Result<Manifests, Error> {
     let config = Config::defaults();
@@ -263,66 +404,11 @@ pub fn generate(options: &MeshOptions) -> Result<Manifests, Error> {
         resources.push(name);
     }
 
-    let all_hosts: Vec<String> = vec!["api.c4ang.com".into(), "*".into()];
-    let gateway = Resource::new(
-        "networking.istio.io/v1",
-        "Gateway",
-        Meta::new(GATEWAY, ns),
-        GatewaySpec {
-            selector: labels(&[("istio", "ingressgateway")]),
-            servers: vec![
-                Server {
-                    port: ServerPort {
-                        number: 80,
-                        name: "http".into(),
-                        protocol: "HTTP".into(),
-                    },
-                    hosts: all_hosts.clone(),
-                    tls: None,
-                },
-                Server {
-                    port: ServerPort {
-                        number: 443,
-                        name: "https".into(),
-                        protocol: "HTTPS".into(),
-                    },
-                    hosts: all_hosts,
-                    tls: Some(ServerTls {
-                        mode: "SIMPLE".into(),
-                        credential_name: TLS_SECRET.into(),
-                    }),
-                },
-            ],
-        },
-    );
+    let gateway = istio_gateway(ns);
     files.insert("gateway.yaml".into(), yaml("gateway", &[gateway])?);
     resources.push("gateway.yaml".into());
 
-    let plugins = [
-        wasm_plugin(
-            "c4mesh-gateway",
-            "istio-system",
-            WasmPluginSpec {
-                selector: Some(WorkloadSelector {
-                    match_labels: labels(&[("istio", "ingressgateway")]),
-                }),
-                ..plugin_spec(options, GATEWAY_FAIL_STRATEGY, gateway_config.clone())
-            },
-        ),
-        wasm_plugin(
-            "c4mesh-sidecars",
-            ns,
-            WasmPluginSpec {
-                selector: Some(WorkloadSelector {
-                    match_labels: labels(&[PART_OF]),
-                }),
-                matches: vec![TrafficSelector {
-                    mode: "CLIENT".into(),
-                }],
-                ..plugin_spec(options, SIDECAR_FAIL_STRATEGY, sidecar_plugin_config(ns)?)
-            },
-        ),
-    ];
+    let plugins = wasm_plugins(options, gateway_config.clone(), sidecar_plugin_config(ns)?);
     files.insert("wasm-plugins.yaml".into(), yaml("wasm plugins", &plugins)?);
     resources.push("wasm-plugins.yaml".into());
 
@@ -356,7 +442,8 @@ pub fn generate(options: &MeshOptions) -> Result<Manifests, Error> {
 
     files.insert("kustomization.yaml".into(), kustomization(&resources));
 
-    let (gateway_api_files, gateway_api_resources) = gateway_api(options, &config, gateway_config)?;
+    let (gateway_api_files, gateway_api_resources) =
+        gateway_api(options, &config, gateway_api_plugin_config()?)?;
     files.extend(gateway_api_files);
     files.insert(
         "gateway-api/kustomization.yaml".into(),
@@ -512,43 +599,89 @@ fn service(options: &MeshOptions, route: &Route) -> Service {
     }
 }
 
+/// Methods whose retry after the upstream may have acted can repeat the effect (a
+/// payment charged twice): their routes retry only failures that happen before the
+/// request reached the service (SPEC 4).
+pub const NON_IDEMPOTENT_METHODS: &str = "POST|PATCH";
+
+/// What the routes of [`NON_IDEMPOTENT_METHODS`] retry: failures before the request
+/// was sent, safe for every method.
+pub const SAFE_RETRY_ON: &str = "connect-failure,refused-stream,reset-before-request";
+
+/// The VirtualService hosts of the gateway routes: the filter's `hosts` as written, so
+/// the gateway's virtual hosts answer what the filter accepts.
+fn gateway_hosts(config: &Config) -> Vec<String> {
+    let mut hosts: Vec<String> = config.hosts.exact.clone();
+    hosts.extend(config.hosts.suffixes.iter().map(|s| format!("*{s}")));
+    if config.hosts.any || hosts.is_empty() {
+        hosts.push("*".into());
+    }
+    hosts
+}
+
+/// A route's VirtualService at the gateway: POST and PATCH first, retried only on
+/// [`SAFE_RETRY_ON`]; every other method on the filter's `retry_on`, both with the
+/// filter's `retry.attempts` and the route's timeout.
 fn virtual_service(
     options: &MeshOptions,
     route: &Route,
     config: &Config,
 ) -> Resource<VirtualServiceSpec> {
-    let mut hosts: Vec<String> = config.hosts.exact.clone();
-    if hosts.is_empty() {
-        hosts.push("*".into());
-    }
+    // The prefix as whole segments, as the filter matches it (R3): the path itself, or
+    // the path and a `/`. Istio's `prefix` alone is a plain string prefix, which would
+    // send `/api/v1/ordersX` to order-service.
+    let segments = |method: &Option<RegexMatch>| {
+        vec![
+            HttpMatch {
+                uri: StringMatch {
+                    exact: Some(route.prefix.clone()),
+                    prefix: None,
+                },
+                method: method.clone(),
+            },
+            HttpMatch {
+                uri: StringMatch {
+                    exact: None,
+                    prefix: Some(format!("{}/", route.prefix.trim_end_matches('/'))),
+                },
+                method: method.clone(),
+            },
+        ]
+    };
+    let http = |name: String, method: Option<RegexMatch>, retry_on: &str| HttpRoute {
+        name,
+        matches: segments(&method),
+        route: vec![RouteDestination {
+            destination: Destination {
+                host: service_host(options, route),
+                port: PortSelector {
+                    number: options.container_port as u32,
+                },
+            },
+        }],
+        retries: Retries {
+            attempts: route.retry.attempts,
+            retry_on: retry_on.to_owned(),
+        },
+        timeout: proto_duration(route.timeout_ms),
+    };
     Resource::new(
         "networking.istio.io/v1",
         "VirtualService",
         Meta::new(&route.service, &options.namespace),
         VirtualServiceSpec {
-            hosts,
+            hosts: gateway_hosts(config),
             gateways: vec![GATEWAY.into()],
-            http: vec![HttpRoute {
-                name: route.name.clone(),
-                matches: vec![HttpMatch {
-                    uri: StringMatch {
-                        prefix: route.prefix.clone(),
-                    },
-                }],
-                route: vec![RouteDestination {
-                    destination: Destination {
-                        host: service_host(options, route),
-                        port: PortSelector {
-                            number: options.container_port as u32,
-                        },
-                    },
-                }],
-                retries: Retries {
-                    attempts: route.retry.attempts,
-                    retry_on: route.retry.retry_on.clone(),
-                },
-                timeout: proto_duration(route.timeout_ms),
-            }],
+            http: vec![
+                http(
+                    format!("{}-non-idempotent", route.name),
+                    Some(RegexMatch {
+                        regex: NON_IDEMPOTENT_METHODS.into(),
+                    }),
+                    SAFE_RETRY_ON,
+                ),
+                http(route.name.clone(), None, &route.retry.retry_on),
+            ],
         },
     )
 }

@@ -1,29 +1,37 @@
 //! The generated DestinationRule's outlier detection, as Istio gives it to Envoy, in a
 //! real Envoy: one bad host of two is ejected (`failed_outlier_check`). With Envoy's
-//! default `maxEjectionPercent` (10%) the same host is never ejected, which is why the
-//! generated rule sets 50.
+//! default `maxEjectionPercent` (10%), which an operator's rule without the field gets,
+//! the same host is never ejected, which is why the generated rule sets 50.
 
 #![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
 
-use c4mesh_filter_core::Config;
-use c4mesh_manifests::{envoy_outlier_detection, outlier_detection};
+use c4mesh_mesh::istio::Resources;
 use c4mesh_mesh::mesh::MeshOptions;
 use c4mesh_mesh::{LocalMesh, Wasm};
 use std::time::{Duration, Instant};
 
-/// Sends traffic to orders with one host answering 503; true once Envoy ejects it.
-fn bad_host_ejected(max_ejection_percent: Option<u32>) -> bool {
-    let route = Config::defaults()
-        .routes
-        .into_iter()
-        .find(|r| r.name == "orders")
-        .unwrap();
-    let mut outlier = outlier_detection(&route);
-    if let Some(percent) = max_ejection_percent {
-        outlier.max_ejection_percent = percent;
-    }
+/// order-service's DestinationRule as an operator's guide writes it: the generated
+/// rule's outlier detection without `maxEjectionPercent`.
+const OPERATOR_RULE: &str = "\
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: order-service
+  namespace: ecommerce
+spec:
+  host: order-service.ecommerce.svc.cluster.local
+  trafficPolicy:
+    outlierDetection:
+      consecutive5xxErrors: 5
+      interval: 10s
+      baseEjectionTime: 30s
+";
+
+/// Sends traffic to orders with one host answering 503, under the generated
+/// resources with `istio` laid over them; true once Envoy ejects the host.
+fn bad_host_ejected(istio: Resources) -> bool {
     let mesh = LocalMesh::start(MeshOptions {
-        outlier_detection: Some(envoy_outlier_detection(&outlier)),
+        istio,
         ..MeshOptions::gateway(Wasm::filter("").unwrap())
     })
     .unwrap();
@@ -47,15 +55,16 @@ fn bad_host_ejected(max_ejection_percent: Option<u32>) -> bool {
 #[test]
 fn generated_outlier_detection_ejects_one_host_of_two() {
     assert!(
-        bad_host_ejected(None),
-        "no failed_outlier_check with the generated settings"
+        bad_host_ejected(Resources::default()),
+        "no failed_outlier_check with the generated DestinationRules (maxEjectionPercent 50)"
     );
 }
 
 #[test]
 fn envoy_default_max_ejection_percent_never_ejects_one_of_two() {
+    let rule = Resources::parse("order-service.yaml", OPERATOR_RULE, "ecommerce").unwrap();
     assert!(
-        !bad_host_ejected(Some(10)),
-        "ejected with maxEjectionPercent 10"
+        !bad_host_ejected(rule),
+        "ejected under a DestinationRule without maxEjectionPercent (Envoy's 10%)"
     );
 }

@@ -1,19 +1,12 @@
-//! Envoy as a child process, with a bootstrap generated for the local mesh.
-//!
-//! The bootstrap mirrors what Istio gives the ingress gateway for this mesh: one
-//! virtual host (`include_request_attempt_count` set, as Istio does), one route per
-//! service prefix with the VirtualService's retry policy (3 retries on
-//! `5xx,reset,connect-failure,refused-stream`) and 10 s timeout, the Wasm filter before
-//! the router, and one round-robin cluster per service.
-//!
-//! With a [`TlsListener`] the same connection manager is also served over TLS on a
-//! second port, as the Gateway's port 443 serves what port 80 does: ALPN offers `h2`
-//! and `http/1.1`. Both listeners let Envoy pick the codec from the first bytes
-//! (`codec_type: AUTO`), so the plain port also takes HTTP/2 with prior knowledge
-//! (h2c), as the ingress gateway's does.
+//! Envoy as a child process, configured with a proxy's plan from the translation of
+//! the mesh's Istio resources ([`crate::istio`]; the bootstrap is written by
+//! [`crate::bootstrap`]): the ingress gateway or a pod's sidecar, as istiod 1.28 would
+//! configure it, with the workspace's module in its Wasm filters and the mesh's hosts on
+//! loopback as endpoints.
 
+use crate::istio::ProxyPlan;
 use anyhow::{bail, Context, Result};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -144,22 +137,18 @@ pub struct ServiceRoute {
     pub hosts: Vec<SocketAddr>,
 }
 
-/// What to start.
+/// What to start: a proxy's plan, the hosts behind its clusters, and the module its
+/// Wasm filters run.
 #[derive(Debug, Clone)]
 pub struct EnvoyConfig {
     pub workers: u32,
+    /// The module behind the plan's Wasm filters, with the configuration it gets
+    /// ([`Wasm::None`]: the proxy without them).
     pub wasm: Wasm,
+    /// The hosts of each cluster, by service name.
     pub services: Vec<ServiceRoute>,
-    pub num_retries: u32,
-    /// Envoy outlier detection per cluster (the DestinationRule's), as Envoy JSON.
-    pub outlier_detection: Option<Value>,
-    /// The routes, in match order; empty: one per service prefix with the mesh's retry
-    /// policy (`num_retries`, `5xx,reset,connect-failure,refused-stream`, 10 s).
-    pub routes: Vec<RouteSpec>,
-    /// Set for a pod's sidecar: the listener routes by destination authority under
-    /// Istio's in-mesh retry policy ([`crate::topology`]) instead of by path prefix, and
-    /// `routes` is not used.
-    pub sidecar: Option<SidecarRoutes>,
+    /// What istiod would send this proxy.
+    pub plan: ProxyPlan,
     /// Also serve the listener's routes over TLS, on a port of its own.
     pub tls: Option<TlsListener>,
 }
@@ -172,49 +161,40 @@ pub struct TlsListener {
     pub key: PathBuf,
 }
 
-/// A sidecar's outbound routing: one virtual host per service of `services` named by
-/// its Kubernetes authorities in `namespace`, and every other authority to the
-/// service named [`crate::topology::EXTERNAL`] (the pass-through cluster), if present.
-#[derive(Debug, Clone)]
-pub struct SidecarRoutes {
-    pub namespace: String,
-}
-
 impl EnvoyConfig {
-    /// A pod's sidecar: `wasm` in front of the router, every service of `services` as
-    /// a cluster, routed by destination authority in `namespace`.
-    pub fn sidecar(
+    /// The ingress gateway of the generated mesh (the manifests of the filter's default
+    /// configuration, with a route for each of `services` the defaults lack), `wasm`
+    /// in its Wasm filter.
+    pub fn gateway(workers: u32, wasm: Wasm, services: Vec<ServiceRoute>) -> Result<EnvoyConfig> {
+        let extra: Vec<(String, String)> = services
+            .iter()
+            .map(|s| (s.name.clone(), s.prefix.clone()))
+            .collect();
+        let plan = crate::istio::generated::gateway_plan("", &extra)?;
+        Ok(EnvoyConfig {
+            workers,
+            wasm,
+            services,
+            plan,
+            tls: None,
+        })
+    }
+
+    /// A proxy of a plan.
+    pub fn of_plan(
         workers: u32,
         wasm: Wasm,
         services: Vec<ServiceRoute>,
-        outlier_detection: Option<Value>,
-        namespace: &str,
+        plan: ProxyPlan,
     ) -> EnvoyConfig {
         EnvoyConfig {
             workers,
             wasm,
             services,
-            num_retries: 0,
-            outlier_detection,
-            routes: Vec::new(),
-            sidecar: Some(SidecarRoutes {
-                namespace: namespace.to_owned(),
-            }),
+            plan,
             tls: None,
         }
     }
-}
-
-/// One route: a segment-aware prefix (`path_separated_prefix`) to a cluster, with the
-/// VirtualService's retry policy as Istio translates it.
-#[derive(Debug, Clone)]
-pub struct RouteSpec {
-    pub prefix: String,
-    pub cluster: String,
-    pub retry_on: String,
-    pub num_retries: u32,
-    pub timeout_ms: u64,
-    pub per_try_timeout_ms: Option<u64>,
 }
 
 static STARTED: AtomicU32 = AtomicU32::new(0);
@@ -295,7 +275,7 @@ impl Envoy {
         let ports = Ports::free(config)?;
         let dir = TempDir::new()?;
         let bootstrap = dir.0.join("bootstrap.json");
-        let mut document = bootstrap_json(config, &ports);
+        let mut document = crate::bootstrap::render(config, &ports);
         patch(&mut document);
         std::fs::write(&bootstrap, document.to_string())?;
         // Envoy's own log file is flushed every 10 s; stderr is written at once.
@@ -363,7 +343,7 @@ impl Envoy {
         let bootstrap = dir.0.join("bootstrap.json");
         std::fs::write(
             &bootstrap,
-            bootstrap_json(config, &Ports::free(config)?).to_string(),
+            crate::bootstrap::render(config, &Ports::free(config)?).to_string(),
         )?;
         let n = STARTED.fetch_add(1, Ordering::SeqCst);
         let base_id = (std::process::id() % 20_000) * 50 + n % 50 + 1;
@@ -459,233 +439,11 @@ impl Drop for Envoy {
     }
 }
 
-/// The previous-hosts retry predicate, as Istio sets it: a retry goes to another host.
-fn previous_hosts() -> Value {
-    json!([{
-        "name": "envoy.retry_host_predicates.previous_hosts",
-        "typed_config": {"@type": "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"}
-    }])
-}
-
-/// A sidecar's virtual hosts: each mesh service under Istio's in-mesh retry policy and
-/// no route timeout, everything else to the pass-through cluster without retries.
-fn sidecar_virtual_hosts(config: &EnvoyConfig, sidecar: &SidecarRoutes) -> Vec<Value> {
-    use crate::topology::{
-        authorities, EXTERNAL, MESH_RETRIABLE_STATUS, MESH_RETRIES, MESH_RETRY_ON,
-    };
-    let mut hosts: Vec<Value> = config
-        .services
-        .iter()
-        .filter(|s| s.name != EXTERNAL)
-        .map(|s| {
-            json!({
-                "name": s.name,
-                "domains": authorities(&s.name, &sidecar.namespace),
-                "include_request_attempt_count": true,
-                "routes": [{
-                    "match": {"prefix": "/"},
-                    "route": {
-                        "cluster": s.name,
-                        "timeout": "0s",
-                        "retry_policy": {
-                            "retry_on": MESH_RETRY_ON,
-                            "num_retries": MESH_RETRIES,
-                            "retriable_status_codes": [MESH_RETRIABLE_STATUS],
-                            "retry_host_predicate": previous_hosts(),
-                            "host_selection_retry_max_attempts": 5
-                        }
-                    }
-                }]
-            })
-        })
-        .collect();
-    if config.services.iter().any(|s| s.name == EXTERNAL) {
-        hosts.push(json!({
-            "name": "allow_any",
-            "domains": ["*"],
-            "include_request_attempt_count": true,
-            "routes": [{"match": {"prefix": "/"}, "route": {"cluster": EXTERNAL, "timeout": "0s"}}]
-        }));
-    }
-    hosts
-}
-
-fn bootstrap_json(config: &EnvoyConfig, ports: &Ports) -> Value {
-    let defaults: Vec<RouteSpec>;
-    let specs = if config.routes.is_empty() {
-        defaults = config
-            .services
-            .iter()
-            .map(|s| RouteSpec {
-                prefix: s.prefix.clone(),
-                cluster: s.name.clone(),
-                retry_on: "5xx,reset,connect-failure,refused-stream".into(),
-                num_retries: config.num_retries,
-                timeout_ms: 10_000,
-                per_try_timeout_ms: None,
-            })
-            .collect();
-        &defaults
-    } else {
-        &config.routes
-    };
-    let routes: Vec<Value> = specs
-        .iter()
-        .map(|r| {
-            let mut retry_policy = json!({
-                "retry_on": r.retry_on,
-                "num_retries": r.num_retries,
-                // As Istio sets it for VirtualService retries: a retry goes to another host.
-                "retry_host_predicate": previous_hosts(),
-                "host_selection_retry_max_attempts": 5
-            });
-            if let Some(per_try) = r.per_try_timeout_ms {
-                retry_policy["per_try_timeout"] = json!(format!("{}s", per_try as f64 / 1000.0));
-            }
-            json!({
-                "match": {"path_separated_prefix": r.prefix},
-                "route": {
-                    "cluster": r.cluster,
-                    "timeout": format!("{}s", r.timeout_ms as f64 / 1000.0),
-                    "retry_policy": retry_policy
-                }
-            })
-        })
-        .collect();
-    let virtual_hosts = match &config.sidecar {
-        Some(sidecar) => sidecar_virtual_hosts(config, sidecar),
-        None => vec![json!({
-            "name": "api",
-            "domains": ["*"],
-            "include_request_attempt_count": true,
-            "routes": routes
-        })],
-    };
-    let mut filters = Vec::new();
-    let plugin = match &config.wasm {
-        Wasm::None => None,
-        Wasm::Module { path, config } => Some(("c4mesh", path, config)),
-        Wasm::Named { name, path, config } => Some((name.as_str(), path, config)),
-    };
-    if let Some((name, path, config)) = plugin {
-        filters.push(json!({
-            "name": "envoy.filters.http.wasm",
-            "typed_config": {
-                "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
-                "config": {
-                    "name": name,
-                    "root_id": "",
-                    "vm_config": {
-                        "vm_id": "c4mesh",
-                        "runtime": "envoy.wasm.runtime.v8",
-                        "code": {"local": {"filename": path}}
-                    },
-                    "configuration": {
-                        "@type": "type.googleapis.com/google.protobuf.StringValue",
-                        "value": config
-                    }
-                }
-            }
-        }));
-    }
-    filters.push(json!({
-        "name": "envoy.filters.http.router",
-        "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}
-    }));
-    let clusters: Vec<Value> = config
-        .services
-        .iter()
-        .map(|s| {
-            let endpoints: Vec<Value> = s
-                .hosts
-                .iter()
-                .map(|h| json!({"endpoint": {"address": {"socket_address": {"address": h.ip().to_string(), "port_value": h.port()}}}}))
-                .collect();
-            let mut cluster = json!({
-                "name": s.name,
-                "connect_timeout": "1s",
-                "lb_policy": "ROUND_ROBIN",
-                // As Istio leaves them without a DestinationRule limit: unbounded.
-                "circuit_breakers": {"thresholds": [{
-                    "max_connections": 4294967295u32,
-                    "max_pending_requests": 4294967295u32,
-                    "max_requests": 4294967295u32,
-                    "max_retries": 4294967295u32
-                }]},
-                "load_assignment": {"cluster_name": s.name, "endpoints": [{"lb_endpoints": endpoints}]}
-            });
-            if let Some(outlier) = &config.outlier_detection {
-                cluster["outlier_detection"] = outlier.clone();
-            }
-            cluster
-        })
-        .collect();
-    let manager = json!({
-        "name": "envoy.filters.network.http_connection_manager",
-        "typed_config": {
-            "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-            "stat_prefix": "ingress",
-            // HTTP/1.1 or HTTP/2 as the client speaks: h2c with prior knowledge on the
-            // plain port, what ALPN chose on the TLS one.
-            "codec_type": "AUTO",
-            "http_protocol_options": {"accept_http_10": true},
-            "route_config": {"virtual_hosts": virtual_hosts},
-            "http_filters": filters
-        }
-    });
-    let mut listeners = vec![listener_json(
-        "ingress",
-        ports.listener,
-        json!({"filters": [manager.clone()]}),
-    )];
-    if let (Some(tls), Some(port)) = (&config.tls, ports.tls) {
-        listeners.push(listener_json(
-            "ingress_https",
-            port,
-            json!({
-                "filters": [manager],
-                "transport_socket": {
-                    "name": "envoy.transport_sockets.tls",
-                    "typed_config": {
-                        "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
-                        "common_tls_context": {
-                            "alpn_protocols": ["h2", "http/1.1"],
-                            "tls_certificates": [{
-                                "certificate_chain": {"filename": tls.cert},
-                                "private_key": {"filename": tls.key}
-                            }]
-                        }
-                    }
-                }
-            }),
-        ));
-    }
-    json!({
-        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": ports.admin.port()}}},
-        "static_resources": {
-            "listeners": listeners,
-            "clusters": clusters
-        }
-    })
-}
-
-/// A listener on loopback with one filter chain.
-fn listener_json(name: &str, addr: SocketAddr, chain: Value) -> Value {
-    json!({
-        "name": name,
-        "address": {"socket_address": {"address": addr.ip().to_string(), "port_value": addr.port()}},
-        // Without SO_REUSEPORT a port another process took makes the bind fail
-        // (and the start is retried) instead of two proxies sharing the port.
-        "enable_reuse_port": false,
-        "filter_chains": [chain]
-    })
-}
-
 /// The ports one start of Envoy binds.
-struct Ports {
-    listener: SocketAddr,
-    admin: SocketAddr,
-    tls: Option<SocketAddr>,
+pub(crate) struct Ports {
+    pub(crate) listener: SocketAddr,
+    pub(crate) admin: SocketAddr,
+    pub(crate) tls: Option<SocketAddr>,
 }
 
 impl Ports {

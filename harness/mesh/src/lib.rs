@@ -11,8 +11,10 @@
 //! connections they accept. Beside it, a real Prometheus can scrape every proxy
 //! ([`prometheus`]).
 
+pub mod bootstrap;
 pub mod client;
 pub mod envoy;
+pub mod istio;
 pub mod mesh;
 pub mod prometheus;
 pub mod tls;
@@ -20,7 +22,7 @@ pub mod topology;
 pub mod upstream;
 
 pub use client::{Client, Response};
-pub use envoy::{Envoy, EnvoyConfig, RouteSpec, ServiceRoute, SidecarRoutes, TlsListener, Wasm};
+pub use envoy::{Envoy, EnvoyConfig, ServiceRoute, TlsListener, Wasm};
 pub use mesh::{services, LocalMesh, MeshOptions, Service};
 pub use prometheus::{Prometheus, PrometheusConfig};
 pub use tls::Certificates;

@@ -2,14 +2,19 @@
 //! with a topology, a sidecar Envoy for every pod of a calling service, through which
 //! that pod calls the services it depends on (SPEC 3.4). The gateway serves HTTPS too
 //! when asked ([`MeshOptions::tls`]), as the Gateway's port 443 does.
+//!
+//! Every proxy is configured from the translation of the mesh's Istio resources
+//! ([`crate::istio`]): the generated manifests for the gateway's and the sidecars'
+//! plugin configurations, with [`MeshOptions::istio`] laid over them (an operator's
+//! own VirtualServices, DestinationRules, ...).
 
 use crate::envoy::{Envoy, EnvoyConfig, ServiceRoute, Wasm};
+use crate::istio::{generated, MeshPlan, Resources};
 use crate::tls::Certificates;
 use crate::topology::Topology;
 use crate::upstream::{Behaviour, Upstream};
 use crate::Client;
 use anyhow::{bail, Result};
-use serde_json::Value;
 
 /// One service of the mesh: its route name, prefix and service name.
 #[derive(Debug, Clone)]
@@ -50,7 +55,9 @@ pub struct MeshOptions {
     /// What the gateway runs.
     pub wasm: Wasm,
     pub workers: u32,
-    pub outlier_detection: Option<Value>,
+    /// Istio resources laid over the generated ones (same kind, namespace and name
+    /// replaces; others add).
+    pub istio: Resources,
     /// Who calls whom; empty: the gateway alone in front of the services.
     pub topology: Topology,
     /// What the sidecars run (with a topology).
@@ -65,12 +72,51 @@ impl MeshOptions {
         MeshOptions {
             wasm,
             workers: 2,
-            outlier_detection: None,
+            istio: Resources::default(),
             topology: Topology::default(),
             sidecar_wasm: Wasm::None,
             tls: None,
         }
     }
+}
+
+/// The plugin configuration a module runs with (empty for none).
+fn plugin_config(wasm: &Wasm) -> &str {
+    match wasm {
+        Wasm::None => "",
+        Wasm::Module { config, .. } | Wasm::Named { config, .. } => config,
+    }
+}
+
+/// The mesh's proxies as Istio builds them from the generated resources for the
+/// gateway's and sidecars' plugin configurations, with the options' resources laid
+/// over them.
+fn mesh_plan(
+    options: &MeshOptions,
+    services: &[String],
+    pods: &[crate::topology::PodCalls],
+) -> Result<MeshPlan> {
+    let config = |wasm: &Wasm| {
+        let text = plugin_config(wasm);
+        // A module that is not the filter has a configuration of its own.
+        if c4mesh_filter_core::Config::parse(text.as_bytes()).is_ok() {
+            text.to_owned()
+        } else {
+            String::new()
+        }
+    };
+    let mut resources =
+        generated::resources(&config(&options.wasm), &config(&options.sidecar_wasm))?;
+    resources.overlay(options.istio.clone());
+    let workloads = generated::workloads(services);
+    let pods: Vec<(String, usize)> = pods
+        .iter()
+        .map(|p| {
+            let (service, index) = p.pod.split_once('/').unwrap_or((&p.pod, "0"));
+            (service.to_owned(), index.parse().unwrap_or(0))
+        })
+        .collect();
+    Ok(MeshPlan::translate(&resources, &workloads, &pods)?)
 }
 
 /// The namespace the local mesh's services live in.
@@ -124,28 +170,22 @@ impl LocalMesh {
                 hosts: pair.iter().map(Upstream::addr).collect(),
             })
             .collect();
-        let sidecar = EnvoyConfig::sidecar(
-            options.workers,
-            options.sidecar_wasm.clone(),
-            routes.clone(),
-            options.outlier_detection.clone(),
-            NAMESPACE,
-        );
+        let plan = mesh_plan(&options, &names, &pods)?;
         let mut sidecars = Vec::new();
-        for pod in &pods {
-            let envoy = Envoy::start(&sidecar)?;
+        for (pod, sidecar) in pods.iter().zip(&plan.sidecars) {
+            let config = EnvoyConfig::of_plan(
+                options.workers,
+                options.sidecar_wasm.clone(),
+                routes.clone(),
+                sidecar.clone(),
+            );
+            let envoy = Envoy::start(&config)?;
             let _ = pod.sidecar.set(envoy.listener);
             sidecars.push((pod.pod.clone(), envoy));
         }
         let envoy = Envoy::start(&EnvoyConfig {
-            workers: options.workers,
-            wasm: options.wasm,
-            services: routes,
-            num_retries: 3,
-            outlier_detection: options.outlier_detection,
-            routes: Vec::new(),
-            sidecar: None,
             tls: options.tls.as_ref().map(Certificates::listener),
+            ..EnvoyConfig::of_plan(options.workers, options.wasm, routes, plan.gateway)
         })?;
         Ok(LocalMesh {
             envoy,

@@ -28,6 +28,10 @@ pub struct ConformanceArgs {
     /// The proxy-wasm module under test (default: the c4mesh filter's release build).
     #[arg(long, value_name = "PATH", default_value = super::manifests::DEFAULT_WASM)]
     wasm: PathBuf,
+    /// A folder of Istio YAML (an operator's VirtualServices, DestinationRules, ...)
+    /// laid over every scenario's resources before the translation.
+    #[arg(long, value_name = "DIR")]
+    istio: Option<PathBuf>,
     /// Only scenarios whose file path or name contains this text.
     #[arg(long, value_name = "TEXT")]
     only: Option<String>,
@@ -86,6 +90,13 @@ pub fn command(args: ConformanceArgs) -> Result<ExitCode> {
         );
     }
     let mut scenarios = scenario::load_dir(&args.scenarios)?;
+    if let Some(dir) = &args.istio {
+        for scenario in &mut scenarios {
+            scenario.istio_dir = Some(dir.clone());
+            // Bad resources are refused before anything runs, with file, line and field.
+            scenario::istio_resources(scenario)?;
+        }
+    }
     if let Some(only) = &args.only {
         scenarios.retain(|s| {
             s.name.contains(only.as_str()) || s.file.display().to_string().contains(only.as_str())

@@ -48,6 +48,10 @@ pub struct UpArgs {
     /// Which proxies run the filter when --calls is given: all, gateway, sidecars, none.
     #[arg(long, value_name = "WHERE", default_value = "all", value_parser = parse_filter_at)]
     filter_at: FilterAt,
+    /// A folder of Istio YAML (an operator's VirtualServices, DestinationRules, ...)
+    /// laid over the generated manifests before the proxies are built from them.
+    #[arg(long, value_name = "DIR")]
+    istio: Option<PathBuf>,
     /// Where to write the HTTPS listener's CA (ca.pem), certificate (cert.pem) and key
     /// (key.pem), made at start (default: a new directory under the system's temporary
     /// directory, named after the process, removed when --for ends).
@@ -172,6 +176,8 @@ pub fn command(args: UpArgs) -> Result<ExitCode> {
             filter_at: args.filter_at,
             sidecar_config: None,
         }),
+        istio: Vec::new(),
+        istio_dir: args.istio.clone(),
         upstreams: Vec::new(),
         steps: Vec::new(),
         finally: None,

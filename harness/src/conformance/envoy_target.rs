@@ -1,17 +1,15 @@
 //! The `envoy` target: a real Envoy with the module, the scenario's configuration and
 //! the mesh's routes, in front of the simulated upstreams served over HTTP on loopback.
 //!
-//! The bootstrap is what Istio would give the gateway for the scenario's
-//! configuration: one route per configured route (segment-aware prefix, the route's
-//! retry attempts, `retry_on` and timeout, the previous-hosts retry predicate), one
-//! cluster per service with the scenario's hosts and, when the scenario asks, outlier
-//! detection; `include_request_attempt_count` on the virtual host. Envoy comes from
-//! `ENVOY_BIN`, the project's `.venv`, or `PATH`.
+//! Every proxy's bootstrap is its plan from the translation of the scenario's Istio
+//! resources (the generated manifests for its configuration, its `mesh` settings and
+//! its `istio` resources; [`Mesh::of`]), the same plan the wasm target's emulated
+//! router follows, with the simulated hosts as the clusters' endpoints. Envoy comes
+//! from `ENVOY_BIN`, the project's `.venv`, or `PATH`.
 //!
 //! With a topology every pod of a calling service gets a sidecar of its own, another
-//! real Envoy routing by destination authority under Istio's in-mesh retry policy
-//! (with the filter in sidecar mode, or without Wasm), and the pod's simulated host
-//! makes its calls through it before answering.
+//! real Envoy with its sidecar plan (the filter in sidecar mode, or without Wasm), and
+//! the pod's simulated host makes its calls through it before answering.
 
 use super::observe::Observed;
 use super::observe::ProxyObserved;
@@ -21,12 +19,9 @@ use super::wasm_target::Mesh;
 use super::wire::{self, Destination};
 use super::Error;
 use c4mesh_mesh::envoy::envoy_binary;
+use c4mesh_mesh::istio::ProxyPlan;
 use c4mesh_mesh::topology::PodCalls;
-use c4mesh_mesh::{
-    Envoy, EnvoyConfig, Handler, Reply, RouteSpec, ServiceRoute, SidecarRoutes, TlsListener,
-    Upstream, Wasm,
-};
-use serde_json::json;
+use c4mesh_mesh::{Envoy, EnvoyConfig, Handler, Reply, ServiceRoute, TlsListener, Upstream, Wasm};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -134,81 +129,55 @@ fn service_routes(mesh: &Mesh, hosts: &Hosts) -> Vec<ServiceRoute> {
         .collect()
 }
 
-/// Envoy outlier detection on every cluster, as the scenario's mesh asks.
-fn outlier_detection(scenario: &Scenario) -> Option<serde_json::Value> {
-    scenario.mesh.outlier_detection.as_ref().map(|o| {
-        json!({
-            "consecutive_5xx": o.consecutive_5xx,
-            "interval": format!("{}s", o.interval.as_secs_f64()),
-            "base_ejection_time": format!("{}s", o.base_ejection.as_secs_f64()),
-            "max_ejection_percent": o.max_ejection_percent,
-            "enforcing_consecutive_5xx": 100,
-            "enforcing_success_rate": 0,
-        })
-    })
+/// The module a proxy runs: the filter with a configuration, or none.
+fn module(wasm: &Path, filter: bool, config: Vec<u8>) -> Wasm {
+    if filter {
+        Wasm::Module {
+            path: wasm.to_path_buf(),
+            config: String::from_utf8_lossy(&config).into_owned(),
+        }
+    } else {
+        Wasm::None
+    }
 }
 
-/// A pod's sidecar: routing by destination authority, with the filter in sidecar mode
-/// or without Wasm.
-fn sidecar_config(scenario: &Scenario, wasm: &Path, mesh: &Mesh, hosts: &Hosts) -> EnvoyConfig {
+/// A pod's sidecar: its plan, with the filter in sidecar mode or without Wasm.
+fn sidecar_config(
+    scenario: &Scenario,
+    wasm: &Path,
+    plan: &ProxyPlan,
+    hosts: &Hosts,
+    mesh: &Mesh,
+) -> EnvoyConfig {
     let wasm = match &scenario.topology {
-        Some(spec) if spec.filter_at.sidecars() => Wasm::Module {
-            path: wasm.to_path_buf(),
-            config: String::from_utf8_lossy(&scenario::sidecar_config_bytes(spec)).into_owned(),
-        },
-        _ => Wasm::None,
+        Some(spec) => module(
+            wasm,
+            spec.filter_at.sidecars(),
+            scenario::sidecar_config_bytes(spec),
+        ),
+        None => Wasm::None,
     };
-    EnvoyConfig::sidecar(
+    EnvoyConfig::of_plan(
         u32::try_from(scenario.mesh.workers).unwrap_or(2),
         wasm,
         service_routes(mesh, hosts),
-        outlier_detection(scenario),
-        &mesh.namespace,
+        plan.clone(),
     )
 }
 
-/// The Envoy configuration for a scenario.
+/// The entry proxy for a scenario: the gateway (or, for a sidecar-mode configuration
+/// without topology, a pod's sidecar) with the scenario's configuration.
 fn envoy_config(scenario: &Scenario, wasm: &Path, mesh: &Mesh, hosts: &Hosts) -> EnvoyConfig {
-    let services = service_routes(mesh, hosts);
-    let routes = mesh
-        .table
-        .routes()
-        .iter()
-        .map(|r| RouteSpec {
-            prefix: r.prefix.clone(),
-            cluster: mesh.services.get(r.service).cloned().unwrap_or_default(),
-            retry_on: r.retry_on.clone(),
-            num_retries: r.num_retries,
-            timeout_ms: u64::try_from(r.timeout.as_millis()).unwrap_or(u64::MAX),
-            per_try_timeout_ms: r
-                .per_try_timeout
-                .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
-        })
-        .collect();
     let filter = scenario
         .topology
         .as_ref()
         .is_none_or(|spec| spec.filter_at.gateway());
-    EnvoyConfig {
-        workers: u32::try_from(scenario.mesh.workers).unwrap_or(2),
-        wasm: if filter {
-            Wasm::Module {
-                path: wasm.to_path_buf(),
-                config: String::from_utf8_lossy(&scenario::config_bytes(scenario)).into_owned(),
-            }
-        } else {
-            Wasm::None
-        },
-        services,
-        num_retries: 0,
-        outlier_detection: outlier_detection(scenario),
-        routes,
-        // A sidecar-mode configuration without topology: the entry is a pod's sidecar.
-        sidecar: (mesh.entry_is_sidecar && scenario.topology.is_none()).then(|| SidecarRoutes {
-            namespace: mesh.namespace.clone(),
-        }),
-        tls: None,
-    }
+    EnvoyConfig::of_plan(
+        u32::try_from(scenario.mesh.workers).unwrap_or(2),
+        module(wasm, filter, scenario::config_bytes(scenario)),
+        service_routes(mesh, hosts),
+        mesh.entry.clone(),
+    )
 }
 
 /// A local gateway: Envoy with a module in front of the simulated services, and with a
@@ -243,12 +212,15 @@ impl Gateway {
         tls: Option<TlsListener>,
     ) -> Result<Started, Error> {
         envoy_binary().map_err(|e| Error::Envoy(format!("{e:#}")))?;
-        let mesh = Mesh::of(scenario);
+        let mesh = Mesh::of(scenario)?;
         let hosts = serve(scenario, &mesh)?;
-        let sidecar = sidecar_config(scenario, wasm, &mesh, &hosts);
         let mut sidecars = Vec::new();
         for ((service, host), calls) in &hosts.pods {
             let name = format!("{}/{host}", mesh.services[*service]);
+            let Some(plan) = mesh.sidecar(&mesh.services[*service], *host) else {
+                return Err(Error::Envoy(format!("no sidecar plan for {name}")));
+            };
+            let sidecar = sidecar_config(scenario, wasm, plan, &hosts, &mesh);
             let envoy = match Envoy::start(&sidecar) {
                 Ok(envoy) => envoy,
                 Err(error) => return refused(error),

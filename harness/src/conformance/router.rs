@@ -22,7 +22,9 @@
 //!   ends one attempt, which then counts as retriable under `5xx`/`gateway-error`.
 //! - Hosts: round robin per worker and service; a retry avoids hosts already tried (the
 //!   `previous_hosts` predicate Istio sets, up to 5 reselections); ejected hosts are
-//!   skipped unless fewer than half the hosts are healthy (Envoy's panic threshold).
+//!   skipped unless the healthy share falls below the cluster's panic threshold (Envoy's
+//!   default 50%; Istio sets 0 with outlier detection, so a service whose hosts are all
+//!   ejected answers 503 `no healthy upstream` without an attempt).
 //! - Upstream request headers: `x-envoy-attempt-count` (the virtual host's
 //!   `include_request_attempt_count`) and `x-envoy-expected-rq-timeout-ms`.
 //! - Outlier detection (when the mesh has it): consecutive 5xx per host (resets and
@@ -230,6 +232,11 @@ pub fn timeout_reply() -> (u16, &'static str) {
     (504, "upstream request timeout")
 }
 
+/// The answer when no host of the cluster may take the request.
+pub fn no_healthy_upstream_reply() -> (u16, &'static str) {
+    (503, "no healthy upstream")
+}
+
 /// Per-host outlier state.
 #[derive(Debug, Clone, Default)]
 struct HostHealth {
@@ -246,14 +253,22 @@ pub struct Cluster {
     next: Vec<usize>,
     health: Vec<HostHealth>,
     outlier: Option<OutlierDetection>,
+    /// Percent of healthy hosts below which every host takes traffic.
+    panic_threshold: f64,
 }
 
 impl Cluster {
-    pub fn new(hosts: usize, workers: usize, outlier: Option<OutlierDetection>) -> Cluster {
+    pub fn new(
+        hosts: usize,
+        workers: usize,
+        outlier: Option<OutlierDetection>,
+        panic_threshold: f64,
+    ) -> Cluster {
         Cluster {
             next: vec![0; workers.max(1)],
             health: vec![HostHealth::default(); hosts],
             outlier,
+            panic_threshold,
         }
     }
 
@@ -272,23 +287,29 @@ impl Cluster {
         now < back
     }
 
-    /// Hosts that take traffic at `now`: the healthy ones, or all of them when fewer
-    /// than half are healthy.
+    /// Hosts that take traffic at `now`: the healthy ones, or all of them when the
+    /// healthy share is below the panic threshold.
     fn eligible(&self, now: Duration) -> Vec<usize> {
         let hosts = self.health.len();
         let healthy: Vec<usize> = (0..hosts).filter(|h| !self.ejected(*h, now)).collect();
-        if healthy.len() * 2 < hosts {
+        let percent = if hosts == 0 {
+            0.0
+        } else {
+            100.0 * healthy.len() as f64 / hosts as f64
+        };
+        if percent < self.panic_threshold {
             (0..hosts).collect()
         } else {
             healthy
         }
     }
 
-    /// The host for the next attempt of a request on `worker` that has tried `tried`.
-    pub fn pick(&mut self, worker: usize, tried: &[usize], now: Duration) -> usize {
+    /// The host for the next attempt of a request on `worker` that has tried `tried`;
+    /// `None` when no host may take it (Envoy's `no healthy upstream`).
+    pub fn pick(&mut self, worker: usize, tried: &[usize], now: Duration) -> Option<usize> {
         let eligible = self.eligible(now);
         if eligible.is_empty() {
-            return 0;
+            return None;
         }
         let slot = worker % self.next.len();
         let mut choice = 0;
@@ -301,7 +322,7 @@ impl Cluster {
                 break;
             }
         }
-        choice
+        Some(choice)
     }
 
     /// Counts an attempt's outcome for outlier detection.

@@ -49,6 +49,12 @@ pub struct Scenario {
     /// the entry proxy alone in front of the services.
     #[serde(default)]
     pub topology: Option<TopologySpec>,
+    /// Istio resources laid over the generated ones before the translation (SPEC 3.4):
+    /// a resource of the same kind, namespace and name replaces the generated one, any
+    /// other is added (VirtualServices bound to `mesh`, the operator's own
+    /// VirtualService or DestinationRule, ...).
+    #[serde(default)]
+    pub istio: Vec<serde_yaml::Value>,
     /// Changes of upstream behaviour over scenario time.
     #[serde(default)]
     pub upstreams: Vec<FaultChange>,
@@ -65,6 +71,10 @@ pub struct Scenario {
     /// Where the scenario came from (set when loaded).
     #[serde(skip)]
     pub file: PathBuf,
+    /// An operator's folder of Istio YAML laid over the scenario's resources last
+    /// (`--istio DIR`).
+    #[serde(skip)]
+    pub istio_dir: Option<PathBuf>,
 }
 
 fn default_targets() -> Vec<TargetKind> {
@@ -579,6 +589,15 @@ pub fn parse(text: &str, path: &Path) -> Result<Scenario, Error> {
             }
         })?;
     scenario.file = path.to_path_buf();
+    if let Err(Error::Scenario { field, message, .. }) = istio_resources(&scenario) {
+        let needle = field.split('.').next().unwrap_or("istio").to_owned();
+        return Err(Error::Scenario {
+            file,
+            line: locate(text, "istio:").or_else(|| locate(text, &needle)),
+            field,
+            message,
+        });
+    }
     check(&scenario).map_err(|(field, needle, message)| Error::Scenario {
         file,
         line: needle.and_then(|n| locate(text, &n)),
@@ -1046,6 +1065,82 @@ pub fn services_of(scenario: &Scenario) -> Vec<String> {
         services.push(c4mesh_mesh::topology::EXTERNAL.to_owned());
     }
     services
+}
+
+/// The Istio resources of a scenario's mesh: the generated manifests for its gateway
+/// and sidecar plugin configurations, with the scenario's `mesh` settings applied
+/// (`per_try_timeout` on every gateway route's retries, `outlier_detection` on every
+/// DestinationRule), then its `istio` resources laid over them.
+pub fn istio_resources(scenario: &Scenario) -> Result<c4mesh_mesh::istio::Resources, Error> {
+    let file = scenario.file.display().to_string();
+    let fail = |field: String, message: String| Error::Scenario {
+        file: file.clone(),
+        line: None,
+        field,
+        message,
+    };
+    let gateway = match c4mesh_filter_core::config::Config::parse(&config_bytes(scenario)) {
+        Ok(_) => String::from_utf8_lossy(&config_bytes(scenario)).into_owned(),
+        Err(_) => String::new(),
+    };
+    let sidecar = scenario
+        .topology
+        .as_ref()
+        .map(|t| String::from_utf8_lossy(&sidecar_config_bytes(t)).into_owned())
+        .unwrap_or_default();
+    let mut resources = c4mesh_mesh::istio::generated::resources(&gateway, &sidecar)
+        .map_err(|e| fail("config".into(), e.to_string()))?;
+    if let Some(per_try) = scenario.mesh.per_try_timeout {
+        for vs in &mut resources.virtual_services {
+            for http in &mut vs.spec.http {
+                if let Some(retries) = &mut http.retries {
+                    retries.per_try_timeout = Some(format!("{}s", per_try.as_secs_f64()));
+                }
+            }
+        }
+    }
+    if let Some(outlier) = &scenario.mesh.outlier_detection {
+        for rule in &mut resources.destination_rules {
+            let policy = rule
+                .spec
+                .traffic_policy
+                .get_or_insert_with(Default::default);
+            policy.outlier_detection = Some(c4mesh_mesh::istio::resources::OutlierDetection {
+                consecutive_5xx_errors: Some(outlier.consecutive_5xx),
+                interval: Some(format!("{}s", outlier.interval.as_secs_f64())),
+                base_ejection_time: Some(format!("{}s", outlier.base_ejection.as_secs_f64())),
+                max_ejection_percent: Some(outlier.max_ejection_percent),
+                ..Default::default()
+            });
+        }
+    }
+    for (index, document) in scenario.istio.iter().enumerate() {
+        let text = serde_yaml::to_string(document)
+            .map_err(|e| fail(format!("istio[{index}]"), e.to_string()))?;
+        let namespace = c4mesh_mesh::istio::generated::workloads(&[]).namespace;
+        let top =
+            c4mesh_mesh::istio::Resources::parse(&format!("istio[{index}]"), &text, &namespace)
+                .map_err(|e| {
+                    fail(
+                        format!("istio[{index}].{}", e.field),
+                        format!("{} {}", e.kind, e.reason),
+                    )
+                })?;
+        resources.overlay(top);
+    }
+    if let Some(dir) = &scenario.istio_dir {
+        let namespace = c4mesh_mesh::istio::generated::workloads(&[]).namespace;
+        let top = c4mesh_mesh::istio::Resources::read_dir(dir, &namespace).map_err(|e| {
+            Error::Scenario {
+                file: e.file.clone(),
+                line: Some(e.line),
+                field: e.field.clone(),
+                message: format!("{} {}", e.kind, e.reason),
+            }
+        })?;
+        resources.overlay(top);
+    }
+    Ok(resources)
 }
 
 /// The sidecars' plugin configuration text in a topology.

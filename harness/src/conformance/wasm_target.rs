@@ -24,15 +24,17 @@
 use super::observe::{Exchange, Observed, ProxyObserved, Reply};
 use super::rng::Rng;
 use super::router::{
-    backoff, reset_reply, timeout_reply, Cluster, Outcome, Policy, RouteEntry, RouteTable,
-    CONSUMED_HEADERS,
+    backoff, no_healthy_upstream_reply, reset_reply, timeout_reply, Cluster, Outcome, Policy,
+    RouteEntry, CONSUMED_HEADERS,
 };
-use super::scenario::{self, Scenario};
+use super::scenario::{self, OutlierDetection, Scenario};
 use super::traffic::{ClientRequest, Plan};
 use super::upstreams::{Answer, Upstreams, ANSWERED_BY, REQUEST_ID};
 use super::Error;
 use crate::{Clock, HeaderMap, LogLevel, Proxy, Response, StreamId, Value};
 use c4mesh_filter_core::config::Mode;
+use c4mesh_mesh::istio::plan::VirtualHost;
+use c4mesh_mesh::istio::{generated, translate, ProxyPlan};
 use c4mesh_mesh::topology::{self, Topology};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
@@ -47,10 +49,14 @@ const VIRTUAL_LIMIT: Duration = Duration::from_secs(3600);
 /// metrics may lag by up to a second (SPEC 2.5).
 pub const METRICS_SETTLE: Duration = Duration::from_millis(1100);
 
-/// The emulated mesh of a scenario: the gateway's route table, the services, and the
-/// namespace sidecars resolve authorities in.
+/// The mesh of a scenario as Istio builds it: the entry proxy's plan (the gateway, or
+/// a pod's sidecar for a sidecar-mode configuration without topology), each calling
+/// pod's sidecar plan, the services, and the namespace sidecars resolve authorities in.
 pub struct Mesh {
-    pub table: RouteTable,
+    /// The entry proxy.
+    pub entry: ProxyPlan,
+    /// The sidecar of each pod of a calling service, by pod (`service/index`).
+    pub sidecars: Vec<ProxyPlan>,
     pub services: Vec<String>,
     pub namespace: String,
     /// The entry proxy is a sidecar (a sidecar-mode configuration without topology).
@@ -61,26 +67,10 @@ pub struct Mesh {
 }
 
 impl Mesh {
-    /// The Envoy routes an operator would make of the configuration's routes: Envoy
-    /// takes the first route that matches, so longer prefixes go first, which gives
-    /// the router the filter's longest-prefix choice.
-    pub fn of(scenario: &Scenario) -> Mesh {
+    /// The translation of the scenario's Istio resources (`scenario::istio_resources`).
+    pub fn of(scenario: &Scenario) -> Result<Mesh, Error> {
         let config = scenario::mesh_config(scenario);
         let services = scenario::services_of(scenario);
-        let mut ordered: Vec<_> = config.routes.iter().collect();
-        ordered.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
-        let routes = ordered
-            .into_iter()
-            .map(|r| RouteEntry {
-                prefix: r.prefix.clone(),
-                service: services.iter().position(|s| *s == r.service).unwrap_or(0),
-                retry_on: r.retry.retry_on.clone(),
-                num_retries: r.retry.attempts,
-                timeout: Duration::from_millis(r.timeout_ms),
-                per_try_timeout: scenario.mesh.per_try_timeout,
-                retriable_status_codes: Vec::new(),
-            })
-            .collect();
         let call_paths = services
             .iter()
             .map(|service| {
@@ -91,45 +81,151 @@ impl Mesh {
                     .map_or_else(|| "/".to_owned(), |r| r.prefix.clone())
             })
             .collect();
-        Mesh {
-            table: RouteTable::new(routes),
+        let topology = Topology {
+            calls: scenario
+                .topology
+                .as_ref()
+                .map(|t| t.calls.clone())
+                .unwrap_or_default(),
+        };
+        let resources = scenario::istio_resources(scenario)?;
+        let mesh_services: Vec<String> = services
+            .iter()
+            .filter(|s| s.as_str() != topology::EXTERNAL)
+            .cloned()
+            .collect();
+        let workloads = generated::workloads(&mesh_services);
+        let fail = |e: c4mesh_mesh::istio::TranslateError| Error::Scenario {
+            file: scenario.file.display().to_string(),
+            line: None,
+            field: "istio".into(),
+            message: e.to_string(),
+        };
+        let entry_is_sidecar = config.mode == Mode::Sidecar;
+        let entry = if entry_is_sidecar && scenario.topology.is_none() {
+            translate::sidecar(&resources, &workloads, "client", 0).map_err(fail)?
+        } else {
+            translate::gateway(&resources, &workloads).map_err(fail)?
+        };
+        let mut sidecars = Vec::new();
+        for service in &mesh_services {
+            if topology.calls_out(service) {
+                for host in 0..scenario.mesh.hosts {
+                    sidecars.push(
+                        translate::sidecar(&resources, &workloads, service, host).map_err(fail)?,
+                    );
+                }
+            }
+        }
+        Ok(Mesh {
+            entry,
+            sidecars,
             services,
             namespace: config.namespace.clone(),
-            entry_is_sidecar: config.mode == Mode::Sidecar,
-            topology: Topology {
-                calls: scenario
-                    .topology
-                    .as_ref()
-                    .map(|t| t.calls.clone())
-                    .unwrap_or_default(),
-            },
+            entry_is_sidecar,
+            topology,
             call_paths,
-        }
-    }
-
-    /// The route a sidecar takes for an authority: the destination service under
-    /// Istio's in-mesh policy, or the pass-through cluster without retries.
-    pub fn sidecar_route(&self, authority: &str) -> Option<RouteEntry> {
-        let (service, retry_on, num_retries, codes) =
-            match topology::destination(authority, &self.services, &self.namespace) {
-                Some(name) => (
-                    name,
-                    topology::MESH_RETRY_ON,
-                    topology::MESH_RETRIES,
-                    vec![topology::MESH_RETRIABLE_STATUS],
-                ),
-                None => (topology::EXTERNAL, "", 0, Vec::new()),
-            };
-        Some(RouteEntry {
-            prefix: "/".into(),
-            service: self.services.iter().position(|s| s == service)?,
-            retry_on: retry_on.into(),
-            num_retries,
-            timeout: Duration::ZERO,
-            per_try_timeout: None,
-            retriable_status_codes: codes,
         })
     }
+
+    /// The sidecar plan of a pod.
+    pub fn sidecar(&self, service: &str, host: usize) -> Option<&ProxyPlan> {
+        let pod = format!("{service}/{host}");
+        self.sidecars.iter().find(|p| p.name == pod)
+    }
+
+    /// The route a proxy's plan takes for a request, as Envoy picks it: the virtual
+    /// host by authority (exact domain, then the longest `*.suffix`, then the longest
+    /// `prefix*`, then `*`; the port ignored where the plan says so), then its first
+    /// route matching method and path. `None`: Envoy's 404.
+    pub fn route(
+        &self,
+        plan: &ProxyPlan,
+        authority: &str,
+        method: &str,
+        target: &str,
+    ) -> Option<RouteEntry> {
+        let authority = authority.to_ascii_lowercase();
+        let host = if plan.ignore_port_in_host_matching {
+            authority
+                .rsplit_once(':')
+                .filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit()))
+                .map_or(authority.as_str(), |(h, _)| h)
+        } else {
+            authority.as_str()
+        };
+        let virtual_host = select_virtual_host(&plan.virtual_hosts, host)?;
+        let path = target.split(['?', '#']).next().unwrap_or("");
+        let route = virtual_host
+            .routes
+            .iter()
+            .find(|r| r.matches(method, path))?;
+        let service = self.services.iter().position(|s| *s == route.cluster)?;
+        let retry = route.retry.as_ref();
+        Some(RouteEntry {
+            prefix: String::new(),
+            service,
+            retry_on: retry.map(|r| r.retry_on.clone()).unwrap_or_default(),
+            num_retries: retry.map_or(0, |r| r.num_retries),
+            timeout: route.timeout,
+            per_try_timeout: retry.and_then(|r| r.per_try_timeout),
+            retriable_status_codes: retry
+                .map(|r| r.retriable_status_codes.clone())
+                .unwrap_or_default(),
+        })
+    }
+
+    /// A proxy's cluster state, one per service, from its plan's cluster policies.
+    fn clusters(&self, plan: &ProxyPlan, hosts: usize, workers: usize) -> Vec<Cluster> {
+        self.services
+            .iter()
+            .map(|service| {
+                let policy = plan.clusters.iter().find(|c| &c.name == service);
+                let outlier = policy
+                    .and_then(|c| c.outlier.as_ref())
+                    .map(|o| OutlierDetection {
+                        consecutive_5xx: o.consecutive(),
+                        interval: o.interval(),
+                        base_ejection: o.base(),
+                        max_ejection_percent: o.max_ejection(),
+                    });
+                let panic = policy.map_or(50.0, |c| c.panic_threshold());
+                Cluster::new(hosts, workers, outlier, panic)
+            })
+            .collect()
+    }
+}
+
+/// Envoy's virtual host choice for a host name.
+fn select_virtual_host<'a>(hosts: &'a [VirtualHost], host: &str) -> Option<&'a VirtualHost> {
+    let domains = || {
+        hosts
+            .iter()
+            .flat_map(|v| v.domains.iter().map(move |d| (v, d.as_str())))
+    };
+    if let Some((v, _)) = domains().find(|(_, d)| *d == host) {
+        return Some(v);
+    }
+    let suffix = domains()
+        .filter(|(_, d)| {
+            d.len() > 1 && d.starts_with('*') && host.ends_with(&d[1..]) && host.len() > d.len() - 1
+        })
+        .max_by_key(|(_, d)| d.len());
+    if let Some((v, _)) = suffix {
+        return Some(v);
+    }
+    let prefix = domains()
+        .filter(|(_, d)| {
+            d.len() > 1
+                && d.ends_with('*')
+                && host.starts_with(&d[..d.len() - 1])
+                && host.len() > d.len() - 1
+        })
+        .max_by_key(|(_, d)| d.len());
+    if let Some((v, _)) = prefix {
+        return Some(v);
+    }
+    domains().find(|(_, d)| *d == "*").map(|(v, _)| v)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -206,9 +302,10 @@ struct Serve {
 struct Node {
     name: String,
     proxy: Proxy,
-    sidecar: bool,
     /// Cluster state per service, this proxy's own.
     clusters: Vec<Cluster>,
+    /// What istiod sends this proxy: its routes and cluster policies.
+    plan: ProxyPlan,
     next_worker: usize,
 }
 
@@ -236,30 +333,18 @@ const ENTRY: usize = 0;
 
 /// Runs a scenario on the module at `wasm`.
 pub fn run(scenario: &Scenario, wasm: &Path) -> Result<Observed, Error> {
-    let mesh = Mesh::of(scenario);
+    let mesh = Mesh::of(scenario)?;
     let filter_at = scenario.topology.as_ref().map(|t| t.filter_at);
     let workers = scenario.mesh.workers;
     let entry_module = match filter_at {
         Some(at) if !at.gateway() => Module::without_filter(wasm)?,
         _ => Module::filter(wasm, scenario::config_bytes(scenario)),
     };
-    let new_clusters = || -> Vec<Cluster> {
-        mesh.services
-            .iter()
-            .map(|_| {
-                Cluster::new(
-                    scenario.mesh.hosts,
-                    workers,
-                    scenario.mesh.outlier_detection.clone(),
-                )
-            })
-            .collect()
-    };
     let mut nodes = vec![Node {
         name: "gateway".into(),
         proxy: entry_module.start(scenario, workers)?,
-        sidecar: mesh.entry_is_sidecar,
-        clusters: new_clusters(),
+        clusters: mesh.clusters(&mesh.entry, scenario.mesh.hosts, workers),
+        plan: mesh.entry.clone(),
         next_worker: 0,
     }];
     let mut pods = HashMap::new();
@@ -274,12 +359,15 @@ pub fn run(scenario: &Scenario, wasm: &Path) -> Result<Observed, Error> {
                 continue;
             }
             for host in 0..scenario.mesh.hosts {
+                let Some(plan) = mesh.sidecar(name, host) else {
+                    return Err(Error::Run(format!("no sidecar plan for {name}/{host}")));
+                };
                 pods.insert((service, host), nodes.len());
                 nodes.push(Node {
                     name: format!("{name}/{host}"),
                     proxy: module.start(scenario, workers)?,
-                    sidecar: true,
-                    clusters: new_clusters(),
+                    clusters: mesh.clusters(plan, scenario.mesh.hosts, workers),
+                    plan: plan.clone(),
                     next_worker: 0,
                 });
             }
@@ -623,15 +711,12 @@ impl Run<'_> {
             };
         };
         let header = |name: &str| upstream.header(name).map(str::to_owned);
-        let route = if self.nodes[node].sidecar {
-            self.mesh
-                .sidecar_route(&header(":authority").unwrap_or_default())
-        } else {
-            self.mesh
-                .table
-                .lookup(&header(":path").unwrap_or_default())
-                .cloned()
-        };
+        let route = self.mesh.route(
+            &self.nodes[node].plan,
+            &header(":authority").unwrap_or_default(),
+            &header(":method").unwrap_or_default(),
+            &header(":path").unwrap_or_default(),
+        );
         let Some(route) = route else {
             // Envoy's router: no route, 404 with an empty body.
             self.nodes[node]
@@ -663,19 +748,22 @@ impl Run<'_> {
         if !policy.timeout.is_zero() {
             self.schedule(self.now + policy.timeout, Event::Deadline { flight });
         }
-        self.start_attempt(flight)?;
-        Ok(0)
+        self.start_attempt(flight)
     }
 
-    fn start_attempt(&mut self, index: usize) -> Result<(), Error> {
+    fn start_attempt(&mut self, index: usize) -> Result<usize, Error> {
         let now = self.now;
         let Some(flight) = self.flights.get_mut(index) else {
-            return Ok(());
+            return Ok(0);
         };
         let Some(cluster) = self.nodes[flight.node].clusters.get_mut(flight.service) else {
-            return Ok(());
+            return Ok(0);
         };
-        let host = cluster.pick(flight.worker, &flight.tried, now);
+        let Some(host) = cluster.pick(flight.worker, &flight.tried, now) else {
+            // Every host ejected under a panic threshold that keeps them out.
+            let (status, text) = no_healthy_upstream_reply();
+            return self.finish(index, router_reply(status, text), None);
+        };
         flight.tried.push(host);
         flight.attempts += 1;
         let attempt = flight.attempts;
@@ -741,7 +829,7 @@ impl Run<'_> {
                 },
             );
         }
-        Ok(())
+        Ok(0)
     }
 
     /// Handles a router event; returns how many client requests it finished (0 or 1).
@@ -765,7 +853,7 @@ impl Run<'_> {
             }
             Event::Retry { flight } => {
                 if self.flights.get(flight).is_some_and(|f| !f.done) {
-                    self.start_attempt(flight)?;
+                    return self.start_attempt(flight);
                 }
                 return Ok(0);
             }

@@ -46,7 +46,7 @@ use crate::replay::{self, Generator, Load, Progress, Request, Routes, Source};
 use addresses::Addresses;
 use c4mesh_filter_core::footprint::{self, Bound};
 use c4mesh_filter_core::Config;
-use c4mesh_mesh::envoy::{Envoy, EnvoyConfig, RouteSpec, ServiceRoute, Wasm};
+use c4mesh_mesh::envoy::{Envoy, EnvoyConfig, ServiceRoute, Wasm};
 use faults::{FaultState, Phase};
 use sample::Sample;
 use serde_json::{json, Value};
@@ -487,31 +487,19 @@ fn start_envoy(options: &Options, config: &Config) -> Result<Envoy, Error> {
             hosts: Vec::new(),
         })
         .collect();
-    let routes = config
-        .routes
-        .iter()
-        .map(|r| RouteSpec {
-            prefix: r.prefix.clone(),
-            cluster: r.service.clone(),
-            retry_on: r.retry.retry_on.clone(),
-            num_retries: r.retry.attempts,
-            timeout_ms: r.timeout_ms,
-            per_try_timeout_ms: None,
-        })
-        .collect();
-    let envoy_config = EnvoyConfig {
-        workers: options.workers,
-        wasm: Wasm::Module {
+    // The gateway as Istio builds it from the generated manifests for the soak's
+    // configuration (its routes' 1 s timeouts included).
+    let plan = c4mesh_mesh::istio::generated::gateway_plan(CONFIG, &[])
+        .map_err(|e| Error::Start(format!("the mesh's plan: {e}")))?;
+    let envoy_config = EnvoyConfig::of_plan(
+        options.workers,
+        Wasm::Module {
             path: options.wasm.clone(),
             config: CONFIG.to_owned(),
         },
         services,
-        num_retries: 3,
-        outlier_detection: None,
-        routes,
-        sidecar: None,
-        tls: None,
-    };
+        plan,
+    );
     Envoy::start_patched(&envoy_config, original_dst_clusters)
         .map_err(|e| Error::Start(format!("Envoy: {e:#}")))
 }

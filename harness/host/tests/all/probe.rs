@@ -86,6 +86,8 @@ fn harness_run() -> Run {
         .wasm_file(probe_wasm())
         .config(CONFIG)
         .name(PLUGIN_NAME)
+        // Istio leaves the VM id empty, as the gateway's Wasm filter has it.
+        .vm_id("")
         .clusters(["probe"])
         .upstream(|r| upstream_answer(r.header(":path").unwrap_or("")))
         .http_calls(|call| {
@@ -156,25 +158,23 @@ fn envoy_lines(log: &str) -> Vec<String> {
 fn envoy_run() -> Run {
     let upstream =
         Upstream::start("probe", Behaviour::status(200)).expect("an upstream on loopback");
-    let envoy = Envoy::start(&EnvoyConfig {
-        workers: 1,
-        wasm: Wasm::Named {
+    // The generated gateway, with a route of its own for the probe's prefix.
+    let config = EnvoyConfig::gateway(
+        1,
+        Wasm::Named {
             name: PLUGIN_NAME.into(),
             path: probe_wasm(),
             config: CONFIG.into(),
         },
-        services: vec![ServiceRoute {
+        vec![ServiceRoute {
             name: "probe".into(),
             prefix: "/probe".into(),
             hosts: vec![upstream.addr()],
         }],
-        num_retries: 0,
-        outlier_detection: None,
-        routes: Vec::new(),
-        sidecar: None,
-        tls: None,
-    })
-    .unwrap_or_else(|e| panic!("this test needs Envoy 1.40: {e:#}"));
+    )
+    .expect("the gateway's plan");
+    let envoy =
+        Envoy::start(&config).unwrap_or_else(|e| panic!("this test needs Envoy 1.40: {e:#}"));
     let client = Client::new(envoy.listener);
     let mut responses = Vec::new();
     let raw = b"POST /probe/full HTTP/1.1\r\nhost: probe.local\r\nx-probe: 1\r\ncontent-length: 10\r\nconnection: close\r\n\r\nhello body";

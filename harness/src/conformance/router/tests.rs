@@ -105,13 +105,13 @@ fn backoff_is_jittered_exponential_and_capped() {
 
 #[test]
 fn retries_avoid_hosts_already_tried() {
-    let mut cluster = Cluster::new(2, 1, None);
+    let mut cluster = Cluster::new(2, 1, None, 50.0);
     let now = Duration::ZERO;
-    let first = cluster.pick(0, &[], now);
-    let second = cluster.pick(0, &[first], now);
+    let first = cluster.pick(0, &[], now).unwrap_or(9);
+    let second = cluster.pick(0, &[first], now).unwrap_or(9);
     assert_ne!(first, second);
     // Round robin goes on from where it was.
-    assert_eq!(cluster.pick(0, &[], now), first);
+    assert_eq!(cluster.pick(0, &[], now), Some(first));
 }
 
 fn detection(max_percent: u32) -> OutlierDetection {
@@ -126,23 +126,42 @@ fn detection(max_percent: u32) -> OutlierDetection {
 #[test]
 fn outlier_detection_ejects_one_of_two_only_when_the_percentage_allows() {
     let now = Duration::from_millis(100);
-    let mut allowed = Cluster::new(2, 1, Some(detection(50)));
+    let mut allowed = Cluster::new(2, 1, Some(detection(50)), 0.0);
     for _ in 0..5 {
         allowed.record(0, Outcome::Status(503), now);
     }
-    assert!((0..10).all(|_| allowed.pick(0, &[], now) == 1));
+    assert!((0..10).all(|_| allowed.pick(0, &[], now) == Some(1)));
     // Back after base x 1 at the next sweep.
-    assert!((0..4).any(|_| allowed.pick(0, &[], Duration::from_secs(31)) == 0));
+    assert!((0..4).any(|_| allowed.pick(0, &[], Duration::from_secs(31)) == Some(0)));
 
-    let mut capped = Cluster::new(2, 1, Some(detection(10)));
+    let mut capped = Cluster::new(2, 1, Some(detection(10)), 0.0);
     for _ in 0..5 {
         capped.record(0, Outcome::Reset, now);
     }
-    assert!((0..4).any(|_| capped.pick(0, &[], now) == 0));
+    assert!((0..4).any(|_| capped.pick(0, &[], now) == Some(0)));
 
-    let mut reset = Cluster::new(2, 1, Some(detection(50)));
+    let mut reset = Cluster::new(2, 1, Some(detection(50)), 0.0);
     for outcome in [503, 503, 503, 503, 200, 503] {
         reset.record(0, Outcome::Status(outcome), now);
     }
-    assert!((0..4).any(|_| reset.pick(0, &[], now) == 0));
+    assert!((0..4).any(|_| reset.pick(0, &[], now) == Some(0)));
+}
+
+#[test]
+fn with_istio_panic_threshold_zero_a_fully_ejected_cluster_has_no_host() {
+    let now = Duration::from_millis(100);
+    let eject_both = |cluster: &mut Cluster| {
+        for host in [0, 1] {
+            for _ in 0..5 {
+                cluster.record(host, Outcome::Status(503), now);
+            }
+        }
+    };
+    let mut istio = Cluster::new(2, 1, Some(detection(100)), 0.0);
+    eject_both(&mut istio);
+    assert_eq!(istio.pick(0, &[], now), None, "503 no healthy upstream");
+    // Envoy's default threshold (50%) routes to every host instead.
+    let mut envoy_default = Cluster::new(2, 1, Some(detection(100)), 50.0);
+    eject_both(&mut envoy_default);
+    assert!(envoy_default.pick(0, &[], now).is_some());
 }
