@@ -105,9 +105,24 @@ fn s5_circuits_open_deepest_first_and_every_hop_serves_again_within_the_bound() 
     const MAX_EJECTION: Duration = Duration::from_secs(2);
     let outlier =
         json!({"outlier": {"consecutive_5xx": 5, "base_ejection": "500ms", "max_ejection": "2s"}});
-    let mesh = mesh(
+    // VirtualServices bound to mesh retrying 5xx 3 times, the sidecars' plugin granting
+    // as many: one user request then reaches saga up to 64 times.
+    let mut sidecars: Value = serde_json::from_str(&sidecar(outlier.clone())).expect("json");
+    sidecars["retry"] = json!({"attempts": 3, "retry_on": "5xx"});
+    // Clusters without Envoy's outlier detection: an order pod it ejected would get no
+    // traffic, so its sidecar's circuit could not be probed closed before it returns.
+    let mut istio = mesh_retries();
+    let mut rules = String::new();
+    for service in ["order-service", "payment-service", "saga-tracker"] {
+        rules.push_str(&format!(
+            "---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: {service}, namespace: ecommerce}}\nspec: {{host: {service}.ecommerce.svc.cluster.local, trafficPolicy: {{loadBalancer: {{simple: ROUND_ROBIN}}}}}}\n"
+        ));
+    }
+    istio.overlay(Resources::parse("rules", &rules, "ecommerce").expect("rules"));
+    let mesh = mesh_with(
         Wasm::filter(&outlier.to_string()).expect("filter"),
-        Wasm::filter(&sidecar(outlier)).expect("filter"),
+        Wasm::filter(&sidecars.to_string()).expect("filter"),
+        istio,
     );
     let client = mesh.client();
     mesh.set_status("saga", 503);
