@@ -159,30 +159,52 @@ fn s5_circuits_open_deepest_first_and_every_hop_serves_again_within_the_bound() 
     let failing_fast = client.get("/api/v1/orders/1", &[]).expect("response");
     assert_eq!(failing_fast.header("x-c4-reason"), Some("circuit_open"));
 
-    // saga recovers: every hop closes within H x max_ejection (H = 3 hops with circuits).
+    // saga recovers: full service returns and every hop closes within H x max_ejection
+    // (H = 3 hops with circuits). The gateway's retries can serve a user through the
+    // other order pod while one pod's circuit is still open, so the circuits are
+    // watched under traffic until they have all closed.
     mesh.set_status("saga", 200);
+    let recovered = Instant::now();
     let bound = MAX_EJECTION * 3;
     let took = mesh
         .time_to_full_service("/api/v1/orders/1", 10, Duration::from_millis(50), bound * 2)
         .expect("full service returns");
-    println!(
-        "S5: full service {:.2} s after saga-tracker recovered (bound {:.0} s)",
-        took.as_secs_f64(),
-        bound.as_secs_f64()
-    );
-    assert!(took <= bound, "{took:?} exceeds {bound:?}");
-    thread::sleep(Duration::from_millis(1200));
-    for (proxy, route) in [
-        ("gateway", "orders"),
-        ("order-service", "payments"),
-        ("payment-service", "saga"),
-    ] {
-        let open = mesh
-            .stat_at(
+    let still_open = || -> Vec<String> {
+        [
+            ("gateway", "orders"),
+            ("order-service", "payments"),
+            ("payment-service", "saga"),
+        ]
+        .into_iter()
+        .filter(|(proxy, route)| {
+            mesh.stat_at(
                 proxy,
                 &format!("wasmcustom.c4mesh.route.{route}.circuit_open"),
             )
-            .expect("stats");
-        assert_eq!(open, 0, "{proxy}: the {route} circuit is closed again");
+            .expect("stats")
+                > 0
+        })
+        .map(|(proxy, route)| format!("{proxy}: {route}"))
+        .collect()
+    };
+    // Metrics lag the circuits by up to a flush (1 s).
+    let deadline = recovered + bound + Duration::from_millis(1100);
+    let mut open = still_open();
+    while !open.is_empty() && Instant::now() < deadline {
+        let _ = client.get("/api/v1/orders/1", &[]);
+        thread::sleep(Duration::from_millis(50));
+        open = still_open();
     }
+    let closed = recovered.elapsed();
+    println!(
+        "S5: full service {:.2} s and every circuit closed {:.2} s after saga-tracker recovered (bound {:.0} s)",
+        took.as_secs_f64(),
+        closed.as_secs_f64(),
+        bound.as_secs_f64()
+    );
+    assert!(took <= bound, "{took:?} exceeds {bound:?}");
+    assert!(
+        open.is_empty(),
+        "still open {closed:?} after recovery: {open:?}"
+    );
 }
