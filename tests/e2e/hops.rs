@@ -24,10 +24,6 @@ fn sidecar(extra: Value) -> String {
     config.to_string()
 }
 
-fn mesh(gateway: Wasm, sidecars: Wasm) -> LocalMesh {
-    mesh_with(gateway, sidecars, Resources::default())
-}
-
 /// The local mesh with `istio` laid over the generated resources.
 fn mesh_with(gateway: Wasm, sidecars: Wasm, istio: Resources) -> LocalMesh {
     LocalMesh::start(MeshOptions {
