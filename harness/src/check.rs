@@ -96,6 +96,8 @@ pub fn run(objects: &[Value], host: &str) -> Vec<Finding> {
         gateway(objects, host),
         destination_rules(objects),
         wasm_plugins(objects),
+        safe_retries(objects),
+        plugin_grants(objects),
         stats_inclusion(objects),
         mtls(objects),
         load_balancer(objects).0,
@@ -265,9 +267,6 @@ pub fn destination_rules(objects: &[Value]) -> Finding {
     }
 }
 
-/// In-mesh retries of Istio's default policy, which the sidecars' plugin must not raise.
-pub const MESH_RETRIES: u32 = 2;
-
 const FIX_APPLY: &str = "apply manifests/wasm-plugins.yaml (regenerate it with `c4mesh \
                          manifests` after building the filter, so the sha256 matches)";
 const FIX_CONFIG: &str = "correct the field of the pluginConfig the filter names (Envoy \
@@ -281,9 +280,6 @@ const FIX_CLIENT_ONLY: &str = "set spec.match to [{mode: CLIENT}] in the ecommer
                                filter belongs on the outbound side of each sidecar, where \
                                Istio retries; on the inbound side too every call is counted \
                                twice";
-const FIX_RETRIES: &str = "set retry.attempts to 2 or less, on the top level and on every \
-                           route, in the ecommerce plugin: Istio's in-mesh calls retry twice \
-                           and the filter must never raise that";
 const FIX_GATEWAY_PODS: &str = "give the ecommerce plugin a selector that the service pods \
                                 match and the gateway's do not (manifests/wasm-plugins.yaml \
                                 selects app.kubernetes.io/part-of: ecommerce, which every \
@@ -351,22 +347,6 @@ fn sidecar_problems(plugin: &Value, gateway_pods: &[&Value], problems: &mut Prob
                     FIX_SIDECAR_MODE,
                 ));
             }
-            let raising: Vec<String> = config
-                .routes
-                .iter()
-                .filter(|r| r.retry.attempts > MESH_RETRIES)
-                .map(|r| format!("{} {}", r.name, r.retry.attempts))
-                .collect();
-            if !raising.is_empty() {
-                problems.push((
-                    format!(
-                        "{plugin_name} allows more than Istio's {MESH_RETRIES} in-mesh retries \
-                         (retry.attempts of routes {})",
-                        raising.join(", ")
-                    ),
-                    FIX_RETRIES,
-                ));
-            }
         }
     }
     let modes: Vec<&str> = plugin
@@ -401,8 +381,8 @@ fn sidecar_problems(plugin: &Value, gateway_pods: &[&Value], problems: &mut Prob
 /// The filter is loaded into the gateway and the sidecars, pinned by digest, each in the
 /// mode of where it runs: the gateway's (`istio: ingressgateway`, and the Gateway API
 /// alternative's, attached by `targetRefs`) in gateway mode; the sidecars' (the
-/// services' namespace) in sidecar mode, on the outbound side only (`match` CLIENT), with
-/// no more retries than Istio's in-mesh policy.
+/// services' namespace) in sidecar mode, on the outbound side only (`match` CLIENT). How
+/// many retries each grants against its routes is [`plugin_grants`]'s check.
 pub fn wasm_plugins(objects: &[Value]) -> Finding {
     let plugins: Vec<&Value> = kind(objects, "WasmPlugin").collect();
     let ingress: Vec<&Value> = plugins
@@ -463,8 +443,7 @@ pub fn wasm_plugins(objects: &[Value]) -> Finding {
     };
     let detail = if problems.is_empty() {
         let mut seen = format!(
-            "gateway mode on {}; sidecar mode, outbound only, at most {MESH_RETRIES} retries \
-             on {}",
+            "gateway mode on {}; sidecar mode, outbound only on {}",
             names(&ingress),
             names(&sidecars)
         );
@@ -625,6 +604,9 @@ pub fn request(status: Option<u16>, reason: Option<&str>, detail: String) -> Fin
             .into(),
     }
 }
+
+mod retries;
+pub use retries::{plugin_grants, safe_retries};
 
 #[cfg(test)]
 mod tests;

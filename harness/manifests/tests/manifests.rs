@@ -266,9 +266,15 @@ fn the_gateway_plugins_run_the_defaults_in_gateway_mode() {
     );
     assert_eq!(ingress["failStrategy"], "FAIL_RELOAD");
 
-    // The Gateway API alternative: the same plugin, attached to the generated Gateway.
+    // The Gateway API alternative: the same plugin, attached to the generated Gateway,
+    // granting the 2 retries of Istio's default policy, which an HTTPRoute without
+    // `retry` gets, so it never raises what Istio would retry.
     let gateway_api = &plugins["ecommerce/c4mesh-gateway"];
-    assert_eq!(gateway_api["pluginConfig"], ingress["pluginConfig"]);
+    let mut expected = ingress["pluginConfig"].clone();
+    expected["retry"]["attempts"] = 2.into();
+    expected["retry"]["retry_on"] =
+        "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes".into();
+    assert_eq!(gateway_api["pluginConfig"], expected);
     assert_eq!(gateway_api["failStrategy"], "FAIL_RELOAD");
     assert!(gateway_api.get("selector").is_none(), "targetRefs instead");
     let gateways: Vec<Value> = documents()

@@ -273,7 +273,7 @@ fn the_plugins_of_the_generated_mesh_are_in_their_modes() {
     assert!(finding.pass, "{finding:#?}");
     for seen in [
         "gateway mode on istio-system/c4mesh-gateway",
-        "at most 2 retries on ecommerce/c4mesh-sidecars",
+        "sidecar mode, outbound only on ecommerce/c4mesh-sidecars",
         "Gateway API gateways by ecommerce/c4mesh-gateway",
     ] {
         assert!(finding.detail.contains(seen), "{}", finding.detail);
@@ -303,10 +303,6 @@ fn a_sidecar_plugin_without_match_fails_with_the_match_fix() {
 #[test]
 fn each_plugin_setting_out_of_place_fails_with_its_fix() {
     let sidecars = "ecommerce/c4mesh-sidecars";
-    let saga_of_its_own = json!({
-        "name": "saga", "prefix": "/api/v1/saga", "service": "saga-tracker",
-        "retry": {"attempts": 4}
-    });
     // (plugin, field of its spec, value, what the check says, what the fix says)
     let cases = [
         (
@@ -329,20 +325,6 @@ fn each_plugin_setting_out_of_place_fails_with_its_fix() {
             json!("sidecar"),
             "istio-system/c4mesh-gateway runs in sidecar mode",
             "mode to \"gateway\"",
-        ),
-        (
-            sidecars,
-            "/pluginConfig/retry/attempts",
-            json!(3),
-            "routes customers 3, orders 3",
-            "retry.attempts to 2",
-        ),
-        (
-            sidecars,
-            "/pluginConfig/routes/5",
-            saga_of_its_own,
-            "(retry.attempts of routes saga 4)",
-            "retry.attempts to 2",
         ),
         (
             sidecars,
@@ -375,10 +357,9 @@ fn missing_plugins_and_several_faults_each_print_their_fix() {
     let faults = with_plugin("ecommerce/c4mesh-sidecars", |p| {
         p["spec"].as_object_mut().map(|s| s.remove("match"));
         p["spec"]["pluginConfig"]["mode"] = json!("gateway");
-        p["spec"]["pluginConfig"]["retry"]["attempts"] = json!(3);
     });
     let finding = wasm_fails(&faults, "runs in gateway mode", "[{mode: CLIENT}]");
-    assert_eq!(finding.fix.lines().count(), 3, "{}", finding.fix);
+    assert_eq!(finding.fix.lines().count(), 2, "{}", finding.fix);
 }
 
 #[test]
@@ -428,4 +409,86 @@ fn a_kubectl_list_is_unwrapped_and_the_request_check_reads_the_answer() {
     assert!(!request(Some(404), Some("no_route"), String::new()).pass);
     assert!(!request(Some(503), None, String::new()).pass);
     assert!(!request(None, None, "refused".into()).pass);
+}
+
+#[test]
+fn the_generated_routes_retry_post_and_patch_safely_and_plugins_grant_within_them() {
+    let finding = safe_retries(&healthy());
+    assert!(finding.pass, "{finding:#?}");
+    let finding = plugin_grants(&healthy());
+    assert!(finding.pass, "{finding:#?}");
+    assert!(
+        finding.detail.contains("plugin instances"),
+        "{}",
+        finding.detail
+    );
+}
+
+#[test]
+fn a_route_retrying_post_on_5xx_is_named_with_the_fix() {
+    // The operator's VirtualService as the guide writes it, but with retryOn 5xx for every
+    // method.
+    let mut objects = healthy();
+    objects
+        .retain(|o| !(o["kind"] == "VirtualService" && o["metadata"]["name"] == "payment-service"));
+    objects.push(json!({
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "VirtualService",
+        "metadata": {"name": "payment-service", "namespace": "ecommerce"},
+        "spec": {
+            "hosts": ["api.c4ang.com"],
+            "gateways": ["ecommerce-gateway"],
+            "http": [{
+                "match": [{"uri": {"prefix": "/api/v1/payments"}}],
+                "route": [{"destination": {"host": "payment-service", "port": {"number": 8080}}}],
+                "retries": {"attempts": 3, "retryOn": "5xx,reset"},
+                "timeout": "10s"
+            }]
+        }
+    }));
+    let finding = safe_retries(&objects);
+    assert!(!finding.pass);
+    assert!(
+        finding.detail.contains("gateway route ecommerce/payment-service http[0] (payment-service) retries POST and PATCH on 5xx, reset"),
+        "{}",
+        finding.detail
+    );
+    assert!(finding.fix.contains("POST|PATCH"), "{}", finding.fix);
+    // The guide's own retries (no retryOn) keep Istio's safe defaults.
+    let guide = objects
+        .iter_mut()
+        .find(|o| o["kind"] == "VirtualService" && o["metadata"]["name"] == "payment-service")
+        .expect("the VirtualService");
+    guide["spec"]["http"][0]["retries"] = json!({"attempts": 3});
+    assert!(safe_retries(&objects).pass);
+}
+
+#[test]
+fn a_plugin_granting_more_than_its_routes_is_named_with_the_fix() {
+    let objects = with_plugin("ecommerce/c4mesh-sidecars", |p| {
+        p["spec"]["pluginConfig"]["retry"]["attempts"] = json!(3);
+    });
+    let finding = plugin_grants(&objects);
+    assert!(!finding.pass);
+    assert!(
+        finding.detail.contains("ecommerce.c4mesh-sidecars on order-service/0: route orders grants 3 where the proxy retries 2"),
+        "{}",
+        finding.detail
+    );
+    assert!(finding.fix.contains("retry.attempts"), "{}", finding.fix);
+    // With VirtualServices bound to mesh retrying 3 times, 3 is what the routes allow.
+    let mut objects = objects;
+    for service in c4mesh_mesh::istio::generated::services_of_config("") {
+        objects.push(json!({
+            "apiVersion": "networking.istio.io/v1",
+            "kind": "VirtualService",
+            "metadata": {"name": format!("{service}-mesh"), "namespace": "ecommerce"},
+            "spec": {
+                "hosts": [service],
+                "http": [{"route": [{"destination": {"host": service}}], "retries": {"attempts": 3, "retryOn": "gateway-error"}}]
+            }
+        }));
+    }
+    let finding = plugin_grants(&objects);
+    assert!(finding.pass, "{finding:#?}");
 }

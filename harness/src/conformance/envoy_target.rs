@@ -27,9 +27,34 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
+/// One simulated host: serving, or down (an address nothing listens on, so every
+/// connection to it is refused).
+enum Host {
+    Serving(Upstream),
+    Down(std::net::SocketAddr),
+}
+
+impl Host {
+    fn addr(&self) -> std::net::SocketAddr {
+        match self {
+            Host::Serving(upstream) => upstream.addr(),
+            Host::Down(addr) => *addr,
+        }
+    }
+}
+
+/// A loopback address nothing listens on: a port bound, then released.
+fn refused_address() -> Result<std::net::SocketAddr, Error> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| Error::Envoy(format!("finding a free port: {e}")))?;
+    listener
+        .local_addr()
+        .map_err(|e| Error::Envoy(format!("finding a free port: {e}")))
+}
+
 /// The simulated hosts of every service, serving the shared simulator.
 struct Hosts {
-    servers: Vec<Vec<Upstream>>,
+    servers: Vec<Vec<Host>>,
     simulator: Arc<Mutex<Upstreams>>,
     start: Arc<OnceLock<Instant>>,
     /// The calls of each pod of a calling service: (service, host) and its calls.
@@ -50,6 +75,11 @@ fn serve(scenario: &Scenario, mesh: &Mesh) -> Result<Hosts, Error> {
     for (s, service) in services.iter().enumerate() {
         let mut hosts = Vec::new();
         for h in 0..scenario.mesh.hosts {
+            let down = simulator.lock().is_ok_and(|sim| sim.is_down(s, h));
+            if down {
+                hosts.push(Host::Down(refused_address()?));
+                continue;
+            }
             let calls = mesh
                 .topology
                 .pod_calls(service, h, &mesh.namespace, |callee| {
@@ -104,7 +134,7 @@ fn serve(scenario: &Scenario, mesh: &Mesh) -> Result<Hosts, Error> {
             });
             let server = Upstream::with_handler(&format!("{service}/{h}"), handler)
                 .map_err(|e| Error::Envoy(format!("starting the simulated upstreams: {e:#}")))?;
-            hosts.push(server);
+            hosts.push(Host::Serving(server));
         }
         servers.push(hosts);
     }
@@ -124,7 +154,7 @@ fn service_routes(mesh: &Mesh, hosts: &Hosts) -> Vec<ServiceRoute> {
         .map(|(name, servers)| ServiceRoute {
             name: name.clone(),
             prefix: String::new(),
-            hosts: servers.iter().map(Upstream::addr).collect(),
+            hosts: servers.iter().map(Host::addr).collect(),
         })
         .collect()
 }

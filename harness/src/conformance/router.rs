@@ -10,9 +10,11 @@
 //!   `x-envoy-max-retries` takes precedence over `num_retries`, `x-envoy-retry-on` is
 //!   OR-merged with the route's kinds; the router consumes these and the timeout headers
 //!   (they never reach the upstream).
-//! - Retry kinds: `5xx` (5xx answers, resets, per-try timeouts), `gateway-error` (502,
-//!   503, 504, resets, per-try timeouts), `reset`, `connect-failure`, `refused-stream`
-//!   (neither happens with these upstreams), `retriable-4xx` (409),
+//! - Retry kinds: `5xx` (5xx answers, resets, refused connections, per-try timeouts),
+//!   `gateway-error` (502, 503, 504, resets, refused connections, per-try timeouts),
+//!   `reset` (resets and refused connections), `connect-failure` (refused connections,
+//!   a host that is `down`), `refused-stream` and `reset-before-request` (neither happens
+//!   with these upstreams, which read the request before they reset), `retriable-4xx` (409),
 //!   `retriable-status-codes` (the route's list, Istio's in-mesh 503); the gRPC kinds
 //!   (`unavailable`, `cancelled`) never match an HTTP/1.1 answer.
 //! - Back-off: Envoy's jittered exponential back-off, 25 ms base and 250 ms cap: before
@@ -31,6 +33,9 @@
 //!   timeouts count), ejection for base x n while at most `max_ejection_percent` of the
 //!   hosts are ejected, return to service on the first sweep (every `interval`) after
 //!   the ejection time.
+//! - Circuit breakers: `max_requests` per cluster and proxy (requests from their first
+//!   attempt to their end); one more gets 503 `overflow` with `x-envoy-overloaded: true`
+//!   at once, without an attempt or a retry.
 //! - Final answers of the router itself: 503 `upstream connect error or
 //!   disconnect/reset before headers` after a reset, 504 `upstream request timeout`.
 
@@ -133,6 +138,9 @@ impl RetryOn {
                     || (self.retriable_status_codes && codes.contains(&status))
             }
             Outcome::Reset => self.five_xx || self.gateway_error || self.reset,
+            Outcome::ConnectFailure => {
+                self.five_xx || self.gateway_error || self.reset || self.connect_failure
+            }
             Outcome::PerTryTimeout => self.five_xx || self.gateway_error,
         }
     }
@@ -144,6 +152,8 @@ pub enum Outcome {
     Status(u16),
     /// The connection closed before a response.
     Reset,
+    /// The connection was refused (the host is gone).
+    ConnectFailure,
     PerTryTimeout,
 }
 
@@ -152,7 +162,7 @@ impl Outcome {
     pub fn is_failure(self) -> bool {
         match self {
             Outcome::Status(status) => status >= 500,
-            Outcome::Reset | Outcome::PerTryTimeout => true,
+            Outcome::Reset | Outcome::ConnectFailure | Outcome::PerTryTimeout => true,
         }
     }
 }
@@ -228,8 +238,23 @@ pub fn reset_reply() -> (u16, &'static str) {
     )
 }
 
+pub fn connect_failure_reply() -> (u16, &'static str) {
+    (
+        503,
+        "upstream connect error or disconnect/reset before headers. reset reason: remote connection failure, transport failure reason: delayed connect error: Connection refused",
+    )
+}
+
 pub fn timeout_reply() -> (u16, &'static str) {
     (504, "upstream request timeout")
+}
+
+/// The answer when the cluster's `max_requests` circuit breaker is full.
+pub fn overflow_reply() -> (u16, &'static str) {
+    (
+        503,
+        "upstream connect error or disconnect/reset before headers. reset reason: overflow",
+    )
 }
 
 /// The answer when no host of the cluster may take the request.
@@ -255,6 +280,9 @@ pub struct Cluster {
     outlier: Option<OutlierDetection>,
     /// Percent of healthy hosts below which every host takes traffic.
     panic_threshold: f64,
+    /// The `max_requests` circuit breaker, and the requests in flight against it.
+    max_requests: u32,
+    active: u32,
 }
 
 impl Cluster {
@@ -269,7 +297,30 @@ impl Cluster {
             health: vec![HostHealth::default(); hosts],
             outlier,
             panic_threshold,
+            max_requests: u32::MAX,
+            active: 0,
         }
+    }
+
+    /// With a `max_requests` circuit breaker (the DestinationRule's `http2MaxRequests`).
+    pub fn with_max_requests(mut self, max: u32) -> Cluster {
+        self.max_requests = max;
+        self
+    }
+
+    /// A request starts its first attempt: `false` when the circuit breaker is full
+    /// (Envoy's local 503 `overflow`, never retried).
+    pub fn admit(&mut self) -> bool {
+        if self.active >= self.max_requests {
+            return false;
+        }
+        self.active += 1;
+        true
+    }
+
+    /// A request admitted by [`Cluster::admit`] ended.
+    pub fn release(&mut self) {
+        self.active = self.active.saturating_sub(1);
     }
 
     fn ejected(&self, host: usize, now: Duration) -> bool {

@@ -240,6 +240,11 @@ pub struct Profile {
     /// Never answer (until the proxy gives up on the attempt).
     #[serde(default)]
     pub hang: bool,
+    /// The host's pod is gone: every connection to it is refused (Envoy's
+    /// `connect-failure`), and it records no attempts. Only from `at: 0s` on, for the
+    /// whole scenario.
+    #[serde(default)]
+    pub down: bool,
 }
 
 /// Upstream latency.
@@ -725,6 +730,13 @@ fn check(scenario: &Scenario) -> Result<(), Problem> {
                 ),
             ));
         }
+        if change.profile.down && !change.at.is_zero() {
+            return Err(problem(
+                &format!("{field}.down"),
+                Some("down:"),
+                "a host is down from the start (at: 0s) to the end of the scenario".into(),
+            ));
+        }
         if let Some(host) = change.host {
             if host >= scenario.mesh.hosts {
                 return Err(problem(
@@ -980,6 +992,7 @@ fn check_profile(profile: &Profile) -> Result<(), (&'static str, String)> {
         profile.error_rate.is_some(),
         profile.reset,
         profile.hang,
+        profile.down,
     ]
     .iter()
     .filter(|k| **k)
@@ -987,7 +1000,7 @@ fn check_profile(profile: &Profile) -> Result<(), (&'static str, String)> {
     if kinds > 1 {
         return Err((
             "",
-            "give one of status, statuses, error_rate, reset, hang".into(),
+            "give one of status, statuses, error_rate, reset, hang, down".into(),
         ));
     }
     let valid = |s: u16| (200..=599).contains(&s);

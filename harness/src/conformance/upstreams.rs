@@ -108,6 +108,16 @@ impl Upstreams {
             .next_back()
     }
 
+    /// Whether a host is down for the whole scenario (its connections refused).
+    pub fn is_down(&self, service: usize, host: usize) -> bool {
+        let Some(name) = self.services.get(service) else {
+            return false;
+        };
+        self.changes
+            .iter()
+            .any(|c| c.profile.down && &c.service == name && c.host.is_none_or(|h| h == host))
+    }
+
     /// Host `host` of `service` receives an attempt at `now`: decide and record the
     /// answer.
     pub fn attempt(

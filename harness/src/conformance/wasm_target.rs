@@ -24,8 +24,8 @@
 use super::observe::{Exchange, Observed, ProxyObserved, Reply};
 use super::rng::Rng;
 use super::router::{
-    backoff, no_healthy_upstream_reply, reset_reply, timeout_reply, Cluster, Outcome, Policy,
-    RouteEntry, CONSUMED_HEADERS,
+    backoff, connect_failure_reply, no_healthy_upstream_reply, overflow_reply, reset_reply,
+    timeout_reply, Cluster, Outcome, Policy, RouteEntry, CONSUMED_HEADERS,
 };
 use super::scenario::{self, OutlierDetection, Scenario};
 use super::traffic::{ClientRequest, Plan};
@@ -190,7 +190,8 @@ impl Mesh {
                         max_ejection_percent: o.max_ejection(),
                     });
                 let panic = policy.map_or(50.0, |c| c.panic_threshold());
-                Cluster::new(hosts, workers, outlier, panic)
+                let max_requests = policy.map_or(u32::MAX, |c| c.circuit_breakers.max_requests);
+                Cluster::new(hosts, workers, outlier, panic).with_max_requests(max_requests)
             })
             .collect()
     }
@@ -255,6 +256,7 @@ enum Event {
 enum OutcomeKey {
     Status(u16),
     Reset,
+    ConnectFailure,
 }
 
 /// Who sent a request into a proxy.
@@ -279,6 +281,8 @@ struct Flight {
     attempts: u32,
     /// The attempt in progress, if any.
     open: Option<u32>,
+    /// Counted against its cluster's `max_requests` (released when it ends).
+    admitted: bool,
     done: bool,
 }
 
@@ -743,6 +747,7 @@ impl Run<'_> {
             tried: Vec::new(),
             attempts: 0,
             open: None,
+            admitted: false,
             done: false,
         });
         if !policy.timeout.is_zero() {
@@ -759,6 +764,14 @@ impl Run<'_> {
         let Some(cluster) = self.nodes[flight.node].clusters.get_mut(flight.service) else {
             return Ok(0);
         };
+        if !flight.admitted {
+            if !cluster.admit() {
+                let (status, text) = overflow_reply();
+                let reply = router_reply(status, text).header("x-envoy-overloaded", "true");
+                return self.finish(index, reply, None);
+            }
+            flight.admitted = true;
+        }
         let Some(host) = cluster.pick(flight.worker, &flight.tried, now) else {
             // Every host ejected under a panic threshold that keeps them out.
             let (status, text) = no_healthy_upstream_reply();
@@ -787,6 +800,18 @@ impl Run<'_> {
             .services
             .get(service)
             .is_some_and(|name| self.mesh.topology.calls_out(name));
+        if self.upstreams.is_down(service, host) {
+            // Nothing listens: the connection is refused at once, no attempt recorded.
+            self.schedule(
+                now,
+                Event::AttemptEnd {
+                    flight: index,
+                    attempt,
+                    outcome: OutcomeKey::ConnectFailure,
+                },
+            );
+            return Ok(0);
+        }
         match self.upstreams.attempt(service, host, now, headers) {
             Answer::Respond { status, latency } if calls_out && (200..300).contains(&status) => {
                 let serve = self.serves.len();
@@ -846,6 +871,7 @@ impl Run<'_> {
                 match outcome {
                     OutcomeKey::Status(s) => Outcome::Status(s),
                     OutcomeKey::Reset => Outcome::Reset,
+                    OutcomeKey::ConnectFailure => Outcome::ConnectFailure,
                 },
             ),
             Event::PerTryTimeout { flight, attempt } => {
@@ -895,6 +921,10 @@ impl Run<'_> {
                 let (status, text) = reset_reply();
                 router_reply(status, text)
             }
+            Outcome::ConnectFailure => {
+                let (status, text) = connect_failure_reply();
+                router_reply(status, text)
+            }
             Outcome::PerTryTimeout => {
                 let (status, text) = timeout_reply();
                 router_reply(status, text)
@@ -916,6 +946,12 @@ impl Run<'_> {
             return Ok(0);
         };
         flight.done = true;
+        if flight.admitted {
+            flight.admitted = false;
+            if let Some(cluster) = self.nodes[flight.node].clusters.get_mut(flight.service) {
+                cluster.release();
+            }
+        }
         let (node, stream, origin, attempts) =
             (flight.node, flight.stream, flight.origin, flight.attempts);
         let host =

@@ -222,8 +222,13 @@ impl Up {
         loop {
             let Some(Ok(line)) = lines.next() else {
                 let _ = child.kill();
+                let mut stderr = String::new();
+                if let Some(mut err) = child.stderr.take() {
+                    use std::io::Read;
+                    let _ = err.read_to_string(&mut stderr);
+                }
                 let _ = child.wait();
-                panic!("c4mesh up ended before printing the gateway: {printed:?}");
+                panic!("c4mesh up ended before printing the gateway: {printed:?}\n{stderr}");
             };
             printed.push(line.clone());
             if let Some(url) = line.strip_prefix("gateway  ") {
@@ -590,4 +595,97 @@ fn check_names_what_is_missing_with_its_fix() {
         stderr.contains("--from /nonexistent/state.json"),
         "{stderr}"
     );
+}
+
+/// The operator's VirtualServices and DestinationRules as their guide writes them.
+const OPERATOR_ISTIO: &str = "harness/tests/data/operator-istio";
+
+#[test]
+fn conformance_with_istio_runs_the_scenarios_on_the_operators_own_mesh() {
+    let wasm = crate::support::filter_wasm();
+    let run = |only: &str, istio: Option<&str>| {
+        let mut args = vec![
+            "conformance",
+            "--target",
+            "wasm",
+            "--scenarios",
+            "tests/conformance/hops",
+            "--wasm",
+            wasm.to_str().unwrap_or_default(),
+            "--only",
+            only,
+        ];
+        if let Some(dir) = istio {
+            args.extend(["--istio", dir]);
+        }
+        c4mesh(&args)
+    };
+    let generated = "three hops without the filter on the generated mesh";
+    let (code, stdout, stderr) = run(generated, None);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    // The guide's VirtualServices retry 3 times without retryOn: never a 503, so the
+    // gateway's 4 attempts per user request become 1.
+    let (code, stdout, _) = run(generated, Some(OPERATOR_ISTIO));
+    assert_ne!(code, 0, "{stdout}");
+    assert!(
+        stdout.contains("attempts at order-service per request = 4")
+            && stdout.contains("observed 1"),
+        "{stdout}"
+    );
+    let (code, stdout, stderr) = run("three hops under the operator", Some(OPERATOR_ISTIO));
+    assert_eq!(code, 0, "{stdout}{stderr}");
+}
+
+#[test]
+fn a_bad_istio_resource_is_refused_with_file_line_and_field() {
+    let (code, stdout, stderr) = c4mesh(&[
+        "conformance",
+        "--target",
+        "wasm",
+        "--istio",
+        "harness/tests/data/bad-istio",
+    ]);
+    assert_ne!(code, 0, "{stdout}");
+    assert!(
+        stderr.contains("harness/tests/data/bad-istio/virtual-service.yaml:13")
+            && stderr.contains("spec.http[0].retries.attempts"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = c4mesh(&[
+        "up",
+        "--istio",
+        "harness/tests/data/bad-istio",
+        "--for",
+        "1s",
+    ]);
+    assert_ne!(code, 0);
+    assert!(
+        stderr.contains("virtual-service.yaml:13")
+            && stderr.contains("spec.http[0].retries.attempts"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn up_with_istio_runs_the_local_mesh_on_the_operators_resources() {
+    let attempts = |extra: &[&str]| {
+        let mut args = vec![
+            "--fault",
+            "order-service=503",
+            "--config",
+            r#"{"debug_headers": true}"#,
+        ];
+        args.extend_from_slice(extra);
+        let up = Up::start(&args);
+        let response = c4mesh_mesh::Client::new(up.addr())
+            .get("/api/v1/orders/1", &[])
+            .expect("orders");
+        assert_eq!(response.status, 503);
+        response.header("x-c4-attempts").map(str::to_owned)
+    };
+    // The generated routes retry 5xx for GET: 4 attempts; the guide's retry no 503.
+    assert_eq!(attempts(&[]).as_deref(), Some("4"));
+    // `up` runs in the harness folder here; the operator's folder by its full path.
+    let operator = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/operator-istio");
+    assert_eq!(attempts(&["--istio", operator]).as_deref(), Some("1"));
 }

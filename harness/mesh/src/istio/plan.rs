@@ -102,6 +102,9 @@ fn regex_full_match(regex: &str, text: &str) -> bool {
 pub struct Route {
     /// The VirtualService route's name, or the default route's.
     pub name: String,
+    /// Where it comes from, for people: `namespace/name http[i]` of its VirtualService,
+    /// `namespace/name rules[i]` of its HTTPRoute, or empty for Istio's own routes.
+    pub source: String,
     pub path: PathMatch,
     pub method: Option<MethodMatch>,
     /// The destination cluster (a mesh service's name, or the pass-through cluster).

@@ -182,6 +182,7 @@ pub fn sidecar(
         include_request_attempt_count: true,
         routes: vec![Route {
             name: "allow_any".into(),
+            source: String::new(),
             path: PathMatch::Prefix("/".into()),
             method: None,
             cluster: PASSTHROUGH.into(),
@@ -313,6 +314,7 @@ pub fn gateway_api(
                 };
                 routes.push(Route {
                     name: format!("{}.{}.{index}", route.namespace, route.meta.name),
+                    source: format!("{}/{} rules[{index}]", route.namespace, route.meta.name),
                     path,
                     method: matched
                         .and_then(|m| m.method.clone())
@@ -365,6 +367,7 @@ pub fn gateway_api(
 pub fn default_outbound_route(service: &str) -> Route {
     Route {
         name: "default".into(),
+        source: String::new(),
         path: PathMatch::Prefix("/".into()),
         method: None,
         cluster: service.to_owned(),
@@ -547,6 +550,7 @@ fn routes_of(
                 })?;
             out.push(Route {
                 name: name.clone(),
+                source: format!("{}/{} http[{index}]", vs.namespace, vs.meta.name),
                 path,
                 method,
                 cluster: cluster.clone(),
