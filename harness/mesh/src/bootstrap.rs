@@ -14,11 +14,6 @@ use crate::istio::plan::{ClusterPolicy, MethodMatch, PathMatch, RetryPolicy, Rou
 use serde_json::{json, Value};
 use std::time::Duration;
 
-/// Whether the local Envoys normalise paths as the plan says Istio does. Off until the
-/// emulated router normalises the same way, so that both targets see one path
-/// (docs/harness.md, "Not modelled").
-const NORMALISE_PATHS: bool = false;
-
 /// A protobuf JSON duration.
 fn seconds(d: Duration) -> String {
     format!("{}s", d.as_secs_f64())
@@ -210,7 +205,7 @@ pub(crate) fn render(config: &EnvoyConfig, ports: &Ports) -> Value {
             "stat_prefix": "ingress",
             "codec_type": "AUTO",
             "http_protocol_options": {"accept_http_10": true},
-            "normalize_path": manager_settings.normalize_path && NORMALISE_PATHS,
+            "normalize_path": manager_settings.normalize_path,
             "merge_slashes": manager_settings.merge_slashes,
             "path_with_escaped_slashes_action": if manager_settings.escaped_slashes_unchanged { "KEEP_UNCHANGED" } else { "UNESCAPE_AND_FORWARD" },
             "stream_idle_timeout": "0s",

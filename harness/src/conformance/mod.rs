@@ -28,6 +28,7 @@
 
 pub mod envoy_target;
 pub mod expect;
+pub mod normalize;
 pub mod observe;
 pub mod report;
 pub mod rng;

@@ -122,9 +122,22 @@ pub struct Mesh {
     /// The clusters' per-try timeout (none by default, as Istio without `perTryTimeout`).
     #[serde(default, deserialize_with = "optional_duration")]
     pub per_try_timeout: Option<Duration>,
-    /// Envoy's outlier detection on every cluster (none by default).
+    /// Replaces the generated DestinationRules' outlier detection.
     #[serde(default)]
     pub outlier_detection: Option<OutlierDetection>,
+    /// `meshConfig.pathNormalization.normalization`: `base` (Istio's default: paths
+    /// normalised before any filter) or `none` (the filter sees paths as sent).
+    #[serde(default)]
+    pub path_normalization: PathNormalization,
+}
+
+/// The path normalisation modes the emulated proxies model.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PathNormalization {
+    #[default]
+    Base,
+    None,
 }
 
 impl Default for Mesh {
@@ -134,6 +147,7 @@ impl Default for Mesh {
             hosts: default_hosts(),
             per_try_timeout: None,
             outlier_detection: None,
+            path_normalization: PathNormalization::Base,
         }
     }
 }

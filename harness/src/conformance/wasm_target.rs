@@ -21,6 +21,7 @@
 //! so the filter's ticks fire in between exactly as they would in Envoy. Requests are
 //! spread over the workers in turn, as connections are over Envoy's worker threads.
 
+use super::normalize::normalize;
 use super::observe::{Exchange, Observed, ProxyObserved, Reply};
 use super::rng::Rng;
 use super::router::{
@@ -94,7 +95,11 @@ impl Mesh {
             .filter(|s| s.as_str() != topology::EXTERNAL)
             .cloned()
             .collect();
-        let workloads = generated::workloads(&mesh_services);
+        let mut workloads = generated::workloads(&mesh_services);
+        workloads.path_normalization = match scenario.mesh.path_normalization {
+            scenario::PathNormalization::Base => translate::PathNormalization::Base,
+            scenario::PathNormalization::None => translate::PathNormalization::None,
+        };
         let fail = |e: c4mesh_mesh::istio::TranslateError| Error::Scenario {
             file: scenario.file.display().to_string(),
             line: None,
@@ -583,11 +588,32 @@ impl Run<'_> {
         let request = ClientRequest::new(&spec.request, self.next_id);
         self.next_id += 1;
         let worker = (request.id as usize) % self.scenario.mesh.workers.max(1);
+        // The connection manager normalises the path before any filter; a path it
+        // refuses gets its 400 without reaching the filter.
+        let path = if self.nodes[ENTRY].plan.connection_manager.normalize_path {
+            match normalize(&request.path) {
+                Some(path) => path,
+                None => {
+                    self.exchanges.push(Exchange {
+                        id: request.id,
+                        step,
+                        response: Ok(Reply {
+                            status: 400,
+                            headers: vec![("content-length".into(), "0".into())],
+                            body: Vec::new(),
+                        }),
+                    });
+                    return Ok(1);
+                }
+            }
+        } else {
+            request.path.clone()
+        };
         let mut headers = HeaderMap::new();
         if let Some(host) = &request.host {
             headers.add(":authority", host);
         }
-        headers.add(":path", &request.path);
+        headers.add(":path", &path);
         headers.add(":method", &request.method);
         headers.add(":scheme", "http");
         for (name, value) in &request.headers {

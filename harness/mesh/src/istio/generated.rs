@@ -24,6 +24,7 @@ pub fn workloads(services: &[String]) -> Workloads {
             ("app".to_owned(), "istio-ingressgateway".to_owned()),
         ]),
         gateway_namespace: "istio-system".into(),
+        path_normalization: Default::default(),
     }
 }
 

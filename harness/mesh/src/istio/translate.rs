@@ -30,6 +30,18 @@ pub struct Workloads {
     pub gateway_labels: BTreeMap<String, String>,
     /// The ingress gateway's namespace.
     pub gateway_namespace: String,
+    /// `meshConfig.pathNormalization.normalization`.
+    pub path_normalization: PathNormalization,
+}
+
+/// `meshConfig.pathNormalization.normalization` (DEFAULT means BASE).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PathNormalization {
+    None,
+    #[default]
+    Base,
+    MergeSlashes,
+    DecodeAndMergeSlashes,
 }
 
 impl Workloads {
@@ -62,15 +74,20 @@ impl Workloads {
     }
 }
 
-/// The connection manager of every proxy: `normalize_path` on, slashes not merged,
-/// escaped slashes kept, as the default `meshConfig.pathNormalization` (BASE) gives
-/// (`pilot/pkg/networking/core/listener_builder.go`, `buildHTTPConnectionManager` via
-/// `pilot/pkg/networking/core/listener.go`, `setNormalization`).
-pub fn connection_manager() -> ConnectionManager {
+/// The connection manager of every proxy, by `meshConfig.pathNormalization`
+/// (`pilot/pkg/networking/core/listener_builder.go`, `buildHTTPConnectionManager`):
+/// escaped slashes kept to start with; NONE leaves paths alone; BASE (the default)
+/// sets `normalize_path`; MERGE_SLASHES adds `merge_slashes`;
+/// DECODE_AND_MERGE_SLASHES also unescapes slashes (`UNESCAPE_AND_FORWARD`).
+pub fn connection_manager(workloads: &Workloads) -> ConnectionManager {
+    let mode = workloads.path_normalization;
     ConnectionManager {
-        normalize_path: true,
-        merge_slashes: false,
-        escaped_slashes_unchanged: true,
+        normalize_path: mode != PathNormalization::None,
+        merge_slashes: matches!(
+            mode,
+            PathNormalization::MergeSlashes | PathNormalization::DecodeAndMergeSlashes
+        ),
+        escaped_slashes_unchanged: mode != PathNormalization::DecodeAndMergeSlashes,
     }
 }
 
@@ -131,7 +148,7 @@ pub fn gateway(resources: &Resources, workloads: &Workloads) -> Result<ProxyPlan
     Ok(ProxyPlan {
         name: "gateway".into(),
         role: Role::Gateway,
-        connection_manager: connection_manager(),
+        connection_manager: connection_manager(workloads),
         // `buildGatewayHTTPRouteConfig`: `ignore_port_in_host_matching` for all but
         // proxyless gRPC.
         ignore_port_in_host_matching: true,
@@ -204,7 +221,7 @@ pub fn sidecar(
         role: Role::Sidecar {
             service: service.to_owned(),
         },
-        connection_manager: connection_manager(),
+        connection_manager: connection_manager(workloads),
         // See `sidecar_domains`: the ported names are listed instead.
         ignore_port_in_host_matching: false,
         virtual_hosts,
@@ -351,7 +368,7 @@ pub fn gateway_api(
     Ok(ProxyPlan {
         name: format!("gateway-api/{name}"),
         role: Role::Gateway,
-        connection_manager: connection_manager(),
+        connection_manager: connection_manager(workloads),
         // `buildGatewayHTTPRouteConfig`: `ignore_port_in_host_matching` for all but
         // proxyless gRPC.
         ignore_port_in_host_matching: true,

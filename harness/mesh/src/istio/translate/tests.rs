@@ -281,6 +281,17 @@ fn paths_are_normalised_and_escaped_slashes_kept() {
         assert!(!plan.connection_manager.merge_slashes);
         assert!(plan.connection_manager.escaped_slashes_unchanged);
     }
+    let none = Workloads {
+        path_normalization: PathNormalization::None,
+        ..workloads.clone()
+    };
+    assert!(!connection_manager(&none).normalize_path);
+    let decode = Workloads {
+        path_normalization: PathNormalization::DecodeAndMergeSlashes,
+        ..workloads
+    };
+    let manager = connection_manager(&decode);
+    assert!(manager.normalize_path && manager.merge_slashes && !manager.escaped_slashes_unchanged);
 }
 
 #[test]
