@@ -15,6 +15,7 @@ pub mod bootstrap;
 pub mod client;
 pub mod envoy;
 pub mod istio;
+pub mod launch;
 pub mod mesh;
 pub mod prometheus;
 pub mod tls;

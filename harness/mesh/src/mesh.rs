@@ -8,7 +8,8 @@
 //! plugin configurations, with [`MeshOptions::istio`] laid over them (an operator's
 //! own VirtualServices, DestinationRules, ...).
 
-use crate::envoy::{Envoy, EnvoyConfig, ServiceRoute, Wasm};
+use crate::envoy::{Envoy, ServiceRoute, Wasm};
+use crate::launch::{self, Launch};
 use crate::istio::{generated, MeshPlan, Resources};
 use crate::tls::Certificates;
 use crate::topology::Topology;
@@ -171,27 +172,22 @@ impl LocalMesh {
             })
             .collect();
         let plan = mesh_plan(&options, &names, &pods)?;
-        let mut sidecars = Vec::new();
-        for (pod, sidecar) in pods.iter().zip(&plan.sidecars) {
-            let config = EnvoyConfig::of_plan(
-                options.workers,
-                options.sidecar_wasm.clone(),
-                routes.clone(),
-                sidecar.clone(),
-            );
-            let envoy = Envoy::start(&config)?;
-            let _ = pod.sidecar.set(envoy.listener);
-            sidecars.push((pod.pod.clone(), envoy));
-        }
-        let envoy = Envoy::start(&EnvoyConfig {
-            tls: options.tls.as_ref().map(Certificates::listener),
-            ..EnvoyConfig::of_plan(options.workers, options.wasm, routes, plan.gateway)
-        })?;
+        let proxies = launch::start(
+            &plan,
+            Launch {
+                workers: options.workers,
+                gateway_wasm: options.wasm,
+                sidecar_wasm: options.sidecar_wasm,
+                tls: options.tls.as_ref().map(Certificates::listener),
+                services: routes,
+            },
+            &pods,
+        )?;
         Ok(LocalMesh {
-            envoy,
+            envoy: proxies.gateway,
             services,
             hosts,
-            sidecars,
+            sidecars: proxies.sidecars,
             certificates: options.tls,
         })
     }

@@ -19,9 +19,10 @@ use super::wasm_target::Mesh;
 use super::wire::{self, Destination};
 use super::Error;
 use c4mesh_mesh::envoy::envoy_binary;
-use c4mesh_mesh::istio::ProxyPlan;
+use c4mesh_mesh::istio::MeshPlan;
+use c4mesh_mesh::launch::{self, Launch};
 use c4mesh_mesh::topology::PodCalls;
-use c4mesh_mesh::{Envoy, EnvoyConfig, Handler, Reply, ServiceRoute, TlsListener, Upstream, Wasm};
+use c4mesh_mesh::{Envoy, Handler, Reply, ServiceRoute, TlsListener, Upstream, Wasm};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -171,45 +172,6 @@ fn module(wasm: &Path, filter: bool, config: Vec<u8>) -> Wasm {
     }
 }
 
-/// A pod's sidecar: its plan, with the filter in sidecar mode or without Wasm.
-fn sidecar_config(
-    scenario: &Scenario,
-    wasm: &Path,
-    plan: &ProxyPlan,
-    hosts: &Hosts,
-    mesh: &Mesh,
-) -> EnvoyConfig {
-    let wasm = match &scenario.topology {
-        Some(spec) => module(
-            wasm,
-            spec.filter_at.sidecars(),
-            scenario::sidecar_config_bytes(spec),
-        ),
-        None => Wasm::None,
-    };
-    EnvoyConfig::of_plan(
-        u32::try_from(scenario.mesh.workers).unwrap_or(2),
-        wasm,
-        service_routes(mesh, hosts),
-        plan.clone(),
-    )
-}
-
-/// The entry proxy for a scenario: the gateway (or, for a sidecar-mode configuration
-/// without topology, a pod's sidecar) with the scenario's configuration.
-fn envoy_config(scenario: &Scenario, wasm: &Path, mesh: &Mesh, hosts: &Hosts) -> EnvoyConfig {
-    let filter = scenario
-        .topology
-        .as_ref()
-        .is_none_or(|spec| spec.filter_at.gateway());
-    EnvoyConfig::of_plan(
-        u32::try_from(scenario.mesh.workers).unwrap_or(2),
-        module(wasm, filter, scenario::config_bytes(scenario)),
-        service_routes(mesh, hosts),
-        mesh.entry.clone(),
-    )
-}
-
 /// A local gateway: Envoy with a module in front of the simulated services, and with a
 /// topology the sidecar of each pod of a calling service.
 pub struct Gateway {
@@ -244,28 +206,30 @@ impl Gateway {
         envoy_binary().map_err(|e| Error::Envoy(format!("{e:#}")))?;
         let mesh = Mesh::of(scenario)?;
         let hosts = serve(scenario, &mesh)?;
-        let mut sidecars = Vec::new();
-        for ((service, host), calls) in &hosts.pods {
-            let name = format!("{}/{host}", mesh.services[*service]);
-            let Some(plan) = mesh.sidecar(&mesh.services[*service], *host) else {
-                return Err(Error::Envoy(format!("no sidecar plan for {name}")));
-            };
-            let sidecar = sidecar_config(scenario, wasm, plan, &hosts, &mesh);
-            let envoy = match Envoy::start(&sidecar) {
-                Ok(envoy) => envoy,
-                Err(error) => return refused(error),
-            };
-            let _ = calls.sidecar.set(envoy.listener);
-            sidecars.push((name, envoy));
-        }
-        let config = EnvoyConfig {
-            tls,
-            ..envoy_config(scenario, wasm, &mesh, &hosts)
+        let plan = MeshPlan {
+            gateway: mesh.entry.clone(),
+            sidecars: mesh.sidecars.clone(),
         };
-        match Envoy::start(&config) {
-            Ok(envoy) => Ok(Started::Serving(Box::new(Gateway {
-                envoy,
-                sidecars,
+        let gateway_filter = scenario
+            .topology
+            .as_ref()
+            .is_none_or(|spec| spec.filter_at.gateway());
+        let sidecar_wasm = match &scenario.topology {
+            Some(spec) => module(wasm, spec.filter_at.sidecars(), scenario::sidecar_config_bytes(spec)),
+            None => Wasm::None,
+        };
+        let launch = Launch {
+            workers: u32::try_from(scenario.mesh.workers).unwrap_or(2),
+            gateway_wasm: module(wasm, gateway_filter, scenario::config_bytes(scenario)),
+            sidecar_wasm,
+            tls,
+            services: service_routes(&mesh, &hosts),
+        };
+        let pods: Vec<PodCalls> = hosts.pods.iter().map(|(_, calls)| calls.clone()).collect();
+        match launch::start(&plan, launch, &pods) {
+            Ok(proxies) => Ok(Started::Serving(Box::new(Gateway {
+                envoy: proxies.gateway,
+                sidecars: proxies.sidecars,
                 hosts,
                 services: mesh.services,
             }))),
