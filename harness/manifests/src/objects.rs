@@ -315,8 +315,9 @@ fn wasm_plugins(
 }
 
 /// The Istio resources of the mesh a filter configuration defines, as one YAML stream:
-/// the Gateway, each route's VirtualService and DestinationRule, and the two
-/// WasmPlugins carrying `gateway_config` and `sidecar_config`. `generate` writes the
+/// the Gateway, each route's VirtualService and DestinationRule, the two WasmPlugins
+/// carrying `gateway_config` and `sidecar_config`, and the Gateway API alternative (its
+/// Gateway, HTTPRoutes and plugin). `generate` writes the
 /// same resources for the default configuration; the local mesh translates these for
 /// any configuration (`c4mesh_mesh::istio`).
 pub fn mesh_resources(
@@ -367,6 +368,11 @@ pub fn mesh_resources(
             &wasm_plugins(options, gateway_config, sidecar_config),
         )?[HEADER.len()..],
     );
+    // The Gateway API alternative for the same routes, with its own plugin.
+    let (files, _) = gateway_api(options, &config, gateway_api_plugin_config()?)?;
+    for text in files.values() {
+        out.push_str(&text[HEADER.len()..]);
+    }
     Ok(out)
 }
 

@@ -9,8 +9,8 @@
 //! own VirtualServices, DestinationRules, ...).
 
 use crate::envoy::{Envoy, ServiceRoute, Wasm};
-use crate::launch::{self, Launch};
 use crate::istio::{generated, MeshPlan, Resources};
+use crate::launch::{self, Launch};
 use crate::tls::Certificates;
 use crate::topology::Topology;
 use crate::upstream::{Behaviour, Upstream};

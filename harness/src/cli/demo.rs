@@ -37,10 +37,11 @@ pub fn command(_args: DemoArgs) -> Result<ExitCode> {
         );
     }
 
-    println!("\n2. Local replies");
+    println!("\n2. Local replies (dot segments never reach the filter: Istio's connection manager resolves them first)");
     for (method, path, host) in [
         ("GET", "/api/v1/orders/../payments", "api.c4ang.com"),
         ("GET", "/api/v1/orders%2f..%2fpayments", "api.c4ang.com"),
+        ("GET", "/api/v1//orders/1", "api.c4ang.com"),
         ("GET", "/api/v2/orders", "api.c4ang.com"),
     ] {
         let r = client.request(method, path, Some(host), &[])?;
@@ -117,8 +118,12 @@ pub fn command(_args: DemoArgs) -> Result<ExitCode> {
         println!("   {line}");
     }
     println!("\n6. The filter's log lines");
-    for line in mesh.envoy.log().lines().filter(|l| l.contains("wasm log")) {
-        if let Some((_, message)) = line.split_once("c4mesh: ") {
+    // `wasm log <plugin>: <message>`, the plugin named `<namespace>.<name>` as on Istio.
+    for line in mesh.envoy.log().lines() {
+        let Some((_, rest)) = line.split_once("wasm log ") else {
+            continue;
+        };
+        if let Some((_, message)) = rest.split_once(": ") {
             println!("   {message}");
         }
     }
@@ -179,10 +184,13 @@ fn hops() -> Result<()> {
             ..MeshOptions::gateway(gateway)
         })?;
         mesh.set_status("saga", 503);
-        let (_, seconds) = mesh.client().storm("/api/v1/orders/1", N, 4);
+        const CLIENTS: usize = 4;
+        let (_, seconds) = mesh.client().storm("/api/v1/orders/1", N, CLIENTS);
         let per = |route: &str| mesh.attempts(route) as f64 / N as f64;
+        // Each of the clients waits for one answer at a time.
+        let latency_ms = seconds * 1000.0 * CLIENTS as f64 / N as f64;
         println!(
-            "   {name:<36} attempts per user request: orders {:>5.2}, payments {:>5.2}, saga {:>5.2}  ({N} requests, {seconds:.1} s)",
+            "   {name:<36} attempts per user request: orders {:>5.2}, payments {:>5.2}, saga {:>5.2}; {latency_ms:>5.0} ms per user request ({N} requests, {CLIENTS} clients)",
             per("orders"),
             per("payments"),
             per("saga")

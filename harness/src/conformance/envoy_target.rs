@@ -215,7 +215,11 @@ impl Gateway {
             .as_ref()
             .is_none_or(|spec| spec.filter_at.gateway());
         let sidecar_wasm = match &scenario.topology {
-            Some(spec) => module(wasm, spec.filter_at.sidecars(), scenario::sidecar_config_bytes(spec)),
+            Some(spec) => module(
+                wasm,
+                spec.filter_at.sidecars(),
+                scenario::sidecar_config_bytes(spec),
+            ),
             None => Wasm::None,
         };
         let launch = Launch {

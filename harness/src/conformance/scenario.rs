@@ -129,6 +129,19 @@ pub struct Mesh {
     /// normalised before any filter) or `none` (the filter sees paths as sent).
     #[serde(default)]
     pub path_normalization: PathNormalization,
+    /// Which gateway is the entry proxy: the Istio `Gateway`'s ingress gateway, or the
+    /// proxy Istio deploys for the Gateway API `Gateway` (its HTTPRoutes and plugin).
+    #[serde(default)]
+    pub gateway: GatewayKind,
+}
+
+/// The entry gateway of a scenario.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GatewayKind {
+    #[default]
+    Istio,
+    GatewayApi,
 }
 
 /// The path normalisation modes the emulated proxies model.
@@ -148,6 +161,7 @@ impl Default for Mesh {
             per_try_timeout: None,
             outlier_detection: None,
             path_normalization: PathNormalization::Base,
+            gateway: GatewayKind::Istio,
         }
     }
 }

@@ -109,6 +109,9 @@ impl Mesh {
         let entry_is_sidecar = config.mode == Mode::Sidecar;
         let entry = if entry_is_sidecar && scenario.topology.is_none() {
             translate::sidecar(&resources, &workloads, "client", 0).map_err(fail)?
+        } else if scenario.mesh.gateway == scenario::GatewayKind::GatewayApi {
+            translate::gateway_api(&resources, &workloads, c4mesh_manifests::GATEWAY)
+                .map_err(fail)?
         } else {
             translate::gateway(&resources, &workloads).map_err(fail)?
         };
