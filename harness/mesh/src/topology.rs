@@ -1,36 +1,14 @@
-//! The mesh beyond the gateway: which services call which, through whose sidecar, under
-//! which retry policy.
+//! The mesh beyond the gateway: which services call which, and the calls each pod of a
+//! calling service makes through its own sidecar for every request it serves.
 //!
-//! ## Why the sidecar hop is modelled on Istio's defaults
-//!
-//! The VirtualServices of the mesh bind only to the ingress gateway, so a call from
-//! one service to another runs under what Istio gives in-mesh traffic without a
-//! VirtualService: 2 retries on `connect-failure,refused-stream,unavailable,cancelled,
-//! retriable-status-codes` with 503 retriable, the previous-hosts predicate, and no
-//! route timeout. That is the policy that multiplies attempts per hop (SPEC 0), so the
-//! local mesh, the conformance suite and the demo all use exactly it, on the emulated
-//! router and in the real Envoys alike.
-//!
-//! A sidecar routes by the destination in the authority: the virtual host of a service
-//! answers to its Kubernetes names (`svc`, `svc.ns`, `svc.ns.svc`,
-//! `svc.ns.svc.cluster.local`), each with and without the service port, as Istio
-//! generates them. Any other authority goes to a pass-through cluster standing for the
-//! world outside the mesh ([`EXTERNAL`]).
+//! How those sidecars route and retry is not described here: every proxy's
+//! configuration comes from the translation of the mesh's Istio resources
+//! ([`crate::istio`]), the sidecar's virtual hosts included.
 
 use crate::Client;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
-
-/// Istio's in-mesh retry conditions (no VirtualService on the hop).
-pub const MESH_RETRY_ON: &str =
-    "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes";
-
-/// Istio's in-mesh retries per call.
-pub const MESH_RETRIES: u32 = 2;
-
-/// The status Istio's in-mesh policy retries (`retriable-status-codes`).
-pub const MESH_RETRIABLE_STATUS: u16 = 503;
 
 /// The port every service of the mesh listens on (its Kubernetes Service port).
 pub const SERVICE_PORT: u16 = 8080;
@@ -42,40 +20,9 @@ pub const EXTERNAL: &str = "external";
 /// (`service/index`). Attempts without it came from the entry proxy.
 pub const CALLER: &str = "x-mesh-caller";
 
-/// The authorities a service answers to inside the mesh, as Istio lists them on the
-/// sidecar's virtual host: every Kubernetes spelling, with and without the port.
-pub fn authorities(service: &str, namespace: &str) -> Vec<String> {
-    let names = [
-        service.to_owned(),
-        format!("{service}.{namespace}"),
-        format!("{service}.{namespace}.svc"),
-        format!("{service}.{namespace}.svc.cluster.local"),
-    ];
-    names
-        .iter()
-        .flat_map(|name| [name.clone(), format!("{name}:{SERVICE_PORT}")])
-        .collect()
-}
-
 /// The authority a service's clients use to call it.
 pub fn call_authority(service: &str, namespace: &str) -> String {
     format!("{service}.{namespace}.svc.cluster.local:{SERVICE_PORT}")
-}
-
-/// The destination service of an authority at a sidecar, among `services`: the
-/// service whose virtual host lists it (case-insensitively, as Envoy matches
-/// domains), else `None` (the pass-through cluster).
-pub fn destination<'a>(
-    authority: &str,
-    services: &'a [String],
-    namespace: &str,
-) -> Option<&'a str> {
-    let wanted = authority.to_ascii_lowercase();
-    services
-        .iter()
-        .filter(|s| s.as_str() != EXTERNAL)
-        .find(|s| authorities(s, namespace).contains(&wanted))
-        .map(String::as_str)
 }
 
 /// Which services call which, in call order, for each request they serve.
@@ -238,34 +185,6 @@ mod tests {
         ["order-service", "payment-service", "saga-tracker"]
             .map(String::from)
             .to_vec()
-    }
-
-    #[test]
-    fn every_kubernetes_spelling_with_and_without_the_port() {
-        let services = services();
-        for authority in [
-            "payment-service",
-            "payment-service:8080",
-            "payment-service.ecommerce",
-            "Payment-Service.ecommerce:8080",
-            "payment-service.ecommerce.svc",
-            "payment-service.ecommerce.svc.cluster.local:8080",
-        ] {
-            assert_eq!(
-                destination(authority, &services, "ecommerce"),
-                Some("payment-service"),
-                "{authority}"
-            );
-        }
-        for other in [
-            "payment-service.other",
-            "payment-service:9090",
-            "payment-service.ecommerce.svc.cluster",
-            "api.stripe.com",
-            "",
-        ] {
-            assert_eq!(destination(other, &services, "ecommerce"), None, "{other}");
-        }
     }
 
     #[test]

@@ -461,7 +461,11 @@ fn check_passes_a_healthy_cluster_and_sends_its_request_through_the_gateway() {
     ]);
     let _ = std::fs::remove_file(&file);
     assert_eq!(code, 0, "{stdout}{stderr}");
-    assert!(stdout.contains("9 checks, 0 failed"), "{stdout}");
+    assert!(stdout.contains("11 checks, 0 failed"), "{stdout}");
+    assert!(
+        stdout.contains("PASS  POST and PATCH retried only before the service received them"),
+        "{stdout}"
+    );
     assert!(
         stdout.contains("PASS  a request through the gateway reaches a service"),
         "{stdout}"
@@ -588,7 +592,8 @@ fn check_names_what_is_missing_with_its_fix() {
         "{stdout}"
     );
     assert!(stdout.contains("15017"), "{stdout}");
-    assert!(stdout.contains("8 checks, 8 failed"), "{stdout}");
+    // Without resources nothing retries unsafely and no plugin grants anything.
+    assert!(stdout.contains("10 checks, 8 failed"), "{stdout}");
     let (code, _, stderr) = c4mesh(&["check", "--from", "/nonexistent/state.json"]);
     assert_ne!(code, 0);
     assert!(
@@ -603,6 +608,8 @@ const OPERATOR_ISTIO: &str = "harness/tests/data/operator-istio";
 #[test]
 fn conformance_with_istio_runs_the_scenarios_on_the_operators_own_mesh() {
     let wasm = crate::support::filter_wasm();
+    // Proxies without the filter run the no-op module beside it.
+    crate::support::wasm_module("c4mesh_noop");
     let run = |only: &str, istio: Option<&str>| {
         let mut args = vec![
             "conformance",
@@ -638,10 +645,13 @@ fn conformance_with_istio_runs_the_scenarios_on_the_operators_own_mesh() {
 
 #[test]
 fn a_bad_istio_resource_is_refused_with_file_line_and_field() {
+    let wasm = crate::support::filter_wasm();
     let (code, stdout, stderr) = c4mesh(&[
         "conformance",
         "--target",
         "wasm",
+        "--wasm",
+        wasm.to_str().unwrap_or_default(),
         "--istio",
         "harness/tests/data/bad-istio",
     ]);
@@ -653,6 +663,8 @@ fn a_bad_istio_resource_is_refused_with_file_line_and_field() {
     );
     let (code, _, stderr) = c4mesh(&[
         "up",
+        "--wasm",
+        wasm.to_str().unwrap_or_default(),
         "--istio",
         "harness/tests/data/bad-istio",
         "--for",

@@ -60,10 +60,14 @@ fn retry_kinds_follow_envoy() {
     assert!(!reset.retries(Outcome::Status(503), [0; 4]));
     assert!(RetryOn::parse("retriable-4xx").retries(Outcome::Status(409), [0; 4]));
     assert!(!RetryOn::parse("unknown-kind").any());
-    let istio = RetryOn::parse(c4mesh_mesh::topology::MESH_RETRY_ON);
+    let istio = RetryOn::parse(c4mesh_mesh::istio::retry::DEFAULT_RETRY_ON);
     assert!(istio.retries(Outcome::Status(503), [503, 0, 0, 0]));
     assert!(!istio.retries(Outcome::Status(500), [503, 0, 0, 0]));
     assert!(!istio.retries(Outcome::Status(503), [0; 4]));
+    assert!(
+        istio.retries(Outcome::ConnectFailure, [0; 4]),
+        "a refused connection is"
+    );
     assert!(
         !istio.retries(Outcome::Reset, [503, 0, 0, 0]),
         "a reset after connecting is not a connect failure"
