@@ -378,3 +378,25 @@ spec:
     assert_eq!(error.origin, "test.yaml:1");
     assert!(error.reason.contains("billing-service"), "{error}");
 }
+
+#[test]
+fn the_checked_in_manifests_translate_as_the_generated_resources() {
+    // What an operator applies (`manifests/`, every file and kind) gives every proxy the
+    // plan the local mesh runs.
+    let dir = crate::envoy::workspace_root().join("manifests");
+    let applied = Resources::read_dir(&dir, "ecommerce").unwrap();
+    let (generated, workloads) = mesh();
+    assert_eq!(
+        gateway(&applied, &workloads).unwrap(),
+        gateway(&generated, &workloads).unwrap()
+    );
+    for service in six() {
+        assert_eq!(
+            sidecar(&applied, &workloads, &service, 0).unwrap(),
+            sidecar(&generated, &workloads, &service, 0).unwrap(),
+            "{service}"
+        );
+    }
+    let api = gateway_api(&applied, &workloads, c4mesh_manifests::GATEWAY).unwrap();
+    assert_eq!(api.virtual_hosts[0].routes.len(), 6);
+}
