@@ -456,8 +456,9 @@ impl Ports {
     }
 }
 
-/// A free loopback port (bound, then released for Envoy to take).
-fn free_port() -> Result<SocketAddr> {
+/// A free loopback port (bound, then released for Envoy to take; nothing listens on it
+/// until someone binds it again).
+pub fn free_port() -> Result<SocketAddr> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     Ok(listener.local_addr()?)
 }

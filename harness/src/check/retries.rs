@@ -70,6 +70,16 @@ fn plans(objects: &[Value]) -> Result<Vec<ProxyPlan>, String> {
     Ok(plans)
 }
 
+/// A check that cannot run: the cluster's Istio resources do not translate.
+fn untranslatable(check: &'static str, error: &str) -> Finding {
+    Finding {
+        check,
+        pass: false,
+        detail: format!("the Istio resources do not translate: {error}"),
+        fix: "correct the resource and field named".into(),
+    }
+}
+
 /// Whether a policy may retry a request after the service received it.
 fn unsafe_policy(policy: &RetryPolicy) -> Vec<String> {
     let mut reasons: Vec<String> = policy
@@ -93,14 +103,7 @@ pub fn safe_retries(objects: &[Value]) -> Finding {
     let check = "POST and PATCH retried only before the service received them";
     let plans = match plans(objects) {
         Ok(plans) => plans,
-        Err(error) => {
-            return Finding {
-                check,
-                pass: false,
-                detail: format!("the Istio resources do not translate: {error}"),
-                fix: "correct the resource and field named".into(),
-            }
-        }
+        Err(error) => return untranslatable(check, &error),
     };
     let mut bad: Vec<String> = Vec::new();
     for plan in &plans {
@@ -165,14 +168,7 @@ pub fn plugin_grants(objects: &[Value]) -> Finding {
     let check = "c4mesh plugins grant no more retries than their routes";
     let plans = match plans(objects) {
         Ok(plans) => plans,
-        Err(error) => {
-            return Finding {
-                check,
-                pass: false,
-                detail: format!("the Istio resources do not translate: {error}"),
-                fix: "correct the resource and field named".into(),
-            }
-        }
+        Err(error) => return untranslatable(check, &error),
     };
     let mut bad: Vec<String> = Vec::new();
     let mut seen = 0;

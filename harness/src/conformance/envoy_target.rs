@@ -18,8 +18,7 @@ use super::upstreams::{Answer, Upstreams, ANSWERED_BY, REQUEST_ID};
 use super::wasm_target::Mesh;
 use super::wire::{self, Destination};
 use super::Error;
-use c4mesh_mesh::envoy::envoy_binary;
-use c4mesh_mesh::istio::MeshPlan;
+use c4mesh_mesh::envoy::{envoy_binary, free_port};
 use c4mesh_mesh::launch::{self, Launch};
 use c4mesh_mesh::topology::PodCalls;
 use c4mesh_mesh::{Envoy, Handler, Reply, ServiceRoute, TlsListener, Upstream, Wasm};
@@ -42,15 +41,6 @@ impl Host {
             Host::Down(addr) => *addr,
         }
     }
-}
-
-/// A loopback address nothing listens on: a port bound, then released.
-fn refused_address() -> Result<std::net::SocketAddr, Error> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")
-        .map_err(|e| Error::Envoy(format!("finding a free port: {e}")))?;
-    listener
-        .local_addr()
-        .map_err(|e| Error::Envoy(format!("finding a free port: {e}")))
 }
 
 /// The simulated hosts of every service, serving the shared simulator.
@@ -78,7 +68,10 @@ fn serve(scenario: &Scenario, mesh: &Mesh) -> Result<Hosts, Error> {
         for h in 0..scenario.mesh.hosts {
             let down = simulator.lock().is_ok_and(|sim| sim.is_down(s, h));
             if down {
-                hosts.push(Host::Down(refused_address()?));
+                // An address nothing listens on: every connection is refused.
+                let addr =
+                    free_port().map_err(|e| Error::Envoy(format!("finding a free port: {e:#}")))?;
+                hosts.push(Host::Down(addr));
                 continue;
             }
             let calls = mesh
@@ -206,10 +199,6 @@ impl Gateway {
         envoy_binary().map_err(|e| Error::Envoy(format!("{e:#}")))?;
         let mesh = Mesh::of(scenario)?;
         let hosts = serve(scenario, &mesh)?;
-        let plan = MeshPlan {
-            gateway: mesh.entry.clone(),
-            sidecars: mesh.sidecars.clone(),
-        };
         let gateway_filter = scenario
             .topology
             .as_ref()
@@ -230,7 +219,7 @@ impl Gateway {
             services: service_routes(&mesh, &hosts),
         };
         let pods: Vec<PodCalls> = hosts.pods.iter().map(|(_, calls)| calls.clone()).collect();
-        match launch::start(&plan, launch, &pods) {
+        match launch::start(&mesh.plan, launch, &pods) {
             Ok(proxies) => Ok(Started::Serving(Box::new(Gateway {
                 envoy: proxies.gateway,
                 sidecars: proxies.sidecars,

@@ -4,8 +4,9 @@
 //!
 //! ## What is emulated, and how Envoy does it
 //!
-//! - Route match: the first route whose segment-aware prefix (`path_separated_prefix`)
-//!   matches the path before `?`, in route order; no route: 404 with an empty body.
+//! - Route match (`wasm_target::Mesh::route`, on the proxy's plan): the virtual host by
+//!   authority, then the first route whose path and method matchers match the path
+//!   before `?`; no route: 404 with an empty body.
 //! - Retry policy: the route's `retry_on` and `num_retries`; a request header
 //!   `x-envoy-max-retries` takes precedence over `num_retries`, `x-envoy-retry-on` is
 //!   OR-merged with the route's kinds; the router consumes these and the timeout headers
@@ -43,10 +44,9 @@ use super::rng::Rng;
 use super::scenario::OutlierDetection;
 use std::time::Duration;
 
-/// One route of the emulated Envoy route table.
+/// The route a request took, as the router applies it.
 #[derive(Debug, Clone)]
 pub struct RouteEntry {
-    pub prefix: String,
     pub service: usize,
     pub retry_on: String,
     pub num_retries: u32,
@@ -54,33 +54,6 @@ pub struct RouteEntry {
     pub per_try_timeout: Option<Duration>,
     /// Statuses retried under `retriable-status-codes` (at most four are kept).
     pub retriable_status_codes: Vec<u16>,
-}
-
-/// Envoy's route table: the first route whose segment-aware prefix matches, in order.
-#[derive(Debug, Clone, Default)]
-pub struct RouteTable {
-    routes: Vec<RouteEntry>,
-}
-
-impl RouteTable {
-    pub fn new(routes: Vec<RouteEntry>) -> RouteTable {
-        RouteTable { routes }
-    }
-
-    pub fn routes(&self) -> &[RouteEntry] {
-        &self.routes
-    }
-
-    /// The route for a request target (`/path?query`): the first that matches.
-    pub fn lookup(&self, target: &str) -> Option<&RouteEntry> {
-        let path = target.split(['?', '#']).next().unwrap_or("");
-        self.routes.iter().find(|r| {
-            let p = r.prefix.trim_end_matches('/');
-            p.is_empty()
-                || path == p
-                || (path.starts_with(p) && path.as_bytes().get(p.len()) == Some(&b'/'))
-        })
-    }
 }
 
 /// Retry conditions, as Envoy's `retry_on` flags.

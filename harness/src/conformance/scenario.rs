@@ -1096,12 +1096,7 @@ pub fn mesh_config(scenario: &Scenario) -> c4mesh_filter_core::config::Config {
 /// is in the mesh.
 pub fn services_of(scenario: &Scenario) -> Vec<String> {
     let config = mesh_config(scenario);
-    let mut services: Vec<String> = Vec::new();
-    for route in &config.routes {
-        if !services.contains(&route.service) {
-            services.push(route.service.clone());
-        }
-    }
+    let mut services = c4mesh_mesh::istio::generated::services(&config);
     if config.mode == c4mesh_filter_core::config::Mode::Sidecar || scenario.topology.is_some() {
         services.push(c4mesh_mesh::topology::EXTERNAL.to_owned());
     }
@@ -1158,27 +1153,27 @@ pub fn istio_resources(scenario: &Scenario) -> Result<c4mesh_mesh::istio::Resour
     for (index, document) in scenario.istio.iter().enumerate() {
         let text = serde_yaml::to_string(document)
             .map_err(|e| fail(format!("istio[{index}]"), e.to_string()))?;
-        let namespace = c4mesh_mesh::istio::generated::workloads(&[]).namespace;
-        let top =
-            c4mesh_mesh::istio::Resources::parse(&format!("istio[{index}]"), &text, &namespace)
-                .map_err(|e| {
-                    fail(
-                        format!("istio[{index}].{}", e.field),
-                        format!("{} {}", e.kind, e.reason),
-                    )
-                })?;
+        let top = c4mesh_mesh::istio::Resources::parse(
+            &format!("istio[{index}]"),
+            &text,
+            c4mesh_mesh::mesh::NAMESPACE,
+        )
+        .map_err(|e| {
+            fail(
+                format!("istio[{index}].{}", e.field),
+                format!("{} {}", e.kind, e.reason),
+            )
+        })?;
         resources.overlay(top);
     }
     if let Some(dir) = &scenario.istio_dir {
-        let namespace = c4mesh_mesh::istio::generated::workloads(&[]).namespace;
-        let top = c4mesh_mesh::istio::Resources::read_dir(dir, &namespace).map_err(|e| {
-            Error::Scenario {
+        let top = c4mesh_mesh::istio::Resources::read_dir(dir, c4mesh_mesh::mesh::NAMESPACE)
+            .map_err(|e| Error::Scenario {
                 file: e.file.clone(),
                 line: Some(e.line),
                 field: e.field.clone(),
                 message: format!("{} {}", e.kind, e.reason),
-            }
-        })?;
+            })?;
         resources.overlay(top);
     }
     Ok(resources)

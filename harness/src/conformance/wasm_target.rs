@@ -35,7 +35,7 @@ use super::Error;
 use crate::{Clock, HeaderMap, LogLevel, Proxy, Response, StreamId, Value};
 use c4mesh_filter_core::config::Mode;
 use c4mesh_mesh::istio::plan::VirtualHost;
-use c4mesh_mesh::istio::{generated, translate, ProxyPlan};
+use c4mesh_mesh::istio::{generated, translate, MeshPlan, ProxyPlan};
 use c4mesh_mesh::topology::{self, Topology};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
@@ -54,10 +54,8 @@ pub const METRICS_SETTLE: Duration = Duration::from_millis(1100);
 /// a pod's sidecar for a sidecar-mode configuration without topology), each calling
 /// pod's sidecar plan, the services, and the namespace sidecars resolve authorities in.
 pub struct Mesh {
-    /// The entry proxy.
-    pub entry: ProxyPlan,
-    /// The sidecar of each pod of a calling service, by pod (`service/index`).
-    pub sidecars: Vec<ProxyPlan>,
+    /// The entry proxy (as `gateway`) and the sidecar of each pod of a calling service.
+    pub plan: MeshPlan,
     pub services: Vec<String>,
     pub namespace: String,
     /// The entry proxy is a sidecar (a sidecar-mode configuration without topology).
@@ -126,20 +124,16 @@ impl Mesh {
             }
         }
         Ok(Mesh {
-            entry,
-            sidecars,
+            plan: MeshPlan {
+                gateway: entry,
+                sidecars,
+            },
             services,
             namespace: config.namespace.clone(),
             entry_is_sidecar,
             topology,
             call_paths,
         })
-    }
-
-    /// The sidecar plan of a pod.
-    pub fn sidecar(&self, service: &str, host: usize) -> Option<&ProxyPlan> {
-        let pod = format!("{service}/{host}");
-        self.sidecars.iter().find(|p| p.name == pod)
     }
 
     /// The route a proxy's plan takes for a request, as Envoy picks it: the virtual
@@ -171,7 +165,6 @@ impl Mesh {
         let service = self.services.iter().position(|s| *s == route.cluster)?;
         let retry = route.retry.as_ref();
         Some(RouteEntry {
-            prefix: String::new(),
             service,
             retry_on: retry.map(|r| r.retry_on.clone()).unwrap_or_default(),
             num_retries: retry.map_or(0, |r| r.num_retries),
@@ -355,8 +348,8 @@ pub fn run(scenario: &Scenario, wasm: &Path) -> Result<Observed, Error> {
     let mut nodes = vec![Node {
         name: "gateway".into(),
         proxy: entry_module.start(scenario, workers)?,
-        clusters: mesh.clusters(&mesh.entry, scenario.mesh.hosts, workers),
-        plan: mesh.entry.clone(),
+        clusters: mesh.clusters(&mesh.plan.gateway, scenario.mesh.hosts, workers),
+        plan: mesh.plan.gateway.clone(),
         next_worker: 0,
     }];
     let mut pods = HashMap::new();
@@ -371,7 +364,7 @@ pub fn run(scenario: &Scenario, wasm: &Path) -> Result<Observed, Error> {
                 continue;
             }
             for host in 0..scenario.mesh.hosts {
-                let Some(plan) = mesh.sidecar(name, host) else {
+                let Some(plan) = mesh.plan.sidecar(&format!("{name}/{host}")) else {
                     return Err(Error::Run(format!("no sidecar plan for {name}/{host}")));
                 };
                 pods.insert((service, host), nodes.len());

@@ -52,13 +52,13 @@ pub fn resources(gateway_config: &str, sidecar_config: &str) -> Result<Resources
         &mut gateway,
         &parse(gateway_config, "the gateway configuration")?,
     );
-    let mut sidecar = c4mesh_manifests::sidecar_plugin_config("ecommerce")
+    let options = c4mesh_manifests::MeshOptions::for_module(&[]);
+    let mut sidecar = c4mesh_manifests::sidecar_plugin_config(&options.namespace)
         .map_err(|e| GenerateError::Generate(e.to_string()))?;
     c4mesh_manifests::overlay(
         &mut sidecar,
         &parse(sidecar_config, "the sidecar configuration")?,
     );
-    let options = c4mesh_manifests::MeshOptions::for_module(&[]);
     let text = c4mesh_manifests::mesh_resources(&options, gateway, sidecar)
         .map_err(|e| GenerateError::Generate(e.to_string()))?;
     Ok(Resources::parse(
@@ -73,10 +73,15 @@ pub fn resources(gateway_config: &str, sidecar_config: &str) -> Result<Resources
 pub fn services_of_config(config: &str) -> Vec<String> {
     let config = c4mesh_filter_core::Config::parse(config.as_bytes())
         .unwrap_or_else(|_| c4mesh_filter_core::Config::defaults());
+    services(&config)
+}
+
+/// The services a configuration routes to, in route order, without repeats.
+pub fn services(config: &c4mesh_filter_core::Config) -> Vec<String> {
     let mut services: Vec<String> = Vec::new();
-    for route in config.routes {
+    for route in &config.routes {
         if !services.contains(&route.service) {
-            services.push(route.service);
+            services.push(route.service.clone());
         }
     }
     services
@@ -124,7 +129,7 @@ pub fn gateway_plan(
 /// `attempts` times: what operators add to ride out pod restarts, and what makes
 /// retries multiply per hop (SPEC 0, S4).
 pub fn mesh_retries(services: &[&str], attempts: u32, retry_on: &str) -> Resources {
-    let namespace = workloads(&[]).namespace;
+    let namespace = crate::mesh::NAMESPACE;
     let mut text = String::new();
     for service in services {
         text.push_str(&format!(
@@ -132,7 +137,7 @@ pub fn mesh_retries(services: &[&str], attempts: u32, retry_on: &str) -> Resourc
         ));
     }
     // The text is made here from service names: it always parses.
-    Resources::parse("mesh retries", &text, &namespace).unwrap_or_default()
+    Resources::parse("mesh retries", &text, namespace).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -263,3 +263,47 @@ impl FailurePolicy {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(path: PathMatch, method: Option<MethodMatch>) -> Route {
+        Route {
+            name: String::new(),
+            source: String::new(),
+            path,
+            method,
+            cluster: "order-service".into(),
+            timeout: Duration::ZERO,
+            retry: None,
+        }
+    }
+
+    #[test]
+    fn path_matchers_as_envoy_matches_them() {
+        let separated = PathMatch::SeparatedPrefix("/api/v1/orders".into());
+        assert!(separated.matches("/api/v1/orders"));
+        assert!(separated.matches("/api/v1/orders/1"));
+        assert!(!separated.matches("/api/v1/orders1"));
+        let plain = PathMatch::Prefix("/api/v1/orders".into());
+        assert!(plain.matches("/api/v1/orders1"), "a plain string prefix");
+        let exact = PathMatch::Exact("/api/v1/orders".into());
+        assert!(exact.matches("/api/v1/orders") && !exact.matches("/api/v1/orders/"));
+        assert!(PathMatch::Regex("/a|/b".into()).matches("/b"));
+        assert!(!PathMatch::Regex("/a|/b".into()).matches("/ab"));
+    }
+
+    #[test]
+    fn a_route_takes_a_request_when_path_and_method_match() {
+        let unsafe_methods = route(
+            PathMatch::Prefix("/".into()),
+            Some(MethodMatch::Regex("POST|PATCH".into())),
+        );
+        assert!(unsafe_methods.matches("POST", "/api/v1/payments"));
+        assert!(!unsafe_methods.matches("GET", "/api/v1/payments"));
+        assert!(!unsafe_methods.matches("POSTX", "/api/v1/payments"));
+        let any = route(PathMatch::Exact("/a".into()), None);
+        assert!(any.matches("DELETE", "/a") && !any.matches("GET", "/b"));
+    }
+}

@@ -125,17 +125,9 @@ pub fn gateway(resources: &Resources, workloads: &Workloads) -> Result<ProxyPlan
             if !bound_to(vs, &gw.namespace, &gw.meta.name) {
                 continue;
             }
-            let routes = routes_of(vs, workloads, Some(&gw.key()))?;
+            let routes = routes_of(vs, workloads, Some((&gw.namespace, &gw.meta.name)))?;
             for host in intersection(&vs.spec.hosts, &server_hosts) {
-                match virtual_hosts.iter_mut().find(|v| v.domains[0] == host) {
-                    Some(existing) => existing.routes.extend(routes.iter().cloned()),
-                    None => virtual_hosts.push(VirtualHost {
-                        name: format!("{host}:{}", server.port.number),
-                        domains: vec![host.clone()],
-                        include_request_attempt_count: true,
-                        routes: routes.clone(),
-                    }),
-                }
+                add_routes(&mut virtual_hosts, &host, server.port.number, &routes);
             }
         }
     }
@@ -353,15 +345,7 @@ pub fn gateway_api(
                 .collect()
         };
         for host in hostnames {
-            match virtual_hosts.iter_mut().find(|v| v.domains[0] == host) {
-                Some(existing) => existing.routes.extend(routes.iter().cloned()),
-                None => virtual_hosts.push(VirtualHost {
-                    name: format!("{host}:80"),
-                    domains: vec![host.clone()],
-                    include_request_attempt_count: true,
-                    routes: routes.clone(),
-                }),
-            }
+            add_routes(&mut virtual_hosts, &host, 80, &routes);
         }
     }
     let filters = targeted_filters(resources, workloads, name)?;
@@ -376,6 +360,21 @@ pub fn gateway_api(
         filters,
         clusters: clusters(resources, workloads)?,
     })
+}
+
+/// Adds `routes` to the gateway virtual host of `host`, made with the host as its one
+/// domain (no port) when it is the first (`buildGatewayHTTPRouteConfig`: the routes of
+/// every VirtualService for a host go into one virtual host, in VirtualService order).
+fn add_routes(virtual_hosts: &mut Vec<VirtualHost>, host: &str, port: u32, routes: &[Route]) {
+    match virtual_hosts.iter_mut().find(|v| v.domains[0] == host) {
+        Some(existing) => existing.routes.extend_from_slice(routes),
+        None => virtual_hosts.push(VirtualHost {
+            name: format!("{host}:{port}"),
+            domains: vec![host.to_owned()],
+            include_request_attempt_count: true,
+            routes: routes.to_vec(),
+        }),
+    }
 }
 
 /// The route of a service without VirtualService: every path, no timeout, the default
@@ -432,7 +431,17 @@ fn sorted(list: &[Named<VirtualService>]) -> Vec<&Named<VirtualService>> {
 /// name it as `name` (in the VirtualService's namespace) or `namespace/name`
 /// (`pilot/pkg/model/virtualservice.go`, `resolveGatewayName`).
 fn bound_to(vs: &Named<VirtualService>, namespace: &str, name: &str) -> bool {
-    vs.spec.gateways.iter().flatten().any(|g| {
+    names_gateway(vs, vs.spec.gateways.iter().flatten(), (namespace, name))
+}
+
+/// Whether one of `refs` (a VirtualService's or a match's `gateways`) names the Gateway
+/// `(namespace, name)`, a bare name being in the VirtualService's namespace.
+fn names_gateway<'a>(
+    vs: &Named<VirtualService>,
+    mut refs: impl Iterator<Item = &'a String>,
+    (namespace, name): (&str, &str),
+) -> bool {
+    refs.any(|g| {
         let (ns, gw) = g
             .split_once('/')
             .unwrap_or((vs.namespace.as_str(), g.as_str()));
@@ -504,7 +513,7 @@ fn selects(selector: &BTreeMap<String, String>, labels: &BTreeMap<String, String
 fn routes_of(
     vs: &Named<VirtualService>,
     workloads: &Workloads,
-    gateway: Option<&str>,
+    gateway: Option<(&str, &str)>,
 ) -> Result<Vec<Route>, TranslateError> {
     let mut out = Vec::new();
     for (index, http) in vs.spec.http.iter().enumerate() {
@@ -530,13 +539,7 @@ fn routes_of(
         for (m, matched) in matches.into_iter().enumerate() {
             if let (Some(matched), Some(gateway)) = (matched, gateway) {
                 if let Some(gws) = &matched.gateways {
-                    let applies = gws.iter().any(|g| {
-                        let (ns, name) = g
-                            .split_once('/')
-                            .unwrap_or((vs.namespace.as_str(), g.as_str()));
-                        format!("{ns}/{name}") == gateway
-                    });
-                    if !applies {
+                    if !names_gateway(vs, gws.iter(), gateway) {
                         continue;
                     }
                 }

@@ -1,48 +1,15 @@
 use super::*;
 use crate::conformance::scenario::OutlierDetection;
 
-fn route(prefix: &str, service: usize) -> RouteEntry {
+fn route() -> RouteEntry {
     RouteEntry {
-        prefix: prefix.into(),
-        service,
+        service: 0,
         retry_on: "5xx,reset,connect-failure,refused-stream".into(),
         num_retries: 3,
         timeout: Duration::from_secs(10),
         per_try_timeout: None,
         retriable_status_codes: Vec::new(),
     }
-}
-
-#[test]
-fn the_first_matching_route_wins_and_matching_is_segment_aware() {
-    let table = RouteTable::new(vec![
-        route("/api/v1/orders/v2", 1),
-        route("/api/v1/orders", 0),
-    ]);
-    assert_eq!(
-        table.lookup("/api/v1/orders/v2/1").map(|r| r.service),
-        Some(1)
-    );
-    assert_eq!(
-        table.lookup("/api/v1/orders/v20").map(|r| r.service),
-        Some(0)
-    );
-    assert_eq!(
-        table
-            .lookup("/api/v1/orders?x=/api/v1/orders/v2")
-            .map(|r| r.service),
-        Some(0)
-    );
-    assert!(table.lookup("/api/v1/ordersX").is_none());
-    // In the other order the shorter prefix shadows the longer one, as in Envoy.
-    let shadowed = RouteTable::new(vec![
-        route("/api/v1/orders", 0),
-        route("/api/v1/orders/v2", 1),
-    ]);
-    assert_eq!(
-        shadowed.lookup("/api/v1/orders/v2/1").map(|r| r.service),
-        Some(0)
-    );
 }
 
 #[test]
@@ -76,7 +43,7 @@ fn retry_kinds_follow_envoy() {
 
 #[test]
 fn request_headers_override_the_route_policy() {
-    let r = route("/a", 0);
+    let r = route();
     let headers = |name: &str| match name {
         "x-envoy-max-retries" => Some("1".to_owned()),
         "x-envoy-retry-on" => Some("retriable-4xx".to_owned()),
@@ -91,7 +58,7 @@ fn request_headers_override_the_route_policy() {
     assert!(policy.retry_after(Outcome::Status(503), 0));
     assert!(!policy.retry_after(Outcome::Status(503), 1));
     // Without any retry condition there are no retries, whatever the count says.
-    let mut plain = route("/a", 0);
+    let mut plain = route();
     plain.retry_on = String::new();
     assert_eq!(Policy::for_request(&plain, |_| None).retries, 0);
 }
