@@ -35,8 +35,11 @@
 //!   hosts are ejected, return to service on the first sweep (every `interval`) after
 //!   the ejection time.
 //! - Circuit breakers: `max_requests` per cluster and proxy (requests from their first
-//!   attempt to their end); one more gets 503 `overflow` with `x-envoy-overloaded: true`
-//!   at once, without an attempt or a retry.
+//!   attempt to their end); one more gets a local 503 `overflow` with
+//!   `x-envoy-overloaded: true` at once, without an attempt or a retry. Envoy's answer
+//!   as taken from its documentation of the circuit breakers; the scenario
+//!   `istio/connection-pool-overflow.yaml` checks, on a real Envoy too, only that the
+//!   overflow is a 503 that opens the filter's circuit.
 //! - Final answers of the router itself: 503 `upstream connect error or
 //!   disconnect/reset before headers` after a reset, 504 `upstream request timeout`.
 

@@ -153,7 +153,7 @@ pub fn gateway(resources: &Resources, workloads: &Workloads) -> Result<ProxyPlan
 /// A pod's sidecar, outbound: one virtual host per mesh service under its Kubernetes
 /// names, with the routes of the VirtualServices bound to `mesh` for it, else the
 /// default route (`pilot/pkg/networking/core/httproute.go`,
-/// `buildSidecarOutboundVirtualHosts`; the default route
+/// `BuildSidecarOutboundVirtualHosts`; the default route
 /// `pilot/pkg/networking/core/route/route.go`, `BuildDefaultHTTPOutboundRoute`), and
 /// the pass-through virtual host for everything else (`allow_any`).
 pub fn sidecar(
@@ -508,7 +508,7 @@ fn selects(selector: &BTreeMap<String, String>, labels: &BTreeMap<String, String
 
 /// The Envoy routes of a VirtualService: each HTTP route once per match (or once
 /// without matches), in order (`pilot/pkg/networking/core/route/route.go`,
-/// `BuildHTTPRoutesForVirtualService` and `translateRoute`). `gateway`: the Gateway
+/// `BuildHTTPRoutesForVirtualService` and `TranslateRoute`). `gateway`: the Gateway
 /// being built, for matches narrowed to gateways.
 fn routes_of(
     vs: &Named<VirtualService>,
@@ -744,16 +744,17 @@ fn cluster(
 }
 
 /// The WasmPlugins that reach a proxy, in the order they run: by phase (AUTHN, AUTHZ,
-/// STATS, then unspecified just before the router), then by priority (higher first),
-/// each one filter named `<namespace>.<name>` with empty `vm_id` and `root_id`, its
-/// `pluginConfig` as a JSON string (`pilot/pkg/model/wasm.go` and
-/// `pilot/pkg/model/extensions.go`, `WasmPluginWrapper` / `convertToWasmPluginWrapper`
-/// and `BuildHTTPWasmFilter`; `pilot/pkg/networking/core/extension/wasmplugin.go`,
-/// `PopAppendHTTP`). A plugin reaches the ingress gateway when it lives in the
-/// gateway's namespace (or the root namespace) and selects its labels; a sidecar when
-/// it lives in the pod's namespace (or the root namespace), selects its labels, and
-/// matches `CLIENT` traffic or all traffic (`pilot/pkg/model/push_context.go`,
-/// `WasmPluginsByListenerInfo`, `matchTrafficSelectors`). `service`: the pod's
+/// STATS, then unspecified; Istio's own filters between and after them are not
+/// modelled), then by priority (higher first), each one filter named
+/// `<namespace>.<name>` with an empty `vm_id`, `root_id` from `pluginName`, its
+/// `pluginConfig` as a JSON string (`pilot/pkg/model/extensions.go`,
+/// `convertToWasmPluginWrapper` and `BuildHTTPWasmFilter`;
+/// `pilot/pkg/networking/core/extension/wasmplugin.go`, `PopAppendHTTP`). A plugin
+/// reaches the ingress gateway when it lives in the gateway's namespace (or the root
+/// namespace) and selects its labels; a sidecar when it lives in the pod's namespace
+/// (or the root namespace), selects its labels, and matches `CLIENT` traffic or all
+/// traffic (`pilot/pkg/model/push_context.go`, `WasmPluginsByListenerInfo`;
+/// `pilot/pkg/model/extensions.go`, `matchTrafficSelectors`). `service`: the pod's
 /// service, `None` for the gateway.
 fn wasm_filters(
     resources: &Resources,
