@@ -36,8 +36,8 @@
 //!   the ejection time.
 //! - Circuit breakers: `max_requests` per cluster and proxy (requests from their first
 //!   attempt to their end); one more gets a local 503 `overflow` with
-//!   `x-envoy-overloaded: true` at once, without an attempt or a retry. Envoy's answer
-//!   as taken from its documentation of the circuit breakers; the scenario
+//!   `x-envoy-overloaded: true` at once, without an attempt or a retry. The header and
+//!   the absence of a retry are not yet checked against Envoy 1.40: the scenario
 //!   `istio/connection-pool-overflow.yaml` checks, on a real Envoy too, only that the
 //!   overflow is a 503 that opens the filter's circuit.
 //! - Final answers of the router itself: 503 `upstream connect error or
