@@ -10,19 +10,24 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Command;
 
-/// The Envoys to compare, by name, in the order the reports print them.
+/// The Envoys to compare, by name, in the order the reports print them. The filter
+/// runs with the configuration the generated gateway WasmPlugin carries; a variant
+/// (`C4MESH_BENCH_VARIANT`, a module path) with `C4MESH_BENCH_VARIANT_CONFIG` (JSON,
+/// empty by default), for example the filter without the `proxy_applies` statement.
 pub fn modules() -> Result<Vec<(&'static str, Wasm)>> {
+    let gateway = c4mesh_manifests::gateway_plugin_config()
+        .context("the generated gateway plugin's configuration")?;
     let mut modules = vec![
         ("no wasm", Wasm::None),
         ("no-op module", Wasm::noop()?),
-        ("c4mesh filter", Wasm::filter("")?),
+        ("c4mesh filter", Wasm::filter(&gateway.to_string())?),
     ];
     if let Some(path) = std::env::var_os("C4MESH_BENCH_VARIANT") {
         modules.push((
             "variant",
             Wasm::Module {
                 path: path.into(),
-                config: String::new(),
+                config: std::env::var("C4MESH_BENCH_VARIANT_CONFIG").unwrap_or_default(),
             },
         ));
     }

@@ -53,8 +53,9 @@ fn the_filter_adds_no_header_that_gets_a_request_refused_downstream() {
         sidecar.listener,
     ))
     .expect("gateway with the no-op module");
+    // The route header asked for: the one header the filter adds that leaves the proxy.
     let filter = Envoy::start(&one_service(
-        Wasm::filter("").expect("filter"),
+        Wasm::filter(r#"{"route_header": true}"#).expect("filter"),
         sidecar.listener,
     ))
     .expect("gateway with the filter");

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 #[test]
 fn routes_all_six_prefixes_to_their_service() {
-    let mesh = LocalMesh::with_filter("").unwrap();
+    let mesh = LocalMesh::with_filter(r#"{"route_header": true}"#).unwrap();
     let client = mesh.client();
     for s in services() {
         let (route, prefix, service) = (s.route.as_str(), s.prefix.as_str(), s.name.as_str());
@@ -115,7 +115,7 @@ fn local_replies_for_unknown_host_no_route_bad_path_and_method() {
 
 #[test]
 fn client_retry_and_timeout_headers_have_no_effect() {
-    let mesh = LocalMesh::with_filter("").unwrap();
+    let mesh = LocalMesh::with_filter(r#"{"route_header": true}"#).unwrap();
     let client = mesh.client();
     // A failing service: the client asks for 10 retries and gets at most the route's 3.
     mesh.set_status("orders", 503);
@@ -170,7 +170,7 @@ fn client_retry_and_timeout_headers_have_no_effect() {
 
 #[test]
 fn unmatched_pass_forwards_untouched_but_still_strips_controls() {
-    let config = r#"{"unmatched": "pass", "routes": [{"name": "orders", "prefix": "/api/v1/orders/v2", "service": "order-service"}]}"#;
+    let config = r#"{"unmatched": "pass", "route_header": true, "routes": [{"name": "orders", "prefix": "/api/v1/orders/v2", "service": "order-service"}]}"#;
     // Envoy routes only what a VirtualService routes, and the one generated for this
     // configuration has v2 alone: the operator's own sends all of orders to the
     // service, so a request the filter does not match still has somewhere to go.

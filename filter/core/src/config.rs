@@ -24,6 +24,18 @@
 //! name, since that is how a call names its destination (see [`crate::destination`]),
 //! and the destinations are grouped once, here, for the per-request lookup.
 //!
+//! ## What the proxy's route already applies (R6)
+//!
+//! `proxy_applies` states which of the filter's request headers the proxy's own route
+//! policy already applies: `"retries"` (the route retries `retry.attempts` times, so a
+//! grant of all of them needs no `x-envoy-max-retries`) and `"timeout"` (the route's
+//! timeout is the filter's, so `x-envoy-upstream-rq-timeout-ms` is left out). Absent,
+//! the filter sets both headers on every forwarded request. A request-header mutation
+//! makes Envoy match the route again, so on a healthy request under the statement the
+//! filter changes nothing. The generated manifests make the statement true and say it;
+//! `c4mesh check` verifies it in a cluster. `route_header: true` adds `x-c4-route` for
+//! the service.
+//!
 //! ## Numbers
 //!
 //! Ratios and rates become integers (parts per million, micro-tokens) so that the
@@ -56,8 +68,10 @@ pub const DEFAULT_CONFIG_JSON: &str = r#"{
 
 /// The sidecars' configuration, overlaying [`DEFAULT_CONFIG_JSON`] (SPEC 2.8): sidecar
 /// mode, and the retries Istio gives in-mesh calls without a VirtualService (2, on its
-/// default conditions), so that the filter never grants more than Istio would.
-pub const SIDECAR_CONFIG_JSON: &str = r#"{"mode": "sidecar", "retry": {"attempts": 2, "retry_on": "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes"}}"#;
+/// default conditions), so that the filter never grants more than Istio would. That
+/// route retries as the filter does but has no timeout, so only the retries are stated
+/// as the proxy's (R6): the filter still sets its timeout on every call.
+pub const SIDECAR_CONFIG_JSON: &str = r#"{"mode": "sidecar", "proxy_applies": ["retries"], "retry": {"attempts": 2, "retry_on": "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes"}}"#;
 
 /// Parts per million: the unit of ratios.
 pub const PPM: u64 = 1_000_000;
@@ -102,6 +116,10 @@ pub struct Config {
     pub hosts: HostPatterns,
     pub unmatched: Unmatched,
     pub debug_headers: bool,
+    /// Whether forwarded requests carry `x-c4-route` to the service (R6).
+    pub route_header: bool,
+    /// What the proxy's route policy already applies (R6).
+    pub proxy_applies: ProxyApplies,
     pub routes: Vec<Route>,
     /// Routes by path prefix (R3), for the gateway.
     pub table: RouteTable,
@@ -125,6 +143,30 @@ impl Mode {
             Mode::Gateway => "gateway",
             Mode::Sidecar => "sidecar",
         }
+    }
+}
+
+/// The parts of the filter's route policy that the proxy's own routes already apply
+/// (`proxy_applies`), so that the filter need not set them per request (R6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ProxyApplies {
+    /// Every route's proxy route retries exactly `retry.attempts` times.
+    pub retries: bool,
+    /// Every route's proxy route has the filter's route timeout.
+    pub timeout: bool,
+}
+
+impl ProxyApplies {
+    /// The `proxy_applies` entries, as the configuration spells them.
+    pub fn names(self) -> Vec<&'static str> {
+        let mut names = Vec::new();
+        if self.retries {
+            names.push("retries");
+        }
+        if self.timeout {
+            names.push("timeout");
+        }
+        names
     }
 }
 
@@ -257,6 +299,8 @@ const TOP_FIELDS: &[&str] = &[
     "hosts",
     "unmatched",
     "debug_headers",
+    "route_header",
+    "proxy_applies",
     "routes",
     "retry",
     "retry_budget",
@@ -297,6 +341,12 @@ fn parse_document(user: &Value, defaults: &Value) -> Result<Config, ConfigError>
         }
     };
     let debug_headers = json::as_bool(field("debug_headers"), &root.field("debug_headers"))?;
+    let route_header = match top.get("route_header") {
+        Some(value) => json::as_bool(value, &root.field("route_header"))?,
+        None => false,
+    };
+    let proxy_applies =
+        parse_proxy_applies(top.get("proxy_applies"), &root.field("proxy_applies"))?;
 
     // Top-level policies inherit omitted fields from the default document.
     let retry_path = root.field("retry");
@@ -368,6 +418,8 @@ fn parse_document(user: &Value, defaults: &Value) -> Result<Config, ConfigError>
         hosts,
         unmatched,
         debug_headers,
+        route_header,
+        proxy_applies,
         routes,
         table,
         destinations,
@@ -386,6 +438,34 @@ fn parse_mode(value: Option<&Value>, path: &Path<'_>) -> Result<Mode, ConfigErro
             format!("must be \"gateway\" or \"sidecar\", got {other:?}"),
         )),
     }
+}
+
+fn parse_proxy_applies(
+    value: Option<&Value>,
+    path: &Path<'_>,
+) -> Result<ProxyApplies, ConfigError> {
+    let mut applies = ProxyApplies::default();
+    let Some(value) = value else {
+        return Ok(applies);
+    };
+    for (i, entry) in json::as_array(value, path)?.iter().enumerate() {
+        let entry_path = path.index(i);
+        let slot = match json::as_str(entry, &entry_path)? {
+            "retries" => &mut applies.retries,
+            "timeout" => &mut applies.timeout,
+            other => {
+                return Err(ConfigError::new(
+                    &entry_path,
+                    format!("must be \"retries\" or \"timeout\", got {other:?}"),
+                ))
+            }
+        };
+        if *slot {
+            return Err(ConfigError::new(&entry_path, "listed twice"));
+        }
+        *slot = true;
+    }
+    Ok(applies)
 }
 
 fn parse_namespace(value: Option<&Value>, path: &Path<'_>) -> Result<String, ConfigError> {

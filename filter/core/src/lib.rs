@@ -29,4 +29,4 @@ pub mod shared;
 pub mod worker;
 
 pub use shared::{MemoryShared, Shared};
-pub use worker::{Request, Ticket, Verdict, Worker};
+pub use worker::{Request, RouteHeaders, Ticket, Verdict, Worker};

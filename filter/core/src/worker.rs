@@ -59,11 +59,23 @@ pub struct Ticket {
     pub probe: bool,
 }
 
-impl Ticket {
-    /// The `x-envoy-max-retries` value to set, if any.
-    pub fn max_retries_header(&self) -> Option<&'static str> {
-        self.granted
-            .map(|k| RETRY_COUNTS[(k as usize).min(RETRY_COUNTS.len() - 1)])
+/// The request headers the filter sets on a forwarded request (R6, B2): each is
+/// `None` where the proxy's route already applies the same value or, for the route
+/// name, where the configuration does not ask for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RouteHeaders<'a> {
+    /// `x-c4-route`.
+    pub route: Option<&'a str>,
+    /// `x-envoy-upstream-rq-timeout-ms`.
+    pub timeout_ms: Option<&'a str>,
+    /// `x-envoy-max-retries`.
+    pub max_retries: Option<&'static str>,
+}
+
+impl RouteHeaders<'_> {
+    /// Whether the request goes on unchanged (and Envoy need not match its route again).
+    pub fn is_empty(&self) -> bool {
+        self.route.is_none() && self.timeout_ms.is_none() && self.max_retries.is_none()
     }
 }
 
@@ -122,9 +134,21 @@ impl Worker {
         &self.config.routes[id]
     }
 
-    /// The `x-envoy-upstream-rq-timeout-ms` value of a route.
-    pub fn timeout_header(&self, id: RouteId) -> &str {
-        &self.routes[id].timeout_header
+    /// The headers to set on a forwarded request. `room_for_route` says whether the
+    /// request can take `x-c4-route` without nearing Envoy's header limit
+    /// ([`crate::control::route_header_fits`]).
+    pub fn route_headers(&self, ticket: &Ticket, room_for_route: bool) -> RouteHeaders<'_> {
+        let route = &self.config.routes[ticket.route];
+        let applies = self.config.proxy_applies;
+        RouteHeaders {
+            route: (self.config.route_header && room_for_route).then_some(route.name.as_str()),
+            timeout_ms: (!applies.timeout)
+                .then_some(self.routes[ticket.route].timeout_header.as_str()),
+            max_retries: ticket
+                .granted
+                .filter(|&k| !(applies.retries && k == route.retry.attempts))
+                .map(|k| RETRY_COUNTS[(k as usize).min(RETRY_COUNTS.len() - 1)]),
+        }
     }
 
     /// Creates the shared values that do not exist yet. Envoy configures the plugin

@@ -3,10 +3,7 @@
 use crate::abi::{self, Level};
 use crate::mesh::{self, ProxyShared};
 use crate::metrics::{self, GlobalIds, RouteIds};
-use crate::stream::Stream;
 use c4mesh_filter_core::{Config, Mode, Worker};
-use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::ContextType;
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -28,15 +25,17 @@ pub struct Root {
     active: Option<Rc<Active>>,
 }
 
-impl Context for Root {}
-
-impl RootContext for Root {
-    fn on_vm_start(&mut self, _vm_configuration_size: usize) -> bool {
-        self.global = Rc::new(GlobalIds::define());
-        true
+impl Root {
+    /// The configuration new streams take; `None` before one was accepted.
+    pub fn active(&self) -> Option<Rc<Active>> {
+        self.active.clone()
     }
 
-    fn on_configure(&mut self, plugin_configuration_size: usize) -> bool {
+    pub fn on_vm_start(&mut self) {
+        self.global = Rc::new(GlobalIds::define());
+    }
+
+    pub fn on_configure(&mut self, plugin_configuration_size: usize) -> bool {
         let bytes = abi::plugin_configuration(plugin_configuration_size);
         let config = match Config::parse(&bytes) {
             Ok(config) => config,
@@ -66,7 +65,7 @@ impl RootContext for Root {
         true
     }
 
-    fn on_tick(&mut self) {
+    pub fn on_tick(&mut self) {
         let Some(active) = &self.active else {
             return;
         };
@@ -78,7 +77,7 @@ impl RootContext for Root {
         active.global.report_footprint(keys, bytes);
     }
 
-    fn on_queue_ready(&mut self, queue_id: u32) {
+    pub fn on_queue_ready(&mut self, queue_id: u32) {
         let Some(active) = &self.active else {
             return;
         };
@@ -91,14 +90,6 @@ impl RootContext for Root {
                 }
             }
         }
-    }
-
-    fn get_type(&self) -> Option<ContextType> {
-        Some(ContextType::HttpContext)
-    }
-
-    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(Stream::new(self.active.clone())))
     }
 }
 

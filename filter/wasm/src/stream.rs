@@ -1,6 +1,8 @@
-//! One HTTP stream: request decision at the headers, accounting at the response.
+//! One HTTP stream: request decision at the headers, accounting at the response, and
+//! at the stream's end the settlement of a stream that got no response.
 
 use crate::abi::{self, Level, Map};
+use crate::exports::Action;
 use crate::pairs::pairs;
 use crate::root::Active;
 use c4mesh_filter_core::control::{is_control_header, route_header_fits};
@@ -8,8 +10,6 @@ use c4mesh_filter_core::duration::Millis;
 use c4mesh_filter_core::health::Signals;
 use c4mesh_filter_core::reply::LocalReply;
 use c4mesh_filter_core::{Request, RouteId, Ticket, Verdict};
-use proxy_wasm::traits::{Context, HttpContext};
-use proxy_wasm::types::Action;
 use std::rc::Rc;
 
 enum Phase {
@@ -43,10 +43,8 @@ impl Stream {
     }
 }
 
-impl Context for Stream {}
-
-impl HttpContext for Stream {
-    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+impl Stream {
+    pub fn on_request_headers(&mut self) -> Action {
         let Some(active) = self.active.clone() else {
             return Action::Continue;
         };
@@ -82,16 +80,18 @@ impl HttpContext for Stream {
         let mut worker = active.worker.borrow_mut();
         match worker.on_request(&request, now_ms, &mut shared) {
             Verdict::Forward(ticket) => {
-                if route_header_fits(kept) {
-                    let route = &worker.route(ticket.route).name;
+                let set = worker.route_headers(&ticket, route_header_fits(kept));
+                if let Some(route) = set.route {
                     abi::add_header(Map::RequestHeaders, b"x-c4-route", route.as_bytes());
                 }
-                abi::add_header(
-                    Map::RequestHeaders,
-                    b"x-envoy-upstream-rq-timeout-ms",
-                    worker.timeout_header(ticket.route).as_bytes(),
-                );
-                if let Some(k) = ticket.max_retries_header() {
+                if let Some(ms) = set.timeout_ms {
+                    abi::add_header(
+                        Map::RequestHeaders,
+                        b"x-envoy-upstream-rq-timeout-ms",
+                        ms.as_bytes(),
+                    );
+                }
+                if let Some(k) = set.max_retries {
                     abi::add_header(Map::RequestHeaders, b"x-envoy-max-retries", k.as_bytes());
                 }
                 self.phase = Phase::Forwarded {
@@ -119,7 +119,7 @@ impl HttpContext for Stream {
         }
     }
 
-    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+    pub fn on_response_headers(&mut self) -> Action {
         let Some(active) = self.active.clone() else {
             return Action::Continue;
         };
@@ -156,8 +156,10 @@ impl HttpContext for Stream {
         Action::Continue
     }
 
-    fn on_log(&mut self) {
-        let Some(active) = self.active.clone() else {
+    /// The stream is over: a forwarded request that got no response (the client reset
+    /// it) settles its budget and frees the probe slot it may hold.
+    pub fn on_log(self) {
+        let Some(active) = self.active else {
             return;
         };
         if let Phase::Forwarded {
@@ -172,15 +174,9 @@ impl HttpContext for Stream {
                 abi::now_ms(),
                 &mut shared,
             );
-            self.phase = Phase::Forwarded {
-                ticket,
-                settled: true,
-            };
         }
     }
-}
 
-impl Stream {
     fn add_debug_headers(&self, active: &Active) {
         let worker = active.worker.borrow();
         let (route, granted, attempts): (Option<RouteId>, String, u64) = match &self.phase {

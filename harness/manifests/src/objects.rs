@@ -170,12 +170,18 @@ pub fn overlay(base: &mut Value, top: &Value) {
     }
 }
 
-/// The gateways' `pluginConfig`: the default document, with its gateway mode spelled out.
+/// The gateways' `pluginConfig`: the default document, with its gateway mode spelled out
+/// and the statement that the gateway's routes apply the filter's retries and timeout
+/// themselves (R6), which the generated VirtualServices make true: each route retries
+/// `retry.attempts` times within the route's timeout.
 pub fn gateway_plugin_config() -> Result<Value, Error> {
     let mut config = json_document("the default configuration", DEFAULT_CONFIG_JSON)?;
     overlay(
         &mut config,
-        &serde_json::json!({"mode": Mode::Gateway.as_str()}),
+        &serde_json::json!({
+            "mode": Mode::Gateway.as_str(),
+            "proxy_applies": ["retries", "timeout"],
+        }),
     );
     Ok(config)
 }

@@ -260,9 +260,17 @@ fn the_gateway_plugins_run_the_defaults_in_gateway_mode() {
     let config = plugin_config(ingress);
     assert_eq!(config.mode, Mode::Gateway);
     assert_eq!(
-        config,
+        ingress["pluginConfig"]["proxy_applies"],
+        serde_json::json!(["retries", "timeout"]),
+        "the generated VirtualServices apply the filter's retries and timeout (R6)"
+    );
+    assert_eq!(
+        Config {
+            proxy_applies: Default::default(),
+            ..config
+        },
         Config::defaults(),
-        "the filter's parser takes it as the defaults"
+        "apart from the statement, the filter's parser takes it as the defaults"
     );
     assert_eq!(ingress["failStrategy"], "FAIL_RELOAD");
 

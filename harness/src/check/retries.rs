@@ -6,7 +6,9 @@
 //! failure after the service may have acted (a 5xx, a reset after sending, a timeout:
 //! the payment made twice; SPEC 4), and a c4mesh plugin that grants more retries than
 //! the routes of its proxy retry (through `x-envoy-max-retries` the filter would raise
-//! what Istio does instead of bounding it).
+//! what Istio does instead of bounding it) or states of them what they do not do
+//! (`proxy_applies`: the filter would leave the route's own retries or timeout in force
+//! where its budget counted on its own).
 
 use super::{kind, name, text, Finding, NAMESPACE};
 use c4mesh_mesh::istio::plan::{ProxyPlan, RetryPolicy};
@@ -30,7 +32,9 @@ const FIX_UNSAFE: &str = "give POST and PATCH a route of their own before the ot
 
 const FIX_GRANTS: &str = "set the plugin's retry.attempts (top level and per route) to the \
     retries of the routes its proxies run: the filter sets x-envoy-max-retries, so a \
-    larger grant raises what Istio would retry";
+    larger grant raises what Istio would retry; and list in proxy_applies only what \
+    every route applies itself (retries: num_retries equal to retry.attempts; timeout: \
+    the route's timeout), or remove proxy_applies so that the filter sets both headers";
 
 /// The cluster's Istio resources, read as the translation reads files.
 fn resources(objects: &[Value]) -> Result<Resources, String> {
@@ -163,9 +167,13 @@ pub fn safe_retries(objects: &[Value]) -> Finding {
     }
 }
 
-/// No c4mesh plugin grants more retries on a route than the route's proxy retries.
+/// No c4mesh plugin grants more retries on a route than the route's proxy retries, and
+/// what a plugin states of its proxy's routes (`proxy_applies`, R6) holds on every
+/// route it runs on: with `retries` stated the filter leaves a full grant to the route,
+/// so the route must retry exactly `retry.attempts` times; with `timeout` stated it
+/// leaves the timeout to the route, which must have the filter's.
 pub fn plugin_grants(objects: &[Value]) -> Finding {
-    let check = "c4mesh plugins grant no more retries than their routes";
+    let check = "c4mesh plugins grant no more retries than their routes, as they state";
     let plans = match plans(objects) {
         Ok(plans) => plans,
         Err(error) => return untranslatable(check, &error),
@@ -180,24 +188,42 @@ pub fn plugin_grants(objects: &[Value]) -> Finding {
                 continue;
             };
             seen += 1;
+            let applies = config.proxy_applies;
+            let proxy_routes = plan.virtual_hosts.iter().flat_map(|h| &h.routes);
             for route in &config.routes {
-                let retries = plan
-                    .virtual_hosts
-                    .iter()
-                    .flat_map(|h| &h.routes)
-                    .filter(|r| r.cluster == route.service)
-                    .map(|r| r.retry.as_ref().map_or(0, |p| p.num_retries))
-                    .max();
-                let Some(retries) = retries else {
-                    continue;
-                };
-                if route.retry.attempts > retries {
-                    let entry = format!(
-                        "{} on {}: route {} grants {} where the proxy retries {retries}",
-                        filter.name, plan.name, route.name, route.retry.attempts
-                    );
-                    if !bad.contains(&entry) {
-                        bad.push(entry);
+                for proxy_route in proxy_routes.clone().filter(|r| r.cluster == route.service) {
+                    let retries = proxy_route.retry.as_ref().map_or(0, |p| p.num_retries);
+                    let attempts = route.retry.attempts;
+                    let at = format!("{} on {}: route {}", filter.name, plan.name, route.name);
+                    let entry = if attempts > retries {
+                        Some(format!(
+                            "{at} grants {attempts} where the proxy retries {retries}"
+                        ))
+                    } else if applies.retries && attempts != retries {
+                        Some(format!(
+                            "{at} states proxy_applies retries, but grants {attempts} where \
+                             the proxy retries {retries}"
+                        ))
+                    } else {
+                        None
+                    };
+                    let timeout_ms = u64::try_from(proxy_route.timeout.as_millis()).unwrap_or(0);
+                    let timeout = (applies.timeout && timeout_ms != route.timeout_ms).then(|| {
+                        format!(
+                            "{at} states proxy_applies timeout, but times out after {} ms \
+                             where the proxy's route takes {}",
+                            route.timeout_ms,
+                            if timeout_ms == 0 {
+                                "none".to_owned()
+                            } else {
+                                format!("{timeout_ms} ms")
+                            }
+                        )
+                    });
+                    for entry in entry.into_iter().chain(timeout) {
+                        if !bad.contains(&entry) {
+                            bad.push(entry);
+                        }
                     }
                 }
             }
@@ -207,7 +233,7 @@ pub fn plugin_grants(objects: &[Value]) -> Finding {
         check,
         pass: bad.is_empty(),
         detail: if bad.is_empty() {
-            format!("{seen} plugin instances within their routes' retries")
+            format!("{seen} plugin instances within their routes' retries, as they state")
         } else {
             bad.join("; ")
         },

@@ -492,3 +492,46 @@ fn a_plugin_granting_more_than_its_routes_is_named_with_the_fix() {
     let finding = plugin_grants(&objects);
     assert!(finding.pass, "{finding:#?}");
 }
+
+#[test]
+fn a_plugin_stating_what_its_routes_do_not_apply_is_named_with_the_fix() {
+    // The generated plugins state what the generated routes do.
+    let finding = plugin_grants(&healthy());
+    assert!(finding.pass, "{finding:#?}");
+    // The gateway's plugin granting 2 while stating that the routes (3 retries) apply
+    // its retries: a full grant would leave the route's 3 in force.
+    let objects = with_plugin("istio-system/c4mesh-gateway", |p| {
+        p["spec"]["pluginConfig"]["retry"]["attempts"] = json!(2);
+    });
+    let finding = plugin_grants(&objects);
+    assert!(!finding.pass);
+    assert!(
+        finding.detail.contains(
+            "route orders states proxy_applies retries, but grants 2 where the proxy retries 3"
+        ),
+        "{}",
+        finding.detail
+    );
+    assert!(finding.fix.contains("proxy_applies"), "{}", finding.fix);
+    // The sidecars' plugin stating a timeout the in-mesh routes do not have.
+    let objects = with_plugin("ecommerce/c4mesh-sidecars", |p| {
+        p["spec"]["pluginConfig"]["proxy_applies"] = json!(["retries", "timeout"]);
+    });
+    let finding = plugin_grants(&objects);
+    assert!(!finding.pass);
+    assert!(
+        finding.detail.contains("route orders states proxy_applies timeout, but times out after 10000 ms where the proxy's route takes none"),
+        "{}",
+        finding.detail
+    );
+    // Without the statement, a smaller grant is the filter's own business.
+    let objects = with_plugin("istio-system/c4mesh-gateway", |p| {
+        p["spec"]["pluginConfig"]["retry"]["attempts"] = json!(2);
+        p["spec"]["pluginConfig"]
+            .as_object_mut()
+            .expect("an object")
+            .remove("proxy_applies");
+    });
+    let finding = plugin_grants(&objects);
+    assert!(finding.pass, "{finding:#?}");
+}

@@ -211,6 +211,29 @@ fn null_budget_switches_it_off_unless_a_route_brings_its_own() {
 }
 
 #[test]
+fn the_proxy_statement_and_the_route_header_are_off_unless_given() {
+    let defaults = Config::defaults();
+    assert!(!defaults.route_header);
+    assert_eq!(defaults.proxy_applies, ProxyApplies::default());
+    let config =
+        Config::parse(br#"{"proxy_applies": ["timeout", "retries"], "route_header": true}"#)
+            .unwrap();
+    assert!(config.route_header);
+    assert_eq!(
+        config.proxy_applies,
+        ProxyApplies {
+            retries: true,
+            timeout: true
+        }
+    );
+    assert_eq!(config.proxy_applies.names(), ["retries", "timeout"]);
+    assert_eq!(
+        Config::parse(br#"{"proxy_applies": []}"#).unwrap(),
+        defaults
+    );
+}
+
+#[test]
 fn every_invalid_case_names_its_field() {
     let cases: &[(&str, &str)] = &[
         (
@@ -238,6 +261,22 @@ fn every_invalid_case_names_its_field() {
             "mode: must be \"gateway\" or \"sidecar\", got \"x\"",
         ),
         (r#"{"mode": 1}"#, "mode: expected a string, got an integer"),
+        (
+            r#"{"route_header": "yes"}"#,
+            "route_header: expected a boolean, got a string",
+        ),
+        (
+            r#"{"proxy_applies": "retries"}"#,
+            "proxy_applies: expected an array, got a string",
+        ),
+        (
+            r#"{"proxy_applies": ["retries", "budget"]}"#,
+            "proxy_applies[1]: must be \"retries\" or \"timeout\", got \"budget\"",
+        ),
+        (
+            r#"{"proxy_applies": ["timeout", "timeout"]}"#,
+            "proxy_applies[1]: listed twice",
+        ),
         (r#"{"mode": null}"#, "mode: expected a string, got null"),
         (
             r#"{"namespace": "Ecommerce"}"#,

@@ -69,8 +69,10 @@ fn r3_r6_each_default_prefix_routes_to_its_route() {
     {
         let ticket = forward(w.on_request(&get(&format!("{prefix}/1?x=y")), 0, &mut s));
         assert_eq!(ticket.route, i);
-        assert_eq!(w.timeout_header(i), "10000");
-        assert_eq!(ticket.max_retries_header(), Some("3"));
+        let headers = w.route_headers(&ticket, true);
+        assert_eq!(headers.timeout_ms, Some("10000"));
+        assert_eq!(headers.max_retries, Some("3"));
+        assert_eq!(headers.route, None, "x-c4-route only when asked for");
     }
     assert_eq!(w.route(5).service, "saga-tracker");
 }
@@ -147,11 +149,57 @@ fn r4_methods_limit_a_route_and_the_reply_lists_them() {
 }
 
 #[test]
+fn r6_what_the_proxy_applies_is_left_out_and_the_route_name_is_sent_only_when_asked() {
+    let (mut w, mut s) = worker(r#"{"proxy_applies": ["retries", "timeout"]}"#);
+    let ticket = forward(w.on_request(&get("/api/v1/orders/1"), 0, &mut s));
+    assert_eq!(ticket.granted, Some(3));
+    let headers = w.route_headers(&ticket, true);
+    assert_eq!(headers, RouteHeaders::default());
+    assert!(headers.is_empty(), "a healthy request is not changed");
+
+    // A grant below the route's retries is still set; the timeout is not.
+    let short = Ticket {
+        granted: Some(1),
+        ..ticket
+    };
+    let headers = w.route_headers(&short, true);
+    assert_eq!(headers.max_retries, Some("1"));
+    assert_eq!(headers.timeout_ms, None);
+    let none = Ticket {
+        granted: Some(0),
+        ..ticket
+    };
+    assert_eq!(w.route_headers(&none, true).max_retries, Some("0"));
+
+    // Only the retries stated: the timeout header stays.
+    let (mut w, mut s) = worker(r#"{"proxy_applies": ["retries"], "route_header": true}"#);
+    let ticket = forward(w.on_request(&get("/api/v1/orders/1"), 0, &mut s));
+    let headers = w.route_headers(&ticket, true);
+    assert_eq!(headers.timeout_ms, Some("10000"));
+    assert_eq!(headers.max_retries, None);
+    assert_eq!(headers.route, Some("orders"));
+    assert_eq!(
+        w.route_headers(&ticket, false).route,
+        None,
+        "near the header limit"
+    );
+
+    // Without the statement both headers are always set.
+    let (mut w, mut s) = worker("");
+    let ticket = forward(w.on_request(&get("/api/v1/orders/1"), 0, &mut s));
+    let headers = w.route_headers(&ticket, true);
+    assert_eq!(
+        (headers.timeout_ms, headers.max_retries),
+        (Some("10000"), Some("3"))
+    );
+}
+
+#[test]
 fn b_budget_off_sets_no_max_retries() {
     let (mut w, mut s) = worker(r#"{"retry_budget": null}"#);
     let ticket = forward(w.on_request(&get("/api/v1/orders"), 0, &mut s));
     assert_eq!(ticket.granted, None);
-    assert_eq!(ticket.max_retries_header(), None);
+    assert_eq!(w.route_headers(&ticket, true).max_retries, None);
     assert!(!w.needs_attempt_count(&ticket));
 }
 
@@ -477,8 +525,9 @@ mod sidecar {
             &mut s,
         ));
         assert_eq!(w.route(ticket.route).name, "payments");
-        assert_eq!(ticket.max_retries_header(), Some("2"));
-        assert_eq!(w.timeout_header(ticket.route), "10000");
+        let headers = w.route_headers(&ticket, true);
+        assert_eq!(headers.max_retries, Some("2"));
+        assert_eq!(headers.timeout_ms, Some("10000"));
         assert!(!ticket.probe);
         let ticket = forward(w.on_request(&call("SAGA-TRACKER", "/api/v1/saga/1"), 0, &mut s));
         assert_eq!(w.route(ticket.route).name, "saga");

@@ -2,6 +2,7 @@
 //! plugin selects. (The WasmPlugins as written are tested on `manifests/` itself.)
 
 use super::*;
+use c4mesh_filter_core::config::ProxyApplies;
 use serde_json::json;
 
 fn parse(config: &Value) -> Config {
@@ -25,7 +26,22 @@ fn overlay_merges_objects_and_replaces_everything_else() {
 fn the_gateway_config_is_the_defaults_in_gateway_mode() {
     let document = gateway_plugin_config().unwrap();
     assert_eq!(document["mode"], "gateway");
-    assert_eq!(parse(&document), Config::defaults());
+    let config = parse(&document);
+    assert_eq!(
+        config.proxy_applies,
+        ProxyApplies {
+            retries: true,
+            timeout: true
+        },
+        "the generated VirtualServices apply the filter's retries and timeout"
+    );
+    assert_eq!(
+        Config {
+            proxy_applies: ProxyApplies::default(),
+            ..config
+        },
+        Config::defaults()
+    );
 }
 
 #[test]
