@@ -500,8 +500,13 @@ impl Proxy {
             ),
         };
         match result {
-            Ok(action) => {
-                if action.unwrap_or(0) == 0 && !worker.state().stop_iteration {
+            // Not exported: Continue, as Envoy answers for a missing callback. The
+            // `stop_iteration` flag is not looked at: no callback ran, so it is still
+            // what an earlier callback left (a local reply from the request headers
+            // would otherwise hold the reply's own response headers).
+            Ok(None) => Verdict::Continue,
+            Ok(Some(action)) => {
+                if action == 0 && !worker.state().stop_iteration {
                     Verdict::Continue
                 } else {
                     Verdict::Pause

@@ -11,7 +11,7 @@
 //! # let wasm = c4mesh_mesh::envoy::module("c4mesh_filter").expect("the filter builds");
 //! let mut proxy = Proxy::builder()
 //!     .wasm_file(&wasm) // e.g. target/wasm32-wasip1/release/my_filter.wasm
-//!     .config(r#"{"debug_headers": true}"#)
+//!     .config(r#"{"debug_headers": true, "route_header": true}"#)
 //!     .upstream(|_| Response::status(200))
 //!     .start()?;
 //! assert!(proxy.configured());

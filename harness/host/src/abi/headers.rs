@@ -3,7 +3,10 @@
 //!
 //! Which map a call reaches depends on where the stream is (see [`crate::state`]):
 //! a map outside its window reads as empty through `get_header_map_pairs` and answers
-//! `BadArgument` to every other call, exactly as Envoy answers for a null map. The HTTP
+//! `BadArgument` to every other call, exactly as Envoy answers for a null map; in
+//! `on_log` (Envoy's access-log phase) `get_header_map_value` answers `NotFound` for it
+//! instead, as Envoy does, e.g. for the response headers of a stream reset before any
+//! response. The HTTP
 //! callout maps are readable from any context of the VM while
 //! `on_http_call_response` runs, and never writable.
 
@@ -179,7 +182,13 @@ fn get_value(
                 .map(|i| (i, m.iter().nth(i).map_or(0, |(_, v)| v.len())))
         })
     })?;
-    let (index, size) = found.ok_or(Status::BadArgument)?.ok_or(Status::NotFound)?;
+    let (index, size) = match found {
+        Some(found) => found.ok_or(Status::NotFound)?,
+        // In `on_log` a map the stream never had (no response after a reset) is only
+        // absent: Envoy's `getHeaderMapValue` answers NotFound in its access-log phase.
+        None if c.data().stream().is_some_and(|s| s.in_log) => return Err(Status::NotFound.into()),
+        None => return Err(Status::BadArgument.into()),
+    };
     memory::copy_out_with(c, size, ptr_ptr, size_ptr, |out, state| {
         if let Some((_, v)) = readable(state, map).and_then(|m| m.iter().nth(index)) {
             out.copy_from_slice(v);
