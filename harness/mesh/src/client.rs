@@ -3,7 +3,7 @@
 
 use anyhow::{anyhow, bail, Context, Result};
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -74,14 +74,39 @@ impl Client {
     /// the server closes when the response does not say how long it is. (Waiting for
     /// the close would add Envoy's delayed-close timeout to some responses.)
     pub fn send_raw(&self, raw: &[u8]) -> Result<Response> {
+        self.exchange(raw, None)?
+            .ok_or_else(|| anyhow!("no response, and no deadline to give up at"))
+    }
+
+    /// Like [`Client::send_raw`], but the client gives up `patience` after writing:
+    /// if the response is not complete by then it closes the connection (a client
+    /// reset, to the proxy) and returns `None`.
+    pub fn send_raw_or_abort(&self, raw: &[u8], patience: Duration) -> Result<Option<Response>> {
+        self.exchange(raw, Some(patience))
+    }
+
+    fn exchange(&self, raw: &[u8], patience: Option<Duration>) -> Result<Option<Response>> {
         let mut stream = TcpStream::connect(self.addr)
             .with_context(|| format!("connecting to {}", self.addr))?;
-        stream.set_read_timeout(Some(Duration::from_secs(20)))?;
+        stream.set_read_timeout(Some(READ_TIMEOUT))?;
         stream.write_all(raw)?;
+        let give_up = patience.map(|p| Instant::now() + p);
         let mut bytes = Vec::new();
         let mut buffer = [0u8; 16 * 1024];
         loop {
-            let n = stream.read(&mut buffer)?;
+            if let Some(at) = give_up {
+                let left = at.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    let _ = stream.shutdown(Shutdown::Both);
+                    return Ok(None);
+                }
+                stream.set_read_timeout(Some(left.min(READ_TIMEOUT)))?;
+            }
+            let n = match stream.read(&mut buffer) {
+                Ok(n) => n,
+                Err(e) if give_up.is_some() && is_timeout(&e) => continue,
+                Err(e) => return Err(e.into()),
+            };
             if n == 0 {
                 break;
             }
@@ -90,8 +115,19 @@ impl Client {
                 break;
             }
         }
-        parse_response(&bytes)
+        parse_response(&bytes).map(Some)
     }
+}
+
+/// Longest a read waits for the server.
+const READ_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A read that ran into its timeout (`WouldBlock` on Unix, `TimedOut` on Windows).
+fn is_timeout(error: &std::io::Error) -> bool {
+    matches!(
+        error.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    )
 }
 
 impl Client {

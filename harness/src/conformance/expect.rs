@@ -4,7 +4,7 @@
 //! target, so the report can line the targets up and see where they disagree. A check
 //! the target cannot observe (attempts on a live gateway) is `None`, not a pass.
 
-use super::observe::{Exchange, Observed, ProxyObserved, Reply};
+use super::observe::{Exchange, NoReply, Observed, ProxyObserved, Reply};
 use super::scenario::{Aggregate, Expect, ProxyExpect, Scenario, Step};
 use super::upstreams::AttemptRecord;
 use std::collections::BTreeMap;
@@ -86,11 +86,25 @@ pub fn evaluate(scenario: &Scenario, observed: &Observed) -> Vec<Check> {
             .filter(|e| e.step == index)
             .collect();
         let expected = super::traffic::Plan::of(step).count;
-        checks.push(
-            format!("{name}: every request answered"),
-            exchanges.len() == expected && exchanges.iter().all(|e| e.response.is_ok()),
-            answered_detail(&exchanges, expected),
-        );
+        if step.expect.as_ref().is_some_and(|e| e.aborted) {
+            checks.push(
+                format!("{name}: every request aborted by its client"),
+                exchanges.len() == expected
+                    && exchanges
+                        .iter()
+                        .all(|e| e.response.as_ref().err() == Some(&NoReply::Aborted)),
+                tally(exchanges.iter().map(|e| match &e.response {
+                    Ok(reply) => format!("answered {}", reply.status),
+                    Err(no_reply) => no_reply.to_string(),
+                })),
+            );
+        } else {
+            checks.push(
+                format!("{name}: every request answered"),
+                exchanges.len() == expected && exchanges.iter().all(|e| e.response.is_ok()),
+                answered_detail(&exchanges, expected),
+            );
+        }
         if let Some(expect) = &step.expect {
             per_response(&mut checks, &name, expect, &exchanges);
         }
@@ -209,7 +223,7 @@ fn logs_contain(checks: &mut Checks<'_>, needle: &str) {
 }
 
 fn answered_detail(exchanges: &[&Exchange], expected: usize) -> String {
-    let failed: Vec<&String> = exchanges
+    let failed: Vec<&NoReply> = exchanges
         .iter()
         .filter_map(|e| e.response.as_ref().err())
         .collect();

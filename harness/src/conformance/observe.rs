@@ -4,6 +4,7 @@
 
 use super::upstreams::AttemptRecord;
 use std::collections::BTreeMap;
+use std::fmt;
 
 /// One request and what the client got.
 #[derive(Debug, Clone)]
@@ -13,7 +14,25 @@ pub struct Exchange {
     /// The step it belongs to.
     pub step: usize,
     /// The response, or why there was none.
-    pub response: Result<Reply, String>,
+    pub response: Result<Reply, NoReply>,
+}
+
+/// Why a request got no response.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NoReply {
+    /// The client gave up at its `abort_after` and closed the connection.
+    Aborted,
+    /// The exchange failed otherwise: a reset, a refused connection, a broken reply.
+    Failed(String),
+}
+
+impl fmt::Display for NoReply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NoReply::Aborted => f.write_str("aborted by the client"),
+            NoReply::Failed(message) => f.write_str(message),
+        }
+    }
 }
 
 /// A response as the client saw it.

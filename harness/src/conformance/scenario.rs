@@ -348,6 +348,10 @@ pub struct RequestSpec {
     pub headers: BTreeMap<String, String>,
     #[serde(default)]
     pub body: Option<String>,
+    /// The client closes its connection this long after sending if no response has
+    /// come by then (a client reset, to the proxy).
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub abort_after: Option<Duration>,
 }
 
 fn default_method() -> String {
@@ -403,6 +407,10 @@ pub struct Expect {
     pub upstream_headers: BTreeMap<String, String>,
     #[serde(default)]
     pub upstream_headers_absent: Vec<String>,
+    /// No response: the client gave up at the request's `abort_after` (instead of the
+    /// usual check that every request was answered).
+    #[serde(default)]
+    pub aborted: bool,
 }
 
 /// Expectations on a step's responses together.
@@ -854,7 +862,21 @@ fn check(scenario: &Scenario) -> Result<(), Problem> {
                 ));
             }
         }
+        if step.request.abort_after.is_some_and(|d| d.is_zero()) {
+            return Err(problem(
+                &format!("{field}.request.abort_after"),
+                Some("abort_after:"),
+                "must be longer than 0s".into(),
+            ));
+        }
         if let Some(expect) = &step.expect {
+            check_aborted(expect, &step.request).map_err(|(name, message)| {
+                problem(
+                    &format!("{field}.expect.{name}"),
+                    Some(&format!("{name}:")),
+                    message,
+                )
+            })?;
             if let Some(service) = &expect.service {
                 if service != "none" && !services.contains(service) {
                     return Err(problem(
@@ -907,6 +929,34 @@ fn check(scenario: &Scenario) -> Result<(), Problem> {
         }
     }
     Ok(())
+}
+
+/// An `aborted` expectation needs a client that gives up, and has no response to
+/// check: the field at fault and why.
+fn check_aborted(expect: &Expect, request: &RequestSpec) -> Result<(), (&'static str, String)> {
+    if !expect.aborted {
+        return Ok(());
+    }
+    if request.abort_after.is_none() {
+        return Err((
+            "aborted",
+            "needs request.abort_after (when the client gives up)".into(),
+        ));
+    }
+    let response_fields = [
+        ("status", expect.status.is_some()),
+        ("headers", !expect.headers.is_empty()),
+        ("headers_present", !expect.headers_present.is_empty()),
+        ("headers_absent", !expect.headers_absent.is_empty()),
+        ("body", expect.body.is_some()),
+    ];
+    match response_fields.iter().find(|(_, given)| *given) {
+        Some((name, _)) => Err((
+            name,
+            "an aborted request has no response to check: drop it or `aborted`".into(),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// A topology's own consistency: known services, no cycles, a gateway in front.

@@ -60,6 +60,8 @@ pub struct ClientRequest {
     /// Lower-case names, the request id last.
     pub headers: Vec<(String, String)>,
     pub body: Option<Vec<u8>>,
+    /// The client gives up this long after sending if no response has come.
+    pub abort_after: Option<Duration>,
 }
 
 impl ClientRequest {
@@ -77,6 +79,7 @@ impl ClientRequest {
             host: spec.host.clone(),
             headers,
             body: spec.body.as_ref().map(|b| b.clone().into_bytes()),
+            abort_after: spec.abort_after,
         }
     }
 }

@@ -22,7 +22,7 @@
 //! spread over the workers in turn, as connections are over Envoy's worker threads.
 
 use super::normalize::normalize;
-use super::observe::{Exchange, Observed, ProxyObserved, Reply};
+use super::observe::{Exchange, NoReply, Observed, ProxyObserved, Reply};
 use super::rng::Rng;
 use super::router::{
     backoff, connect_failure_reply, no_healthy_upstream_reply, overflow_reply, reset_reply,
@@ -249,6 +249,12 @@ enum Event {
     },
     Deadline {
         flight: usize,
+    },
+    /// The client of request `request` (of step `step`) gives up: it resets its stream
+    /// if no response has come.
+    Abort {
+        step: usize,
+        request: u64,
     },
 }
 
@@ -630,7 +636,17 @@ impl Run<'_> {
             step,
             request: request.id,
         };
-        self.route(ENTRY, stream, worker, origin)
+        let answered = self.route(ENTRY, stream, worker, origin)?;
+        if let Some(patience) = request.abort_after.filter(|_| answered == 0) {
+            self.schedule(
+                self.now + patience,
+                Event::Abort {
+                    step,
+                    request: request.id,
+                },
+            );
+        }
+        Ok(answered)
     }
 
     /// A service's host calls its next callee through its pod's sidecar, or, when
@@ -912,6 +928,7 @@ impl Run<'_> {
                 let (status, text) = timeout_reply();
                 return self.finish(flight, router_reply(status, text), None);
             }
+            Event::Abort { step, request } => return self.abort(step, request),
         };
         let now = self.now;
         let Some(flight) = self.flights.get_mut(index) else {
@@ -954,6 +971,36 @@ impl Run<'_> {
         };
         let address = matches!(outcome, Outcome::Status(_)).then_some((service, host));
         self.finish(index, response, address)
+    }
+
+    /// The client of request `id` gives up before its response: its entry stream is
+    /// reset (the filter sees `on_log` without a response), and the router cancels the
+    /// attempt in flight without retrying, as Envoy does on a downstream reset.
+    /// Returns 1 when the request was still open.
+    fn abort(&mut self, step: usize, id: u64) -> Result<usize, Error> {
+        let Some(stream) = self.open.remove(&id) else {
+            return Ok(0);
+        };
+        if let Some(flight) = self
+            .flights
+            .iter_mut()
+            .find(|f| f.node == ENTRY && f.stream == stream && !f.done)
+        {
+            flight.done = true;
+            flight.open = None;
+            if std::mem::take(&mut flight.admitted) {
+                if let Some(cluster) = self.nodes[ENTRY].clusters.get_mut(flight.service) {
+                    cluster.release();
+                }
+            }
+        }
+        self.nodes[ENTRY].proxy.reset(stream)?;
+        self.exchanges.push(Exchange {
+            id,
+            step,
+            response: Err(NoReply::Aborted),
+        });
+        Ok(1)
     }
 
     /// Ends a flight: the response goes back through its proxy's filter to whoever
@@ -1029,10 +1076,10 @@ impl Run<'_> {
                         .collect(),
                     body: response.body.concat(),
                 }),
-                _ if exchange.reset => Err("the stream was reset".into()),
-                _ => Err("no response".into()),
+                _ if exchange.reset => Err(NoReply::Failed("the stream was reset".into())),
+                _ => Err(NoReply::Failed("no response".into())),
             },
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(NoReply::Failed(e.to_string())),
         };
         self.exchanges.push(Exchange { id, step, response });
     }
@@ -1042,7 +1089,7 @@ impl Run<'_> {
         self.exchanges.push(Exchange {
             id,
             step,
-            response: Err(message),
+            response: Err(NoReply::Failed(message)),
         });
     }
 }

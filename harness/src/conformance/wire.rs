@@ -10,7 +10,7 @@
 //! step up to `concurrency` client threads send, either as soon as their previous
 //! request is answered (closed loop) or when each request is due (open loop).
 
-use super::observe::{Exchange, Reply};
+use super::observe::{Exchange, NoReply, Reply};
 use super::scenario::Scenario;
 use super::traffic::{ClientRequest, Plan};
 use crate::live::connection::Dialer;
@@ -60,7 +60,7 @@ pub fn raw_request(request: &ClientRequest, host_override: Option<&str>) -> Vec<
 /// Longest a live gateway may take for one scenario request.
 const LIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
-fn send(destination: &Destination, request: &ClientRequest) -> Result<Reply, String> {
+fn send(destination: &Destination, request: &ClientRequest) -> Result<Reply, NoReply> {
     if let Some((dialer, settings)) = &destination.live {
         return send_live(
             dialer,
@@ -70,54 +70,67 @@ fn send(destination: &Destination, request: &ClientRequest) -> Result<Reply, Str
         );
     }
     let raw = raw_request(request, destination.host_override.as_deref());
-    Client::new(destination.addr)
-        .send_raw(&raw)
-        .map(|r| Reply {
+    let client = Client::new(destination.addr);
+    let response = match request.abort_after {
+        Some(patience) => client.send_raw_or_abort(&raw, patience),
+        None => client.send_raw(&raw).map(Some),
+    };
+    match response {
+        Ok(Some(r)) => Ok(Reply {
             status: r.status,
             headers: r.headers,
             body: r.body,
-        })
-        .map_err(|e| format!("{e:#}"))
+        }),
+        Ok(None) => Err(NoReply::Aborted),
+        Err(e) => Err(NoReply::Failed(format!("{e:#}"))),
+    }
 }
 
 /// A request to a live gateway: through the client stack when it can be built,
-/// else as raw bytes (no Host header, bytes the `http` types refuse).
+/// else as raw bytes (no Host header, bytes the `http` types refuse). A request with
+/// `abort_after` has that long instead of [`LIVE_TIMEOUT`], and running out of it is
+/// the client giving up.
 fn send_live(
     dialer: &Dialer,
     settings: &Settings,
     host_override: Option<&str>,
     request: &ClientRequest,
-) -> Result<Reply, String> {
+) -> Result<Reply, NoReply> {
     let reply = |r: live::FullResponse| Reply {
         status: r.status,
         headers: r.headers,
         body: r.body.to_vec(),
+    };
+    let timeout = request.abort_after.unwrap_or(LIVE_TIMEOUT);
+    let failed = |kind: live::ErrorKind| match kind {
+        live::ErrorKind::Timeout if request.abort_after.is_some() => NoReply::Aborted,
+        kind => NoReply::Failed(kind.to_string()),
     };
     if let Some(host) = &request.host {
         let host = match host_override {
             Some(other) if host == "api.c4ang.com" => other.to_owned(),
             _ => host.clone(),
         };
-        let mut client = BlockingClient::with_dialer(dialer.with_host(&host))?;
+        let mut client =
+            BlockingClient::with_dialer(dialer.with_host(&host)).map_err(NoReply::Failed)?;
         let body = request.body.as_deref().unwrap_or_default();
         match client.send(
             &request.method,
             &request.path,
             &request.headers,
             body,
-            LIVE_TIMEOUT,
+            timeout,
         ) {
             Ok(response) => return Ok(reply(response)),
             Err(live::ErrorKind::BadRequest) => {}
-            Err(kind) => return Err(kind.to_string()),
+            Err(kind) => return Err(failed(kind)),
         }
     }
     let raw = raw_request(request, host_override);
-    let bytes = live::raw::exchange(&dialer.endpoint, settings, &raw, LIVE_TIMEOUT)
-        .map_err(|k| k.to_string())?;
+    let bytes = live::raw::exchange(&dialer.endpoint, settings, &raw, timeout).map_err(failed)?;
     live::raw::parse(&bytes)
         .map(reply)
-        .map_err(|k| k.to_string())
+        .map_err(|k| NoReply::Failed(k.to_string()))
 }
 
 /// Runs the scenario's steps against `destination`; `start` is scenario time zero.

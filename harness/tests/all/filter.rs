@@ -55,7 +55,7 @@ fn local_reply(exchange: &Exchange, status: u16, reason: &str) {
 
 #[test]
 fn routes_the_six_prefixes_and_sets_route_and_timeout() {
-    let (mut proxy, _) = filter("", 1);
+    let (mut proxy, _) = filter(r#"{"route_header": true}"#, 1);
     for (route, prefix) in SERVICES {
         let exchange = get(&mut proxy, 0, &format!("{prefix}/42?view=full"));
         assert_eq!(exchange.status(), Some(200), "{route}");
@@ -114,7 +114,7 @@ fn local_replies_for_unknown_host_no_route_bad_path_and_method() {
 
 #[test]
 fn clients_cannot_raise_their_own_retries() {
-    let (mut proxy, _) = filter("", 1);
+    let (mut proxy, _) = filter(r#"{"route_header": true}"#, 1);
     let request = Request::new("GET", "/api/v1/orders/1", "api.c4ang.com")
         .header("x-envoy-max-retries", "50")
         .header("x-envoy-upstream-rq-timeout-ms", "999999")

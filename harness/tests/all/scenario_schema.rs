@@ -191,6 +191,8 @@ steps:
   - request: {path: /api/v1/orders, host: api.c4ang.com}
     repeat: {duration: 5s, rate: 20}
     expect: {service: none, status: 404}
+  - request: {path: /api/v1/orders/1, abort_after: 200ms}
+    expect: {aborted: true, attempts: 1, service: order-service}
 finally:
   metrics: {c4mesh.route.orders.requests_total: {min: 100}}
   attempts: {order-service: {min: 100}, order-service/1: 0}
@@ -308,6 +310,21 @@ const BROKEN: &[Broken] = &[
         what: "a list where a mapping belongs",
         text: "name: x\nrules: [R1]\nmesh: [2, 2]\nsteps:\n  - request: {path: /}\n",
         field: Some("mesh"),
+    },
+    Broken {
+        what: "an abort after no time",
+        text: "name: x\nrules: [O3]\nsteps:\n  - request: {path: /, abort_after: 0ms}\n",
+        field: Some("steps[0].request.abort_after"),
+    },
+    Broken {
+        what: "an aborted request whose client never gives up",
+        text: "name: x\nrules: [O3]\nsteps:\n  - request: {path: /}\n    expect: {aborted: true}\n",
+        field: Some("steps[0].expect.aborted"),
+    },
+    Broken {
+        what: "a status expected of an aborted request",
+        text: "name: x\nrules: [O3]\nsteps:\n  - request: {path: /, abort_after: 1s}\n    expect: {aborted: true, status: 503}\n",
+        field: Some("steps[0].expect.status"),
     },
     Broken {
         what: "workers out of range",

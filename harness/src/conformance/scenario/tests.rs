@@ -83,6 +83,43 @@ fn inconsistent_scenarios_are_refused() {
 }
 
 #[test]
+fn an_aborted_request_needs_a_client_that_gives_up_and_has_no_response_to_check() {
+    let text = "name: x\nrules: [O3]\nsteps:\n  - request: {path: /a, abort_after: 1.5s}\n    expect: {aborted: true, attempts: 1}\n";
+    let s = parse(text, Path::new("s.yaml")).expect("valid");
+    assert_eq!(
+        s.steps[0].request.abort_after,
+        Some(Duration::from_millis(1500))
+    );
+    assert!(s.steps[0].expect.as_ref().is_some_and(|e| e.aborted));
+    let message = error(
+        "name: x\nrules: [O3]\nsteps:\n  - request: {path: /a}\n    expect: {aborted: true}\n",
+    );
+    assert!(
+        message.starts_with("s.yaml:5: steps[0].expect.aborted: needs request.abort_after"),
+        "{message}"
+    );
+    let message = error(
+        "name: x\nrules: [O3]\nsteps:\n  - request: {path: /a, abort_after: 1s}\n    expect:\n      aborted: true\n      headers: {x-c4-circuit: open}\n",
+    );
+    assert!(
+        message
+            .starts_with("s.yaml:7: steps[0].expect.headers: an aborted request has no response"),
+        "{message}"
+    );
+    let message =
+        error("name: x\nrules: [O3]\nsteps:\n  - request: {path: /a, abort_after: soon}\n");
+    assert!(
+        message.starts_with("s.yaml:4: steps[0].request.abort_after"),
+        "{message}"
+    );
+    let message = error("name: x\nrules: [O3]\nsteps:\n  - request: {path: /a, abort_after: 0s}\n");
+    assert!(
+        message.contains("steps[0].request.abort_after: must be longer than 0s"),
+        "{message}"
+    );
+}
+
+#[test]
 fn routes_of_the_configuration_define_the_services() {
     let s = parse(
         "name: x\nrules: [R3]\nconfig:\n  routes: [{name: a, prefix: /a, service: alpha}]\nupstreams:\n  - {service: alpha, status: 500}\nsteps:\n  - request: {path: /a}\n",
