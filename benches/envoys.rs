@@ -14,6 +14,8 @@ use std::process::Command;
 /// runs with the configuration the generated gateway WasmPlugin carries; a variant
 /// (`C4MESH_BENCH_VARIANT`, a module path) with `C4MESH_BENCH_VARIANT_CONFIG` (JSON,
 /// empty by default), for example the filter without the `proxy_applies` statement.
+/// `C4MESH_BENCH_ONLY` (names, comma-separated: `variant`, `c4mesh filter`) keeps only
+/// those, for a split measured build by build.
 pub fn modules() -> Result<Vec<(&'static str, Wasm)>> {
     let gateway = c4mesh_manifests::gateway_plugin_config()
         .context("the generated gateway plugin's configuration")?;
@@ -30,6 +32,10 @@ pub fn modules() -> Result<Vec<(&'static str, Wasm)>> {
                 config: std::env::var("C4MESH_BENCH_VARIANT_CONFIG").unwrap_or_default(),
             },
         ));
+    }
+    if let Ok(only) = std::env::var("C4MESH_BENCH_ONLY") {
+        let wanted: Vec<&str> = only.split(',').map(str::trim).collect();
+        modules.retain(|(name, _)| wanted.contains(name));
     }
     Ok(modules)
 }
