@@ -21,6 +21,8 @@
 //!
 //! - [`endpoint`]: the target URL and the request's host.
 //! - [`tls`]: rustls client configuration (`--cacert`, `--insecure`, ALPN).
+//! - [`trust`]: a `--cacert` file trusted as curl trusts it, and the warnings that say
+//!   what a public certificate would need.
 //! - [`connection`]: one HTTP/1.1 or HTTP/2 connection and its exchanges.
 //! - [`blocking`]: one request at a time from synchronous code (check, conformance).
 //! - [`raw`]: bytes as given, for requests no HTTP library would send.
@@ -30,10 +32,12 @@ pub mod connection;
 pub mod endpoint;
 pub mod raw;
 pub mod tls;
+pub mod trust;
 
 pub use blocking::BlockingClient;
 pub use connection::{Connection, FullResponse};
 pub use endpoint::{Endpoint, Scheme};
+pub use trust::{TrustWarning, Warnings};
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -148,13 +152,16 @@ pub enum Protocol {
 /// How to reach an endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
-    /// Also trust the certificates in this PEM file.
+    /// Also trust the certificates in this PEM file (as curl does: see [`trust`]).
     pub cacert: Option<PathBuf>,
     /// Accept any certificate (for self-signed test gateways).
     pub insecure: bool,
     pub protocol: Protocol,
     /// Longest a connection may take to establish (TCP and TLS).
     pub connect_timeout: Duration,
+    /// Where trust given as curl gives it is reported (default: standard error, once
+    /// per distinct warning for this value and its clones).
+    pub warnings: Warnings,
 }
 
 impl Default for Settings {
@@ -164,6 +171,7 @@ impl Default for Settings {
             insecure: false,
             protocol: Protocol::Auto,
             connect_timeout: Duration::from_secs(10),
+            warnings: Warnings::default(),
         }
     }
 }

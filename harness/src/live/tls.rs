@@ -3,18 +3,16 @@
 //!
 //! Trust starts from the Mozilla roots (`webpki-roots`, so a gateway with a public
 //! certificate such as ACM's or Let's Encrypt's is verified on any machine) plus the
-//! certificates of `--cacert` (a self-signed `ecommerce-tls-cert`, or `c4mesh up`'s).
-//! `--insecure` accepts any certificate but still speaks TLS properly. ALPN offers h2
-//! and http/1.1, or one of them when the protocol is fixed.
+//! certificates of `--cacert` (a self-signed `ecommerce-tls-cert`, or `c4mesh up`'s
+//! CA), and is relaxed only where curl would trust what webpki refuses (see
+//! [`super::trust`]). `--insecure` accepts any certificate but still speaks TLS
+//! properly. ALPN offers h2 and http/1.1, or one of them when the protocol is fixed.
 
+use super::trust::{Cacert, ServerTrust};
 use super::{ErrorKind, Protocol, Settings};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{self, CryptoProvider};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{
-    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
-};
+use rustls::crypto;
+use rustls::pki_types::ServerName;
+use rustls::{CertificateError, ClientConfig, RootCertStore};
 use std::sync::Arc;
 
 /// A client configuration for `settings`.
@@ -23,33 +21,27 @@ pub fn client_config(settings: &Settings) -> Result<Arc<ClientConfig>, String> {
     let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS: {e}"))?;
-    let mut config = if settings.insecure {
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AnyCertificate { provider }))
-            .with_no_client_auth()
+    let trust = if settings.insecure {
+        ServerTrust::any(provider)
     } else {
         let mut roots = RootCertStore::empty();
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        if let Some(file) = &settings.cacert {
-            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(file)
-                .map_err(|e| format!("--cacert {}: {e}", file.display()))?
-                .collect::<Result<_, _>>()
-                .map_err(|e| format!("--cacert {}: {e}", file.display()))?;
-            if certs.is_empty() {
-                return Err(format!(
-                    "--cacert {}: no certificate in the file",
-                    file.display()
-                ));
-            }
-            for cert in certs {
-                roots
-                    .add(cert)
-                    .map_err(|e| format!("--cacert {}: {e}", file.display()))?;
-            }
+        let cacert = settings
+            .cacert
+            .as_deref()
+            .map(Cacert::load)
+            .transpose()
+            .map_err(|e| e.to_string())?;
+        if let Some(cacert) = &cacert {
+            cacert.add_to(&mut roots).map_err(|e| e.to_string())?;
         }
-        builder.with_root_certificates(roots).with_no_client_auth()
+        ServerTrust::as_curl(provider, roots, cacert, settings.warnings.clone())
+            .map_err(|e| format!("TLS: {e}"))?
     };
+    let mut config = builder
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(trust))
+        .with_no_client_auth();
     config.alpn_protocols = match settings.protocol {
         Protocol::Auto => vec![b"h2".to_vec(), b"http/1.1".to_vec()],
         Protocol::Http1 => vec![b"http/1.1".to_vec()],
@@ -93,60 +85,6 @@ pub fn classify(error: &std::io::Error) -> ErrorKind {
         ) => ErrorKind::TlsExpired,
         rustls::Error::InvalidCertificate(_) => ErrorKind::TlsBadCertificate,
         _ => ErrorKind::TlsHandshake,
-    }
-}
-
-/// `--insecure`: every certificate is accepted; signatures are still checked, so the
-/// session is TLS as usual, only unauthenticated.
-#[derive(Debug)]
-struct AnyCertificate {
-    provider: Arc<CryptoProvider>,
-}
-
-impl ServerCertVerifier for AnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
     }
 }
 

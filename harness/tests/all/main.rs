@@ -6,6 +6,8 @@
 //! - `cli`: the `c4mesh run` command.
 //! - `scenario_schema`: conformance scenarios, the JSON Schema of their format and the
 //!   loader agree.
+//! - `trust`: `--cacert` trusted as curl trusts it, by `replay`, `check` and the `url`
+//!   target against a TLS server on loopback.
 
 mod cli;
 #[path = "../common/command.rs"]
@@ -13,3 +15,4 @@ mod command;
 mod filter;
 mod scenario_schema;
 mod support;
+mod trust;
