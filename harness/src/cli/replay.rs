@@ -1,10 +1,11 @@
 //! `c4mesh replay`: traffic from a file or the built-in mix against a gateway, with a
 //! progress line on a terminal, and a summary or the JSON report at the end — also
-//! when interrupted with Ctrl-C.
+//! when interrupted with Ctrl-C. Its exit status gates a pipeline: 3 when an `--slo`
+//! failed, 4 when `--abort-on` stopped the run.
 
 use anyhow::{bail, Context, Result};
 use c4mesh::live::{Endpoint, Protocol, Settings};
-use c4mesh::replay::{self, Load, Options, Progress, Source};
+use c4mesh::replay::{self, AbortRule, Load, Options, Progress, Slo, Source};
 use std::io::{IsTerminal, Write as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,7 +13,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The exit status when a gate (`--slo`) failed.
+const SLO_FAILED: u8 = 3;
+
+/// The exit status when the abort guard (`--abort-on`) stopped the run.
+const ABORTED: u8 = 4;
+
 #[derive(clap::Args)]
+#[command(
+    after_help = "Exit status: 0 when the run ends and every --slo holds, 3 when an \
+--slo failed, 4 when --abort-on stopped the run (its gates are still judged and \
+reported), 2 for bad arguments, 1 for other failures."
+)]
 pub struct ReplayArgs {
     /// The gateway: http[s]://HOST[:PORT] (the NLB by hostname or IP, or `c4mesh
     /// up`'s gateway). Connections go there; requests name --host.
@@ -68,6 +80,19 @@ pub struct ReplayArgs {
     /// Longest one request may take.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = c4mesh::conformance::scenario::parse_duration)]
     timeout: Duration,
+    /// A pass criterion judged at the end, as k6's thresholds: [route=NAME:]METRIC OP
+    /// LIMIT, with METRIC p50, p90, p99, p99.9 or max (a latency in ms, s or us) or
+    /// errors (the share of requests with no response or a 5xx, in %), OP <, <=, > or
+    /// >=. Repeatable: `--slo 'p99<50ms' --slo 'errors<0.1%' --slo
+    /// 'route=payments:p99<200ms'`. Exit status 3 if one fails.
+    #[arg(long = "slo", value_name = "EXPR")]
+    slos: Vec<Slo>,
+    /// Stop sending when the error rate (no response or a 5xx) over the last WINDOW
+    /// of finished requests rises above RATE, once the window holds at least 20
+    /// requests: `--abort-on 'errors>5%/10s'`. Requests in flight get 1 s to finish;
+    /// the report says why it stopped, and the exit status is 4.
+    #[arg(long, value_name = "RULE")]
+    abort_on: Option<AbortRule>,
     /// Print the JSON report instead of the summary.
     #[arg(long)]
     json: bool,
@@ -123,6 +148,8 @@ pub fn command(args: ReplayArgs) -> Result<ExitCode> {
     options.count = args.count;
     options.duration = args.duration;
     options.timeout = args.timeout;
+    options.slos = args.slos;
+    options.abort_on = args.abort_on;
 
     let stop = Arc::new(AtomicBool::new(false));
     let on_interrupt = Arc::clone(&stop);
@@ -144,7 +171,13 @@ pub fn command(args: ReplayArgs) -> Result<ExitCode> {
     } else {
         let _ = write!(out, "{}", report.summary());
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(if report.aborted.is_some() {
+        ExitCode::from(ABORTED)
+    } else if !report.slo_passed() {
+        ExitCode::from(SLO_FAILED)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// One progress line on stderr: a bar when the run's length is known.

@@ -23,8 +23,13 @@
 //! one in flight past the timeout as a timeout and replaces its task. On stop, no
 //! request is started any more, and each worker waits up to [`STOP_GRACE`] for those
 //! in flight; any still out then are reported as unfinished.
+//!
+//! The abort guard ([`Guard`]) runs on the calling thread beside the progress hook,
+//! from the same shared counters: when it trips it raises the run's own abort flag,
+//! which stops the workers as the caller's stop flag does.
 
 use super::report::Report;
+use super::slo::Guard;
 use super::source::{Prepared, Traffic};
 use super::{Error, Load, Options, Progress};
 use crate::live::connection::{Connection, Dialer};
@@ -173,16 +178,28 @@ struct Shared {
     sent: AtomicU64,
     answered: AtomicU64,
     errors: AtomicU64,
+    /// Responses with a 5xx status (for the abort guard).
+    server_errors: AtomicU64,
     /// The closed loop's next request index.
     next: AtomicU64,
     stop: Arc<AtomicBool>,
+    /// Raised by the abort guard; the caller's `stop` is left alone.
+    aborted: AtomicBool,
     /// Connections opened by every worker's pool.
     connections_opened: AtomicU64,
 }
 
 impl Shared {
     fn stopping(&self) -> bool {
-        self.stop.load(Ordering::SeqCst)
+        self.stop.load(Ordering::SeqCst) || self.aborted.load(Ordering::SeqCst)
+    }
+
+    /// Finished requests and failed ones (no response, or a 5xx) so far.
+    fn outcomes(&self) -> (u64, u64) {
+        let answered = self.answered.load(Ordering::SeqCst);
+        let errors = self.errors.load(Ordering::SeqCst);
+        let server_errors = self.server_errors.load(Ordering::SeqCst);
+        (answered + errors, errors + server_errors)
     }
 }
 
@@ -201,8 +218,10 @@ pub(crate) fn drive(
         sent: AtomicU64::new(0),
         answered: AtomicU64::new(0),
         errors: AtomicU64::new(0),
+        server_errors: AtomicU64::new(0),
         next: AtomicU64::new(0),
         stop: Arc::clone(stop),
+        aborted: AtomicBool::new(false),
         connections_opened: AtomicU64::new(0),
     });
     let traffic = Arc::new(traffic);
@@ -240,8 +259,17 @@ pub(crate) fn drive(
         planned: plan.planned(),
         planned_duration: plan.duration,
     };
+    let mut guard = options.abort_on.clone().map(Guard::new);
     while workers.iter().any(|w| !w.is_finished()) {
         progress(&progress_of(&shared));
+        if let Some(watch) = &mut guard {
+            let (finished, failed) = shared.outcomes();
+            if let Some(abort) = watch.observe(start.elapsed(), finished, failed) {
+                shared.aborted.store(true, Ordering::SeqCst);
+                report.aborted = Some(abort);
+                guard = None;
+            }
+        }
         thread::sleep(TICK);
     }
     let mut cut_short = false;
@@ -577,7 +605,12 @@ impl Context {
 
     fn finish(&self, route: usize, latency: Duration, result: Result<Answer, ErrorKind>) {
         match result {
-            Ok(_) => self.shared.answered.fetch_add(1, Ordering::Relaxed),
+            Ok(answer) => {
+                if answer.status >= 500 {
+                    self.shared.server_errors.fetch_add(1, Ordering::Relaxed);
+                }
+                self.shared.answered.fetch_add(1, Ordering::Relaxed)
+            }
             Err(_) => self.shared.errors.fetch_add(1, Ordering::Relaxed),
         };
         self.report.borrow_mut().record(route, latency, result);

@@ -33,10 +33,14 @@
 //! - `load`: the worker threads, the open and closed loops, connection pools, bounds,
 //!   the stop flag and progress.
 //! - [`report`]: histograms, per-route statistics, the JSON report and summary.
+//! - [`slo`]: the gates a run must pass (`--slo p99<50ms`), judged on the final
+//!   report, and the guard that stops sending when the gateway fails
+//!   (`--abort-on errors>5%/10s`).
 
 mod load;
 pub mod report;
 pub mod routes;
+pub mod slo;
 pub mod source;
 
 #[cfg(test)]
@@ -44,6 +48,7 @@ mod tests;
 
 pub use report::{Mode, Report, Stats};
 pub use routes::Routes;
+pub use slo::{Abort, AbortRule, Slo, Verdict};
 pub use source::{Generator, Request, Source};
 
 use crate::live::{Endpoint, Settings};
@@ -110,6 +115,10 @@ pub struct Options {
     /// Most open-loop requests in flight at once; later ones wait for a sender (and
     /// the wait counts in their latency).
     pub max_in_flight: usize,
+    /// Gates judged on the final report (a stopped run's too).
+    pub slos: Vec<Slo>,
+    /// Stop sending when the error rate over a window rises above a limit.
+    pub abort_on: Option<AbortRule>,
 }
 
 impl Options {
@@ -128,6 +137,8 @@ impl Options {
             duration: None,
             timeout: Duration::from_secs(10),
             max_in_flight: 256,
+            slos: Vec::new(),
+            abort_on: None,
         }
     }
 }
@@ -173,7 +184,8 @@ impl Progress {
 /// `progress` is called from the calling thread at most about ten times a second,
 /// and once more at the end. Setting `stop` (say on Ctrl-C) sends no further
 /// requests, waits briefly for those in flight, and returns the partial report with
-/// `complete: false`.
+/// `complete: false`. The abort guard, when set, stops the run the same way and says
+/// why in [`Report::aborted`]; the gates are judged either way ([`Report::slo`]).
 pub fn run(
     options: &Options,
     stop: &Arc<AtomicBool>,
@@ -190,5 +202,10 @@ pub fn run(
     };
     let mut report = Report::new(&options.endpoint, mode, &routes);
     load::drive(options, &plan, traffic, stop, progress, &mut report)?;
+    report.slo = options
+        .slos
+        .iter()
+        .map(|slo| slo.evaluate(&report))
+        .collect();
     Ok(report)
 }

@@ -14,11 +14,16 @@
 //!   `debug_headers`, else `x-envoy-attempt-count`): the retries the client never
 //!   sees but the upstream pays for.
 //!
+//! - The verdicts of the run's gates (`slo`) and the abort guard's reason
+//!   (`aborted`) belong to the report, so a pipeline reads why a run failed from the
+//!   same document as its numbers ([`super::slo`]).
+//!
 //! The JSON uses `serde_json` maps, whose keys are sorted: the same run gives the
 //! same document, key for key. Times are in milliseconds (latency) or seconds
 //! (duration) with 3 decimals.
 
 use super::routes::Routes;
+use super::slo::{Abort, Verdict};
 use crate::live::{Answer, Endpoint, ErrorKind};
 use hdrhistogram::Histogram;
 use serde_json::{json, Map, Value};
@@ -115,16 +120,29 @@ impl Stats {
 
     /// The latency at quantile `q` (0 to 1) in milliseconds; `None` without responses.
     pub fn latency_ms(&self, q: f64) -> Option<f64> {
-        if self.responses == 0 {
-            return None;
-        }
-        let micros = self.latency.value_at_quantile(q).min(self.max_micros);
-        Some(micros as f64 / 1000.0)
+        self.latency_micros(q).map(|micros| micros as f64 / 1000.0)
     }
 
     /// The longest latency in milliseconds; `None` without responses.
     pub fn max_ms(&self) -> Option<f64> {
-        (self.responses > 0).then(|| self.max_micros as f64 / 1000.0)
+        self.max_micros().map(|micros| micros as f64 / 1000.0)
+    }
+
+    /// The latency at quantile `q` (0 to 1) in microseconds; `None` without responses.
+    pub fn latency_micros(&self, q: f64) -> Option<u64> {
+        (self.responses > 0).then(|| self.latency.value_at_quantile(q).min(self.max_micros))
+    }
+
+    /// The longest latency in microseconds; `None` without responses.
+    pub fn max_micros(&self) -> Option<u64> {
+        (self.responses > 0).then_some(self.max_micros)
+    }
+
+    /// Requests that failed: errors (no response) and 5xx responses, as `errors` in
+    /// an SLO counts them.
+    pub fn failed(&self) -> u64 {
+        let server_errors: u64 = self.statuses.range(500..=599).map(|(_, n)| n).sum();
+        self.errors + server_errors
     }
 
     /// Responses that said how many attempts they took.
@@ -247,6 +265,10 @@ pub struct Report {
     pub overall: Stats,
     /// Connections opened over the run.
     pub connections: u64,
+    /// The verdicts of the run's gates (`--slo`), in the order given.
+    pub slo: Vec<Verdict>,
+    /// Why the abort guard (`--abort-on`) stopped the run, if it did.
+    pub aborted: Option<Abort>,
     /// Per route, in route order, `other` last.
     routes: Vec<(String, Stats)>,
 }
@@ -262,6 +284,8 @@ impl Report {
             unfinished: 0,
             overall: Stats::new(),
             connections: 0,
+            slo: Vec::new(),
+            aborted: None,
             routes: (0..=routes.len())
                 .map(|i| (routes.name(i).to_owned(), Stats::new()))
                 .collect(),
@@ -329,6 +353,11 @@ impl Report {
         }
     }
 
+    /// Whether every gate held (true without gates).
+    pub fn slo_passed(&self) -> bool {
+        self.slo.iter().all(|verdict| verdict.pass)
+    }
+
     /// A route's statistics, if any request fell under it.
     pub fn route(&self, name: &str) -> Option<&Stats> {
         self.routes
@@ -380,6 +409,31 @@ impl Report {
             .map(|(name, stats)| (name.to_owned(), stats.to_json()))
             .collect();
         object.insert("routes".to_owned(), Value::Object(routes));
+        let verdicts = self
+            .slo
+            .iter()
+            .map(|verdict| {
+                json!({
+                    "expr": verdict.expr,
+                    "observed": number(verdict.observed),
+                    "unit": verdict.unit,
+                    "pass": verdict.pass,
+                })
+            })
+            .collect();
+        object.insert("slo".to_owned(), Value::Array(verdicts));
+        let aborted = self.aborted.as_ref().map_or(Value::Null, |abort| {
+            json!({
+                "reason": abort.to_string(),
+                "rule": abort.rule,
+                "error_rate": number(Some(abort.observed)),
+                "requests": abort.requests,
+                "failed": abort.failed,
+                "window_s": number(Some(abort.window.as_secs_f64())),
+                "at_s": number(Some(abort.at.as_secs_f64())),
+            })
+        });
+        object.insert("aborted".to_owned(), aborted);
         Value::Object(object)
     }
 
@@ -403,6 +457,9 @@ impl Report {
             self.connections,
             if self.complete { "" } else { ", stopped early" },
         );
+        if let Some(abort) = &self.aborted {
+            let _ = writeln!(text, "aborted: {abort}");
+        }
         let _ = writeln!(
             text,
             "responses {}, errors {}{}",
@@ -445,6 +502,27 @@ impl Report {
                 ms(stats.latency_ms(0.99)),
                 stats.outcomes(),
             );
+        }
+        if !self.slo.is_empty() {
+            let failed = self.slo.iter().filter(|v| !v.pass).count();
+            let _ = writeln!(
+                text,
+                "slo: {} passed, {failed} failed",
+                self.slo.len() - failed
+            );
+            let width = self.slo.iter().map(|v| v.expr.len()).max().unwrap_or(0);
+            for verdict in &self.slo {
+                let observed = verdict.observed.map_or_else(
+                    || "nothing to judge by".to_owned(),
+                    |v| format!("observed {v:.3} {}", verdict.unit),
+                );
+                let _ = writeln!(
+                    text,
+                    "  {}  {:<width$}  {observed}",
+                    if verdict.pass { "pass" } else { "FAIL" },
+                    verdict.expr,
+                );
+            }
         }
         text
     }

@@ -5,6 +5,7 @@
 use super::load::Plan;
 use super::report::{Mode, Report, Stats};
 use super::routes::Routes;
+use super::slo::{Guard, Slo};
 use super::source::{self, mix_request, parse, parse_rfc3339, Request, Source, Traffic};
 use super::{Error, Load, Options, Progress};
 use crate::live::{Answer, Endpoint, ErrorKind};
@@ -322,6 +323,7 @@ fn the_report_has_a_stable_shape() {
     assert_eq!(
         keys,
         [
+            "aborted",
             "achieved_rate",
             "attempts",
             "complete",
@@ -336,11 +338,14 @@ fn the_report_has_a_stable_shape() {
             "requests",
             "responses",
             "routes",
+            "slo",
             "statuses",
             "target",
             "unfinished",
         ]
     );
+    assert_eq!(json["slo"], json!([]));
+    assert_eq!(json["aborted"], json!(null));
     assert_eq!(json["target"], json!("http://127.0.0.1:8080"));
     assert_eq!(json["mode"], json!("open"));
     assert_eq!(json["rate"], json!(200.0));
@@ -452,4 +457,75 @@ fn progress_fraction_takes_the_nearer_bound() {
         ..progress
     };
     assert_eq!(unbounded.fraction(), None);
+}
+
+#[test]
+fn verdicts_and_the_guards_reason_are_in_the_json_and_the_summary() {
+    let routes = Routes::defaults();
+    let endpoint = Endpoint::parse("http://127.0.0.1:8080", Some("api.c4ang.com")).expect("url");
+    let mut report = Report::new(&endpoint, Mode::Closed { concurrency: 2 }, &routes);
+    let orders = routes.classify("/api/v1/orders/1");
+    let payments = routes.classify("/api/v1/payments/1");
+    for _ in 0..6 {
+        report.record(orders, Duration::from_millis(3), answer(200, None));
+    }
+    report.record(orders, Duration::from_millis(3), answer(502, None));
+    report.record(payments, Duration::from_millis(250), answer(200, None));
+    report.record(payments, Duration::ZERO, Err(ErrorKind::Reset));
+    report.record(orders, Duration::from_millis(3), answer(404, None));
+    let gates: Vec<Slo> = [
+        "p50<10ms",
+        "route=payments:p99<200ms",
+        "errors<=20%",
+        "route=customers:errors<1%",
+    ]
+    .iter()
+    .map(|text| text.parse().expect("gate"))
+    .collect();
+    report.slo = gates.iter().map(|gate| gate.evaluate(&report)).collect();
+    // 10 finished: a 502 and a reset fail, the 404 does not.
+    assert_eq!(report.overall.failed(), 2);
+    let json = report.to_json();
+    assert_eq!(
+        json["slo"],
+        json!([
+            // The histogram keeps 3 significant digits: 3 ms reads as 3.001.
+            {"expr": "p50<10ms", "observed": 3.001, "unit": "ms", "pass": true},
+            {"expr": "route=payments:p99<200ms", "observed": 250.0, "unit": "ms", "pass": false},
+            {"expr": "errors<=20%", "observed": 20.0, "unit": "%", "pass": true},
+            {"expr": "route=customers:errors<1%", "observed": null, "unit": "%", "pass": false},
+        ])
+    );
+    assert!(!report.slo_passed());
+
+    let mut guard = Guard::new("errors>5%/10s".parse().expect("rule"));
+    report.aborted = guard.observe(Duration::from_millis(12_345), 40, 15);
+    assert!(report.aborted.is_some());
+    let json = report.to_json();
+    assert_eq!(
+        json["aborted"],
+        json!({
+            "reason": "errors 37.5% > 5% over the last 10 s at 12.3 s",
+            "rule": "errors>5%/10s",
+            "error_rate": 37.5,
+            "requests": 40,
+            "failed": 15,
+            "window_s": 10.0,
+            "at_s": 12.345,
+        })
+    );
+    let summary = report.summary();
+    assert!(
+        summary.contains("\naborted: errors 37.5% > 5% over the last 10 s at 12.3 s\n"),
+        "{summary}"
+    );
+    assert!(summary.contains("slo: 2 passed, 2 failed\n"), "{summary}");
+    assert!(
+        summary.contains("  FAIL  route=payments:p99<200ms   observed 250.000 ms\n"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("  FAIL  route=customers:errors<1%  nothing to judge by\n"),
+        "{summary}"
+    );
 }

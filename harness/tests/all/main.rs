@@ -4,6 +4,7 @@
 //!
 //! - `filter`: the c4mesh filter on virtual time (routing, budget, circuit, workers).
 //! - `cli`: the `c4mesh run` command.
+//! - `replay_gates`: `c4mesh replay`'s gates (`--slo`) and abort guard (`--abort-on`).
 //! - `scenario_schema`: conformance scenarios, the JSON Schema of their format and the
 //!   loader agree.
 //! - `trust`: `--cacert` trusted as curl trusts it, by `replay`, `check` and the `url`
@@ -13,6 +14,7 @@ mod cli;
 #[path = "../common/command.rs"]
 mod command;
 mod filter;
+mod replay_gates;
 mod scenario_schema;
 mod support;
 mod trust;
