@@ -1,13 +1,15 @@
 //! The conformance suite of `tests/conformance/` on both targets, as `cargo test` runs
 //! it: everything passes and the targets agree; a wrong filter fails; the command
-//! prints the report it promises.
+//! prints the report it promises, the same with scenarios run side by side.
 //!
-//! The suite's Envoy scenarios run in wall time, so the tests of this binary run one at
-//! a time: a CPU shared with another Envoy run would stretch their timing.
+//! The suite's Envoy scenarios run in wall time, so the tests of this binary take turns:
+//! each runs as many scenarios at once as its `jobs` say, and no more are added to the
+//! CPU by another test.
 
 use c4mesh::conformance::{self, scenario, Options, Target};
 use c4mesh_mesh::envoy::{module, workspace_root};
 use std::collections::BTreeSet;
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 
@@ -59,6 +61,7 @@ fn the_suite_passes_on_wasm_and_envoy_and_the_targets_agree() {
         scenarios,
         targets: vec![Target::Wasm, Target::Envoy],
         wasm: filter(),
+        jobs: Options::default_jobs(),
     };
     let suite = conformance::run(&options, |report| {
         if !report.passed() {
@@ -79,6 +82,7 @@ fn a_filter_that_does_nothing_fails_the_suite() {
         scenarios,
         targets: vec![Target::Wasm],
         wasm: module("c4mesh_noop").expect("building the no-op module"),
+        jobs: Options::default_jobs(),
     };
     let suite = conformance::run(&options, |_| {});
     let failed: Vec<&str> = suite
@@ -178,6 +182,61 @@ fn bad_scenarios_and_arguments_are_named() {
     let (code, _, stderr) = c4mesh(&["conformance", "--target", "nginx"]);
     assert_ne!(code, 0);
     assert!(stderr.contains("--target"), "{stderr}");
+    let (code, _, stderr) = c4mesh(&["conformance", "--jobs", "0"]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("--jobs"), "{stderr}");
+}
+
+#[test]
+fn scenarios_run_side_by_side_report_what_a_serial_run_does() {
+    let _serial = one_at_a_time();
+    let filter = filter();
+    let report = |jobs: &str| {
+        let (code, stdout, stderr) = c4mesh(&[
+            "conformance",
+            "--scenarios",
+            "tests/conformance/cost",
+            "--json",
+            "--jobs",
+            jobs,
+            "--wasm",
+            filter.to_str().unwrap_or_default(),
+        ]);
+        assert_eq!(code, 0, "--jobs {jobs}: {stderr}");
+        let mut report: serde_json::Value = serde_json::from_str(&stdout).expect("one JSON object");
+        let summary = report["summary"].as_object_mut().expect("a summary object");
+        assert_eq!(
+            summary.remove("jobs"),
+            Some(jobs.parse::<u64>().expect("a number").into())
+        );
+        summary.remove("wall_seconds");
+        summary.remove("elapsed_seconds");
+        // What Envoy observed is counted in wall time and may differ by a request or two
+        // from one run to the next, serial or not; its outcome may not.
+        for scenario in report["scenarios"].as_array_mut().into_iter().flatten() {
+            for row in scenario["expectations"]
+                .as_array_mut()
+                .into_iter()
+                .flatten()
+            {
+                if let Some(envoy) = row["targets"]["envoy"].as_object_mut() {
+                    envoy.remove("observed");
+                }
+            }
+        }
+        report
+    };
+    let serial = report("1");
+    assert!(
+        serial["summary"]["scenarios"].as_u64().unwrap_or(0) >= 5,
+        "{}",
+        serial["summary"]
+    );
+    assert_eq!(
+        serial["summary"]["targets"],
+        serde_json::json!(["wasm", "envoy"])
+    );
+    assert_eq!(report("3"), serial);
 }
 
 #[test]
@@ -216,6 +275,7 @@ fn the_url_target_checks_a_live_gateway_and_sees_what_a_client_sees() {
             settings: c4mesh::live::Settings::default(),
         }],
         wasm: filter(),
+        jobs: NonZeroUsize::MIN,
     };
     let show = |report: &conformance::report::ScenarioReport| {
         if !report.passed() {

@@ -12,7 +12,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 /// The repository root (this crate lives in `harness/mesh`).
@@ -197,7 +197,51 @@ impl EnvoyConfig {
     }
 }
 
+/// Envoys one process runs at a time, each with a `--base-id` of its own.
+const BASE_IDS: u32 = 50;
+
+/// Envoys started so far in this process: where the search for a free base id begins.
 static STARTED: AtomicU32 = AtomicU32::new(0);
+
+/// The base ids of this process's range held by its running Envoys.
+static HELD: Mutex<[bool; BASE_IDS as usize]> = Mutex::new([false; BASE_IDS as usize]);
+
+/// The `--base-id` of a running Envoy, free for another once it is dropped.
+///
+/// Envoy names its shared memory and hot-restart sockets after its base id, and a
+/// second Envoy that starts with the id of a running one fails. Each process takes ids
+/// from a range of its own (by process id), and within it an Envoy takes an id no
+/// running Envoy of the process holds: any number of threads (the conformance suite's
+/// parallel scenarios) can start Envoys at once. The search starts one further on with
+/// each start, so an id just given back is not the next one taken.
+struct BaseId {
+    slot: u32,
+}
+
+impl BaseId {
+    fn take() -> Result<BaseId> {
+        let mut held = HELD.lock().unwrap_or_else(PoisonError::into_inner);
+        let first = STARTED.fetch_add(1, Ordering::SeqCst);
+        let Some(slot) = (0..BASE_IDS)
+            .map(|i| first.wrapping_add(i) % BASE_IDS)
+            .find(|&slot| !held[slot as usize])
+        else {
+            bail!("{BASE_IDS} Envoys are running in this process: no base id is free");
+        };
+        held[slot as usize] = true;
+        Ok(BaseId { slot })
+    }
+
+    fn id(&self) -> u32 {
+        (std::process::id() % 20_000) * BASE_IDS + self.slot + 1
+    }
+}
+
+impl Drop for BaseId {
+    fn drop(&mut self) {
+        HELD.lock().unwrap_or_else(PoisonError::into_inner)[self.slot as usize] = false;
+    }
+}
 
 /// How Envoy is launched: directly, or under a profiler.
 struct Launch {
@@ -223,6 +267,8 @@ pub struct Envoy {
     pub admin: SocketAddr,
     log: PathBuf,
     _dir: TempDir,
+    /// Given back once the process is gone (fields drop after [`Envoy`]'s `drop`).
+    _base_id: BaseId,
 }
 
 impl Envoy {
@@ -281,8 +327,7 @@ impl Envoy {
         // Envoy's own log file is flushed every 10 s; stderr is written at once.
         let log = dir.0.join("envoy.log");
         let stderr = std::fs::File::create(&log)?;
-        let n = STARTED.fetch_add(1, Ordering::SeqCst);
-        let base_id = (std::process::id() % 20_000) * 50 + n % 50 + 1;
+        let base_id = BaseId::take()?;
         let mut command = match launch.wrapper.split_first() {
             Some((program, args)) => {
                 let mut command = Command::new(program);
@@ -295,7 +340,7 @@ impl Envoy {
             .arg("-c")
             .arg(&bootstrap)
             .args(["--concurrency", &config.workers.to_string()])
-            .args(["--base-id", &base_id.to_string()])
+            .args(["--base-id", &base_id.id().to_string()])
             .args(["-l", "warning", "--component-log-level", "wasm:info"])
             .stdout(Stdio::null())
             .stderr(stderr)
@@ -308,6 +353,7 @@ impl Envoy {
             admin: ports.admin,
             log,
             _dir: dir,
+            _base_id: base_id,
         };
         envoy.wait_ready(launch.ready_within)?;
         Ok(envoy)
@@ -345,12 +391,11 @@ impl Envoy {
             &bootstrap,
             crate::bootstrap::render(config, &Ports::free(config)?).to_string(),
         )?;
-        let n = STARTED.fetch_add(1, Ordering::SeqCst);
-        let base_id = (std::process::id() % 20_000) * 50 + n % 50 + 1;
+        let base_id = BaseId::take()?;
         let output = Command::new(&bin)
             .arg("-c")
             .arg(&bootstrap)
-            .args(["--concurrency", "2", "--base-id", &base_id.to_string()])
+            .args(["--concurrency", "2", "--base-id", &base_id.id().to_string()])
             .args(["-l", "warning", "--component-log-level", "wasm:info"])
             .output()
             .with_context(|| format!("starting {}", bin.display()))?;
@@ -468,7 +513,9 @@ struct TempDir(PathBuf);
 
 impl TempDir {
     fn new() -> Result<TempDir> {
-        let n = STARTED.load(Ordering::SeqCst);
+        // Numbered in the process, so that threads starting Envoys at once never share one.
+        static MADE: AtomicU32 = AtomicU32::new(0);
+        let n = MADE.fetch_add(1, Ordering::SeqCst);
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos())

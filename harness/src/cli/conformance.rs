@@ -4,6 +4,7 @@
 use anyhow::{bail, Context, Result};
 use c4mesh::conformance::{self, report, scenario, Options, Target};
 use std::io::Write as _;
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -38,6 +39,17 @@ pub struct ConformanceArgs {
     /// Print one JSON object instead of the table.
     #[arg(long)]
     json: bool,
+    /// How many scenarios run at a time, each with its own Envoys and ports (default:
+    /// the number of cores). The report is in file order whatever the number.
+    #[arg(long, value_name = "N", value_parser = parse_jobs)]
+    jobs: Option<NonZeroUsize>,
+}
+
+fn parse_jobs(value: &str) -> Result<NonZeroUsize, String> {
+    let jobs: usize = value
+        .parse()
+        .map_err(|_| "a number of scenarios at a time".to_owned())?;
+    NonZeroUsize::new(jobs).ok_or_else(|| "at least one scenario runs at a time".into())
 }
 
 fn parse_target(value: &str) -> Result<Target, String> {
@@ -114,6 +126,7 @@ pub fn command(args: ConformanceArgs) -> Result<ExitCode> {
         scenarios,
         targets,
         wasm: args.wasm,
+        jobs: args.jobs.unwrap_or_else(Options::default_jobs),
     };
     let json = args.json;
     // Output errors (a closed pipe) do not stop the run: its exit status still counts.

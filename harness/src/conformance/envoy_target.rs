@@ -18,11 +18,12 @@ use super::upstreams::{Answer, Upstreams, ANSWERED_BY, REQUEST_ID};
 use super::wasm_target::Mesh;
 use super::wire::{self, Destination};
 use super::Error;
-use c4mesh_mesh::envoy::{envoy_binary, free_port};
+use c4mesh_mesh::envoy::envoy_binary;
 use c4mesh_mesh::launch::{self, Launch};
 use c4mesh_mesh::topology::PodCalls;
 use c4mesh_mesh::{Envoy, Handler, Reply, ServiceRoute, TlsListener, Upstream, Wasm};
 use std::collections::BTreeMap;
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
@@ -31,15 +32,37 @@ use std::time::Instant;
 /// connection to it is refused).
 enum Host {
     Serving(Upstream),
-    Down(std::net::SocketAddr),
+    Down(Refusing),
 }
 
 impl Host {
-    fn addr(&self) -> std::net::SocketAddr {
+    fn addr(&self) -> SocketAddr {
         match self {
             Host::Serving(upstream) => upstream.addr(),
-            Host::Down(addr) => *addr,
+            Host::Down(refusing) => refusing.addr,
         }
+    }
+}
+
+/// A loopback address that refuses every connection for as long as it is held: the
+/// local end of a connection whose listener is gone. Nothing listens on its port, and
+/// while the connection holds the port nothing else can bind it, so an Envoy or an
+/// upstream of a scenario running alongside cannot start answering there (as it could
+/// on a port found free and let go).
+struct Refusing {
+    addr: SocketAddr,
+    _ends: (TcpStream, TcpStream),
+}
+
+impl Refusing {
+    fn new() -> std::io::Result<Refusing> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let near = TcpStream::connect(listener.local_addr()?)?;
+        let (far, _) = listener.accept()?;
+        Ok(Refusing {
+            addr: near.local_addr()?,
+            _ends: (near, far),
+        })
     }
 }
 
@@ -68,10 +91,9 @@ fn serve(scenario: &Scenario, mesh: &Mesh) -> Result<Hosts, Error> {
         for h in 0..scenario.mesh.hosts {
             let down = simulator.lock().is_ok_and(|sim| sim.is_down(s, h));
             if down {
-                // An address nothing listens on: every connection is refused.
-                let addr =
-                    free_port().map_err(|e| Error::Envoy(format!("finding a free port: {e:#}")))?;
-                hosts.push(Host::Down(addr));
+                let refusing = Refusing::new()
+                    .map_err(|e| Error::Envoy(format!("holding a refusing port: {e}")))?;
+                hosts.push(Host::Down(refusing));
                 continue;
             }
             let calls = mesh
@@ -236,7 +258,7 @@ impl Gateway {
     }
 
     /// Every simulated host: service, index, address.
-    pub fn hosts(&self) -> Vec<(String, usize, std::net::SocketAddr)> {
+    pub fn hosts(&self) -> Vec<(String, usize, SocketAddr)> {
         self.services
             .iter()
             .zip(&self.hosts.servers)

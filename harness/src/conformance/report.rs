@@ -106,7 +106,12 @@ impl ScenarioReport {
 pub struct SuiteReport {
     pub targets: Vec<TargetKind>,
     pub scenarios: Vec<ScenarioReport>,
+    /// Per target, the time its scenarios took, added up.
     pub wall: BTreeMap<TargetKind, Duration>,
+    /// The run's own wall time: less than the sum of `wall` when scenarios overlap.
+    pub elapsed: Duration,
+    /// How many scenarios ran at a time.
+    pub jobs: usize,
 }
 
 impl SuiteReport {
@@ -115,6 +120,8 @@ impl SuiteReport {
             targets,
             scenarios: Vec::new(),
             wall: BTreeMap::new(),
+            elapsed: Duration::ZERO,
+            jobs: 1,
         }
     }
 
@@ -141,7 +148,8 @@ impl SuiteReport {
         !self.scenarios.is_empty() && self.failed() == 0 && self.disagreements() == 0
     }
 
-    /// `scenarios 45, expectations 612, failed 0, disagreements 0 (wasm 2.1 s, envoy 95.0 s)`
+    /// `scenarios 45, expectations 612, failed 0, disagreements 0 (wasm 2.1 s, envoy 95.0 s;
+    /// 48.6 s with 2 jobs)`
     pub fn summary_line(&self) -> String {
         let times: Vec<String> = self
             .wall
@@ -149,12 +157,15 @@ impl SuiteReport {
             .map(|(t, d)| format!("{t} {:.1} s", d.as_secs_f64()))
             .collect();
         format!(
-            "scenarios {}, expectations {}, failed {}, disagreements {} ({})",
+            "scenarios {}, expectations {}, failed {}, disagreements {} ({}; {:.1} s with {} {})",
             self.scenarios.len(),
             self.expectations(),
             self.failed(),
             self.disagreements(),
-            times.join(", ")
+            times.join(", "),
+            self.elapsed.as_secs_f64(),
+            self.jobs,
+            if self.jobs == 1 { "job" } else { "jobs" },
         )
     }
 
@@ -162,12 +173,7 @@ impl SuiteReport {
         let wall: Map<String, Value> = self
             .wall
             .iter()
-            .map(|(t, d)| {
-                (
-                    t.to_string(),
-                    json!((d.as_secs_f64() * 1000.0).round() / 1000.0),
-                )
-            })
+            .map(|(t, d)| (t.to_string(), seconds(*d)))
             .collect();
         let scenarios: Vec<Value> = self
             .scenarios
@@ -224,10 +230,17 @@ impl SuiteReport {
                 "passed": self.passed(),
                 "targets": self.targets.iter().map(ToString::to_string).collect::<Vec<_>>(),
                 "wall_seconds": wall,
+                "elapsed_seconds": seconds(self.elapsed),
+                "jobs": self.jobs,
             },
             "scenarios": scenarios,
         })
     }
+}
+
+/// Seconds to the millisecond.
+fn seconds(duration: Duration) -> Value {
+    json!((duration.as_secs_f64() * 1000.0).round() / 1000.0)
 }
 
 /// One scenario as lines of the table: a status line, then every expectation that
