@@ -156,20 +156,6 @@ pub struct ProxyApplies {
     pub timeout: bool,
 }
 
-impl ProxyApplies {
-    /// The `proxy_applies` entries, as the configuration spells them.
-    pub fn names(self) -> Vec<&'static str> {
-        let mut names = Vec::new();
-        if self.retries {
-            names.push("retries");
-        }
-        if self.timeout {
-            names.push("timeout");
-        }
-        names
-    }
-}
-
 /// What happens to a request that matches no route (R7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unmatched {

@@ -72,13 +72,6 @@ pub struct RouteHeaders<'a> {
     pub max_retries: Option<&'static str>,
 }
 
-impl RouteHeaders<'_> {
-    /// Whether the request goes on unchanged (and Envoy need not match its route again).
-    pub fn is_empty(&self) -> bool {
-        self.route.is_none() && self.timeout_ms.is_none() && self.max_retries.is_none()
-    }
-}
-
 /// A worker's state for one route.
 #[derive(Debug)]
 struct RouteState {

@@ -41,9 +41,7 @@ impl Stream {
             attempts: None,
         }
     }
-}
 
-impl Stream {
     pub fn on_request_headers(&mut self) -> Action {
         let Some(active) = self.active.clone() else {
             return Action::Continue;
