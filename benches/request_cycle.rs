@@ -9,9 +9,9 @@ use c4mesh_host::{Proxy, Request, Response};
 use criterion::{criterion_group, criterion_main, Criterion};
 
 fn cycle(c: &mut Criterion) {
-    for module in ["c4mesh_filter", "c4mesh_noop"] {
-        let wasm = c4mesh_mesh::envoy::module(module)
-            .unwrap_or_else(|e| panic!("building {module}: {e:#}"));
+    for guest in [c4mesh_guests::FILTER, c4mesh_guests::NOOP] {
+        let module = guest.name();
+        let wasm = guest.file().unwrap_or_else(|e| panic!("{module}: {e}"));
         let mut proxy = Proxy::builder()
             .wasm_file(&wasm)
             .upstream(|_| Response::status(200))

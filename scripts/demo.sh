@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The demo: installs what it needs, builds the filter, runs it in a local Envoy mesh on
-# 127.0.0.1 (c4mesh demo, harness/src/cli/demo.rs), runs the conformance suite on the harness and
+# The demo: installs what it needs, builds c4mesh (the filter inside), runs it in a local Envoy mesh on
+# 127.0.0.1 (c4mesh demo, harness/cli/src/cli/demo.rs), runs the conformance suite on the harness and
 # on a real Envoy, then replays the built-in traffic mix against the local mesh with one
 # service failing. Takes about three minutes.
 set -euo pipefail
@@ -8,13 +8,12 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 scripts/setup.sh
 export ENVOY_BIN="${ENVOY_BIN:-$root/.venv/bin/envoy}"
-cargo build --quiet --profile wasm --target wasm32-wasip1 -p c4mesh-filter -p c4mesh-noop
 cargo build --quiet --release -p c4mesh
 c4mesh="${CARGO_TARGET_DIR:-target}/release/c4mesh"
 
 "$c4mesh" demo
 echo
-echo "== Conformance: tests/conformance/ on the harness (wasm) and on Envoy 1.40 (envoy)"
+echo "== Conformance: the built-in suite (harness/conformance/suite/) on the harness (wasm) and on Envoy 1.40 (envoy)"
 "$c4mesh" conformance --target wasm --target envoy
 
 echo

@@ -3,7 +3,6 @@
 //! gateway's generated `FAIL_RELOAD`, the sidecars' `FAIL_OPEN`, and `FAIL_CLOSE`),
 //! which Istio turns into Envoy's `failure_policy`.
 
-use c4mesh_mesh::envoy::module;
 use c4mesh_mesh::{Behaviour, Client, Envoy, EnvoyConfig, ServiceRoute, Upstream, Wasm};
 use serde_json::Value;
 use std::time::{Duration, Instant};
@@ -16,7 +15,7 @@ fn envoy_with_trapping_module(policy: &str, upstream: &Upstream) -> Envoy {
     let config = EnvoyConfig::gateway(
         1,
         Wasm::Module {
-            path: module("c4mesh_trap").expect("the trapping module"),
+            path: c4mesh_guests::TRAP.file().expect("the trapping module"),
             config: String::new(),
         },
         vec![ServiceRoute {

@@ -2,13 +2,13 @@
 //! `c4mesh soak`: rotating faults, hundreds of distinct upstream addresses, the
 //! filter's VM memory, Envoy's RSS and the shared-data keys sampled and checked.
 
-use c4mesh::soak::{self, faults::FAULTS, sample::COLUMNS};
+use c4mesh_soak::{self as soak, faults::FAULTS, sample::COLUMNS};
 use std::time::Duration;
 
 #[test]
 fn a_short_soak_keeps_memory_flat_and_the_shared_data_keys_bounded() {
     c4mesh_mesh::envoy::envoy_binary().expect("the soak needs Envoy");
-    let wasm = c4mesh_mesh::envoy::module("c4mesh_filter").expect("the filter module");
+    let wasm = c4mesh_guests::FILTER.file().expect("the filter module");
     let out = std::env::temp_dir().join(format!("c4mesh-soak-e2e-{}", std::process::id()));
     let options = soak::Options::new(wasm, Duration::from_secs(24), out.clone());
     let outcome = soak::run(&options, |_| {}).expect("the soak ran");

@@ -106,7 +106,7 @@ fn an_invalid_update_is_refused_naming_the_field_and_a_valid_one_applies_without
     let scratch = Scratch(std::env::temp_dir().join(format!("c4mesh-ecds-{}", std::process::id())));
     std::fs::create_dir_all(&scratch.0).unwrap();
     let file = scratch.0.join("c4mesh-filter.json");
-    let wasm = c4mesh_mesh::envoy::module("c4mesh_filter").unwrap();
+    let wasm = c4mesh_guests::FILTER.file().unwrap();
     publish(&file, &wasm, 1, "");
 
     let upstream = Upstream::start(

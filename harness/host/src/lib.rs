@@ -8,7 +8,7 @@
 //! ```
 //! use c4mesh_host::{LogLevel, Proxy, Request, Response};
 //! use std::time::Duration;
-//! # let wasm = c4mesh_mesh::envoy::module("c4mesh_filter").expect("the filter builds");
+//! # let wasm = c4mesh_guests::FILTER.file().expect("the filter's file");
 //! let mut proxy = Proxy::builder()
 //!     .wasm_file(&wasm) // e.g. target/wasm32-wasip1/release/my_filter.wasm
 //!     .config(r#"{"debug_headers": true, "route_header": true}"#)
@@ -45,7 +45,7 @@
 //! what a local reply looks like to the filter's own response callbacks, how shared
 //! data resolves a compare-and-swap between workers. Envoy answers all of this, but
 //! through a process, sockets and wall time. This host answers it the same way
-//! (checked against a real Envoy 1.40 by the ABI probe in `harness/probe`), in one
+//! (checked against a real Envoy 1.40 by the ABI probe in `harness/guests/probe`), in one
 //! process and on a clock the test moves.
 //!
 //! ## Layout
@@ -66,6 +66,7 @@ mod error;
 pub mod http;
 pub mod properties;
 mod proxy;
+pub mod run;
 mod state;
 mod vm;
 

@@ -14,8 +14,7 @@ fn repo() -> PathBuf {
 }
 
 fn module() -> Vec<u8> {
-    let path = c4mesh_mesh::envoy::module("c4mesh_filter").expect("building the filter");
-    std::fs::read(path).expect("reading the filter")
+    c4mesh_guests::FILTER.bytes().to_vec()
 }
 
 /// Every YAML document under `manifests/`, with the file it came from (patches of

@@ -12,7 +12,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 /// The repository root (this crate lives in `harness/mesh`).
@@ -52,49 +52,6 @@ pub fn envoy_binary() -> Result<PathBuf> {
     )
 }
 
-/// A Wasm module built from this workspace by its file name (`c4mesh_filter`,
-/// `c4mesh_noop`, `c4mesh_abi_probe`; the package is the same name with dashes), built
-/// on first use in each process so that tests never run a stale module.
-pub fn module(name: &str) -> Result<PathBuf> {
-    static BUILT: OnceLock<Mutex<Vec<String>>> = OnceLock::new();
-    let package = name.replace('_', "-");
-    {
-        let mut built = BUILT
-            .get_or_init(|| Mutex::new(Vec::new()))
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if !built.contains(&package) {
-            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-            let status = Command::new(cargo)
-                .current_dir(workspace_root())
-                .args([
-                    "build",
-                    "--quiet",
-                    "--profile",
-                    "wasm",
-                    "--target",
-                    "wasm32-wasip1",
-                    "-p",
-                ])
-                .arg(&package)
-                .status()
-                .with_context(|| format!("running cargo to build {package}"))?;
-            if !status.success() {
-                bail!("building {package} for wasm32-wasip1 failed: {status}");
-            }
-            built.push(package);
-        }
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target"));
-    let path = target.join(format!("wasm32-wasip1/wasm/{name}.wasm"));
-    if !path.is_file() {
-        bail!("{} was not built", path.display());
-    }
-    Ok(path)
-}
-
 /// Which Wasm module Envoy runs in front of the router.
 #[derive(Debug, Clone)]
 pub enum Wasm {
@@ -116,14 +73,14 @@ impl Wasm {
     /// The c4mesh filter with a plugin configuration (JSON, empty for the defaults).
     pub fn filter(config: &str) -> Result<Wasm> {
         Ok(Wasm::Module {
-            path: module("c4mesh_filter")?,
+            path: c4mesh_guests::FILTER.file()?,
             config: config.to_owned(),
         })
     }
 
     pub fn noop() -> Result<Wasm> {
         Ok(Wasm::Module {
-            path: module("c4mesh_noop")?,
+            path: c4mesh_guests::NOOP.file()?,
             config: String::new(),
         })
     }

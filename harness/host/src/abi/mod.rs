@@ -10,7 +10,7 @@
 //! The statuses are those of proxy-wasm-cpp-host, call by call, because the Rust SDK
 //! panics on any status it does not expect: a host that answers `NotFound` where Envoy
 //! answers `Ok` with an empty value turns a working filter into a trapping one.
-//! `harness/probe` checks them against a real Envoy.
+//! `harness/guests/probe` checks them against a real Envoy.
 //!
 //! Imports the host does not know are linked too, to functions that answer
 //! `Unimplemented` (WASI: `ENOSYS`), so any module links and only a module that calls

@@ -1,6 +1,6 @@
 //! The stream lifecycle, step by step.
 
-use crate::support::{lines, probe_wasm, wasm_module};
+use crate::support::{lines, probe_wasm, wasm_file};
 use c4mesh_host::{CallOutcome, HeaderMap, Proxy, Request, Response};
 use std::time::Duration;
 
@@ -166,7 +166,7 @@ fn ticks_follow_virtual_time() {
 #[test]
 fn timers_overdue_after_a_clock_jump_fire_once_and_the_end_of_time_stops() {
     let mut proxy = Proxy::builder()
-        .wasm_file(wasm_module("c4mesh_filter"))
+        .wasm_file(wasm_file(c4mesh_guests::FILTER))
         .start()
         .expect("the filter starts");
     // A year ahead: the filter's 1 s tick fires once, not once per missed second.

@@ -1,7 +1,7 @@
 //! The ABI probe runs in the harness and in a real Envoy 1.40; the two transcripts, the
 //! metrics and what the client got must be identical.
 //!
-//! The probe (`harness/probe`) calls every host function in normal and edge cases and
+//! The probe (`harness/guests/probe`) calls every host function in normal and edge cases and
 //! logs each outcome. Envoy is the reference: a difference is a bug of the harness.
 
 use crate::support::{

@@ -1,7 +1,7 @@
 //! The lean probe runs in the host and in a real Envoy 1.40; the two transcripts and
 //! what the client got must be identical.
 //!
-//! The lean probe (`harness/probe-lean`) exports seven callbacks and nothing else, where
+//! The lean probe (`harness/guests/probe-lean`) exports seven callbacks and nothing else, where
 //! the SDK-built probe exports all 27. Envoy calls only what a module exports, so this
 //! is where the host shows it does the same: no `proxy_on_context_create`, and still
 //! `on_log` for every stream; no body callbacks, and the bodies flow; no `on_done` or

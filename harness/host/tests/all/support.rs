@@ -8,19 +8,20 @@ use c4mesh_mesh::{Behaviour, Client, Upstream};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-/// A module of the workspace (`c4mesh_filter`, `c4mesh_abi_probe`...), built once per
-/// test run.
-pub fn wasm_module(name: &str) -> PathBuf {
-    c4mesh_mesh::envoy::module(name).unwrap_or_else(|e| panic!("{e:#}"))
+/// A module of the workspace (built by `c4mesh-guests`) as a file.
+pub fn wasm_file(module: c4mesh_guests::Module) -> PathBuf {
+    module
+        .file()
+        .unwrap_or_else(|e| panic!("{}: {e}", module.name()))
 }
 
 pub fn probe_wasm() -> PathBuf {
-    wasm_module("c4mesh_abi_probe")
+    wasm_file(c4mesh_guests::PROBE)
 }
 
-/// The probe that exports only seven callbacks (`harness/probe-lean`).
+/// The probe that exports only seven callbacks (`harness/guests/probe-lean`).
 pub fn probe_lean_wasm() -> PathBuf {
-    wasm_module("c4mesh_abi_probe_lean")
+    wasm_file(c4mesh_guests::PROBE_LEAN)
 }
 
 /// A proxy builder for a WAT guest.

@@ -1,0 +1,242 @@
+//! `c4mesh check`: the deployed mesh checked the way its operator would, each check
+//! printed with what was seen and, on failure, the fix.
+
+use anyhow::{bail, Context, Result};
+use c4mesh_check::{self as check, Finding};
+use c4mesh_live::{BlockingClient, Endpoint, Settings};
+use serde::Deserialize;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
+use std::time::Duration;
+
+#[derive(clap::Args)]
+pub struct CheckArgs {
+    /// The kubeconfig kubectl uses (default: kubectl's own default).
+    #[arg(long, value_name = "PATH")]
+    kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context.
+    #[arg(long, value_name = "NAME")]
+    context: Option<String>,
+    /// Read the cluster's objects from a file (`kubectl get ... -A -o json` output, or
+    /// YAML documents) instead of asking kubectl.
+    #[arg(long, value_name = "FILE")]
+    from: Option<PathBuf>,
+    /// The API host.
+    #[arg(long, value_name = "HOST", default_value = "api.c4ang.com")]
+    host: String,
+    /// Send the request to this URL (http:// or https://) instead of the NLB's hostname.
+    #[arg(long, value_name = "URL")]
+    gateway: Option<String>,
+    /// Send the request to the NLB over HTTPS (port 443, the Gateway's
+    /// ecommerce-tls-cert, verified for --host).
+    #[arg(long)]
+    https: bool,
+    /// Also trust the certificates in this PEM file (a self-signed ecommerce-tls-cert).
+    #[arg(long, value_name = "FILE")]
+    cacert: Option<PathBuf>,
+    /// Accept any certificate.
+    #[arg(long)]
+    insecure: bool,
+    /// Do not send a request through the gateway.
+    #[arg(long)]
+    no_request: bool,
+}
+
+fn documents(text: &str, origin: &str) -> Result<Vec<serde_json::Value>> {
+    if let Ok(value) = serde_json::from_str::<serde_json::Value>(text) {
+        return Ok(vec![value]);
+    }
+    let mut docs = Vec::new();
+    for (i, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
+        let value = serde_json::Value::deserialize(doc)
+            .with_context(|| format!("{origin}: document {} is neither JSON nor YAML", i + 1))?;
+        if !value.is_null() {
+            docs.push(value);
+        }
+    }
+    Ok(docs)
+}
+
+fn cluster_objects(args: &CheckArgs) -> Result<Vec<serde_json::Value>> {
+    if let Some(file) = &args.from {
+        let text =
+            std::fs::read_to_string(file).with_context(|| format!("--from {}", file.display()))?;
+        return Ok(check::objects(documents(
+            &text,
+            &file.display().to_string(),
+        )?));
+    }
+    let mut kubectl = Command::new("kubectl");
+    if let Some(config) = &args.kubeconfig {
+        kubectl.arg("--kubeconfig").arg(config);
+    }
+    if let Some(context) = &args.context {
+        kubectl.args(["--context", context]);
+    }
+    kubectl.args(["get", check::RESOURCES, "--all-namespaces", "-o", "json"]);
+    let output = kubectl
+        .output()
+        .context("running kubectl (install it and point it at the cluster, or give --from FILE)")?;
+    if !output.status.success() {
+        bail!(
+            "{}",
+            kubectl_failure(&String::from_utf8_lossy(&output.stderr))
+        );
+    }
+    let text = String::from_utf8_lossy(&output.stdout);
+    Ok(check::objects(documents(&text, "kubectl output")?))
+}
+
+/// One line for a failed `kubectl get`, from its stderr: kubectl repeats the same
+/// discovery error for every resource type, so only its final verdict is kept, and a
+/// cluster it cannot reach gets what to pass instead.
+fn kubectl_failure(stderr: &str) -> String {
+    let lines: Vec<&str> = stderr
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    // The verdict is the last line not in klog's `E1129 21:57:18.668169 ...` form.
+    let klog = |l: &&str| {
+        l.split_whitespace()
+            .next()
+            .is_some_and(|w| w.len() == 5 && w[1..].bytes().all(|b| b.is_ascii_digit()))
+    };
+    let verdict = lines
+        .iter()
+        .rev()
+        .find(|l| !klog(l))
+        .or(lines.last())
+        .copied()
+        .unwrap_or("no message");
+    let unreachable = [
+        "connection to the server",
+        "Unable to connect to the server",
+        "couldn't get current server API group list",
+        "dial tcp",
+        "no such host",
+        "i/o timeout",
+        "no configuration has been provided",
+    ]
+    .iter()
+    .any(|m| stderr.contains(m));
+    if unreachable {
+        format!(
+            "kubectl reaches no cluster ({verdict}): pass --kubeconfig PATH and --context NAME \
+             for the EKS cluster, or --from FILE with the output of \
+             `kubectl get {} --all-namespaces -o json`",
+            check::RESOURCES
+        )
+    } else {
+        format!("kubectl get failed: {verdict}")
+    }
+}
+
+fn send(url: &str, host: &str, settings: &Settings) -> Finding {
+    let path = "/api/v1/products/1";
+    let endpoint = match Endpoint::parse(url, Some(host)) {
+        Ok(endpoint) => endpoint,
+        Err(e) => return check::request(None, None, e),
+    };
+    let mut client = match BlockingClient::new(endpoint, settings) {
+        Ok(client) => client,
+        Err(e) => return check::request(None, None, format!("GET {url}{path}: {e}")),
+    };
+    match client.get(path, Duration::from_secs(10)) {
+        Ok(response) => {
+            let reason = c4mesh_mesh::client::header(&response.headers, "x-c4-reason");
+            check::request(
+                Some(response.status),
+                reason,
+                format!(
+                    "GET {url}{path} (Host: {host}): {}{}",
+                    response.status,
+                    reason.map_or_else(String::new, |r| format!(", x-c4-reason {r}"))
+                ),
+            )
+        }
+        Err(kind) => check::request(
+            None,
+            None,
+            format!("GET {url}{path} (Host: {host}): {kind}"),
+        ),
+    }
+}
+
+pub fn command(args: CheckArgs) -> Result<ExitCode> {
+    let objects = cluster_objects(&args)?;
+    let mut findings = check::run(&objects, &args.host);
+    if !args.no_request {
+        let url = args.gateway.clone().or_else(|| {
+            let scheme = if args.https { "https" } else { "http" };
+            check::load_balancer(&objects)
+                .1
+                .map(|hostname| format!("{scheme}://{hostname}"))
+        });
+        let settings = Settings {
+            cacert: args.cacert.clone(),
+            insecure: args.insecure,
+            ..Settings::default()
+        };
+        findings.push(match url {
+            Some(url) => send(&url, &args.host, &settings),
+            None => check::request(None, None, "no NLB address to send to".into()),
+        });
+    }
+    let mut out = std::io::stdout();
+    for finding in &findings {
+        let mark = if finding.pass { "PASS" } else { "FAIL" };
+        let _ = writeln!(out, "{mark}  {}: {}", finding.check, finding.detail);
+        if !finding.pass {
+            for fix in finding.fix.lines() {
+                let _ = writeln!(out, "      fix: {fix}");
+            }
+        }
+    }
+    let failed = findings.iter().filter(|f| !f.pass).count();
+    let _ = writeln!(out, "{} checks, {failed} failed", findings.len());
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::kubectl_failure;
+
+    #[test]
+    fn an_unreachable_cluster_is_one_line_saying_what_to_pass() {
+        let refused = "couldn't get current server API group list: Get \\\"http://localhost:8080/api?timeout=32s\\\": dial tcp 127.0.0.1:8080: connect: connection refused\"";
+        let mut stderr = String::new();
+        for i in 0..10 {
+            stderr.push_str(&format!(
+                "E1129 21:57:18.66816{i}   29054 memcache.go:265] \"Unhandled Error\" err=\"{refused}\n"
+            ));
+        }
+        stderr.push_str("The connection to the server localhost:8080 was refused - did you specify the right host or port?\n");
+        let message = kubectl_failure(&stderr);
+        assert_eq!(message.lines().count(), 1, "{message}");
+        assert!(
+            message.starts_with(
+                "kubectl reaches no cluster (The connection to the server localhost:8080 was refused"
+            ),
+            "{message}"
+        );
+        assert!(message.contains("--kubeconfig PATH"), "{message}");
+        assert!(message.contains("--from FILE"), "{message}");
+        assert_eq!(message.matches("memcache").count(), 0, "{message}");
+    }
+
+    #[test]
+    fn other_failures_keep_kubectl_s_verdict() {
+        let message =
+            kubectl_failure("error: the server doesn't have a resource type \"wasmplugins\"\n");
+        assert_eq!(
+            message,
+            "kubectl get failed: error: the server doesn't have a resource type \"wasmplugins\""
+        );
+    }
+}
