@@ -38,6 +38,10 @@
 //!   gateway (installed by `istioctl`, not by these manifests), and `observability/`
 //!   holds the Prometheus rules (plain, as a `PrometheusRule`, and as a patch of Istio's
 //!   sample Prometheus), their `promtool` unit tests and the Grafana dashboard.
+//! - Load from inside the cluster is generated on demand, not into `manifests/`:
+//!   [`replay_job`] writes the Indexed Job that runs `c4mesh replay` as N shards
+//!   against the ingress gateway's Service, with the operator's image, rate and
+//!   duration.
 //! - The namespace carries no injection label: sidecars are injected with `istioctl
 //!   kube-inject` until the webhook is reachable (docs/deploy.md).
 
@@ -46,12 +50,15 @@ pub mod istio;
 mod objects;
 pub mod observability;
 pub mod oci;
+pub mod replay_job;
 
 pub use objects::{
     envoy_outlier_detection, gateway_api_plugin_config, gateway_plugin_config, generate,
     mesh_resources, outlier_detection, overlay, sha256_hex, sidecar_plugin_config, Manifests,
-    MeshOptions, GATEWAY, NON_IDEMPOTENT_METHODS, PART_OF, SAFE_RETRY_ON,
+    MeshOptions, GATEWAY, INGRESS_GATEWAY_NAMESPACE, INGRESS_GATEWAY_SERVICE,
+    NON_IDEMPOTENT_METHODS, PART_OF, SAFE_RETRY_ON,
 };
+pub use replay_job::{replay_job, ReplayJob, ReplayJobError, ReplayJobOptions};
 
 /// What can go wrong writing or checking manifests.
 #[derive(Debug, thiserror::Error)]
