@@ -1,8 +1,14 @@
 //! The filter as an OCI image that Istio's WasmPlugin can pull (`oci://...`).
 //!
 //! Istio accepts the Wasm OCI artifact layout: an image manifest whose config has
-//! media type `application/vnd.module.wasm.config.v1+json` and whose single layer is
-//! the module itself (`application/vnd.module.wasm.content.layer.v1+wasm`). The
+//! media type `application/vnd.module.wasm.config.v1+json` and exactly two layers, that
+//! runtime configuration again and the module itself
+//! (`application/vnd.module.wasm.content.layer.v1+wasm`): Istio 1.28's
+//! `pkg/wasm/imagefetcher.go`, `extractOCIArtifactImage`, refuses any other number of
+//! layers ("number of layers must be 2") and takes the layer of the Wasm media type. A
+//! WasmPlugin pinning such an image by `sha256` gives the manifest's digest, not the
+//! module's (`pkg/wasm/cache.go`, `getOrFetch`, compares it with
+//! `ImageFetcher::PrepareFetch`'s `img.Digest().Hex`). The
 //! package is written as an OCI image layout directory (`oci-layout`, `index.json`,
 //! `blobs/sha256/...`) that `oras cp --from-oci-layout` or `skopeo copy oci:...` push
 //! to a registry. Everything is content-addressed and free of timestamps, so the same
@@ -65,6 +71,10 @@ pub fn package(module: &[u8], tag: &str, dir: &Path) -> Result<Package, Error> {
             "mediaType": MANIFEST_MEDIA_TYPE,
             "config": {"mediaType": CONFIG_MEDIA_TYPE, "digest": config_digest, "size": config_size},
             "layers": [{
+                "mediaType": CONFIG_MEDIA_TYPE,
+                "digest": config_digest,
+                "size": config_size
+            }, {
                 "mediaType": LAYER_MEDIA_TYPE,
                 "digest": module_digest,
                 "size": module_size,

@@ -320,9 +320,17 @@ fn the_package_is_an_oci_layout_istio_can_pull() {
     );
     let manifest: Value = serde_json::from_slice(&manifest_bytes).unwrap();
     assert_eq!(manifest["config"]["mediaType"], oci::CONFIG_MEDIA_TYPE);
-    assert_eq!(manifest["layers"][0]["mediaType"], oci::LAYER_MEDIA_TYPE);
+    // Istio 1.28 takes the oci variant with exactly two layers, the runtime config
+    // and the module (pkg/wasm/imagefetcher.go, extractOCIArtifactImage).
+    assert_eq!(manifest["layers"].as_array().unwrap().len(), 2);
+    assert_eq!(manifest["layers"][0]["mediaType"], oci::CONFIG_MEDIA_TYPE);
     assert_eq!(
-        blob(manifest["layers"][0]["digest"].as_str().unwrap()),
+        manifest["layers"][0]["digest"],
+        manifest["config"]["digest"]
+    );
+    assert_eq!(manifest["layers"][1]["mediaType"], oci::LAYER_MEDIA_TYPE);
+    assert_eq!(
+        blob(manifest["layers"][1]["digest"].as_str().unwrap()),
         module
     );
     assert_eq!(

@@ -174,7 +174,11 @@ pub(crate) fn read(dir: &Path) -> Result<Image, Error> {
         })?;
     let mut blobs = vec![read_blob(dir, &parsed.config, "the image config")?];
     for layer in &parsed.layers {
-        blobs.push(read_blob(dir, layer, "a layer")?);
+        // A blob named twice (the Wasm image's runtime config is its config and a
+        // layer) is one blob to the registry.
+        if blobs.iter().all(|b| b.descriptor.digest != layer.digest) {
+            blobs.push(read_blob(dir, layer, "a layer")?);
+        }
     }
     Ok(Image { manifest, blobs })
 }

@@ -29,10 +29,9 @@
 //! `plugin.wasm`, or the *oci* variant, which `extractOCIArtifactImage` requires to
 //! have exactly two manifest layers, one of them
 //! `application/vnd.module.wasm.content.layer.v1+wasm` (the runtime config being the
-//! other). The layout `c4mesh_manifests::oci::package` writes carries the runtime
-//! config as the manifest's config and the module as its only layer: a registry stores
-//! it and [`pull_wasm`] reads it (it looks for the module layer wherever it stands),
-//! but Istio 1.28's fetcher refuses it ("number of layers must be 2 but got 1").
+//! other). The layout `c4mesh_manifests::oci::package` writes is that shape: the
+//! runtime config as the manifest's config and again as the first layer, the module as
+//! the second; [`pull_wasm`] looks for the module layer wherever it stands.
 //!
 //! ## Credentials and transport
 //!

@@ -48,13 +48,20 @@ async fn the_filter_image_in_the_registry_is_the_layouts() {
         raw["config"]["mediaType"],
         "application/vnd.module.wasm.config.v1+json"
     );
+    // Istio 1.28's oci variant: exactly two layers, the runtime config and the module
+    // (pkg/wasm/imagefetcher.go, extractOCIArtifactImage).
     let layers = raw["layers"].as_array().unwrap();
-    assert_eq!(layers.len(), 1, "{raw}");
+    assert_eq!(layers.len(), 2, "{raw}");
     assert_eq!(
         layers[0]["mediaType"],
+        "application/vnd.module.wasm.config.v1+json"
+    );
+    assert_eq!(layers[0]["digest"], raw["config"]["digest"]);
+    assert_eq!(
+        layers[1]["mediaType"],
         "application/vnd.module.wasm.content.layer.v1+wasm"
     );
-    assert_eq!(layers[0]["digest"], package.module_digest.as_str());
+    assert_eq!(layers[1]["digest"], package.module_digest.as_str());
 
     let pulled = pull_wasm(&reference, &Credentials::Anonymous, TRANSPORT)
         .await
