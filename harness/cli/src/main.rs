@@ -44,8 +44,12 @@ enum Command {
     /// The demo: the local mesh in Envoy showing routing, local replies, an outage with
     /// and without the retry budget, the route circuit, and retries across hops.
     Demo(cli::demo::DemoArgs),
-    /// Packages the filter as an OCI image layout Istio's WasmPlugin can pull.
-    Package(cli::manifests::PackageArgs),
+    /// Packages the filter as an OCI image layout Istio's WasmPlugin can pull, and
+    /// pushes it to a registry with --push oci://HOST/REPO:TAG.
+    Package(cli::package::PackageArgs),
+    /// Writes c4mesh itself (a static binary) as a container image layout for the
+    /// replay Job, and pushes it with --push oci://HOST/REPO:TAG.
+    Image(cli::package::ImageArgs),
     /// Soaks the filter in a real Envoy (2 workers) for a bounded time under rotating
     /// faults and thousands of upstream addresses; samples its memory and shared data
     /// to a CSV and a plot, and fails unless memory stays flat and the keys bounded.
@@ -62,7 +66,8 @@ fn main() -> ExitCode {
         Command::Check(args) => cli::check::command(args),
         Command::Manifests(args) => cli::manifests::manifests(args).map(|()| ExitCode::SUCCESS),
         Command::Demo(args) => cli::demo::command(args),
-        Command::Package(args) => cli::manifests::package(args).map(|()| ExitCode::SUCCESS),
+        Command::Package(args) => cli::package::package(args).map(|()| ExitCode::SUCCESS),
+        Command::Image(args) => cli::package::image(args).map(|()| ExitCode::SUCCESS),
         Command::Soak(args) => cli::soak::command(args),
     };
     match result {

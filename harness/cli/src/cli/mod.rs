@@ -4,6 +4,7 @@ pub mod check;
 pub mod conformance;
 pub mod demo;
 pub mod manifests;
+pub mod package;
 pub mod replay;
 pub mod run;
 pub mod soak;

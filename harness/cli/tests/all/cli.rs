@@ -181,7 +181,7 @@ fn package_writes_an_oci_layout_and_prints_its_digest() {
     let layout = out.join("oci-layout").is_file() && out.join("index.json").is_file();
     let _ = std::fs::remove_dir_all(&out);
     assert_eq!(code, 0, "{stderr}");
-    assert!(stdout.starts_with("sha256:"), "{stdout}");
+    assert!(stdout.starts_with("image   sha256:"), "{stdout}");
     assert!(layout, "no OCI layout written");
 }
 

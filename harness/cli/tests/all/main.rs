@@ -4,6 +4,7 @@
 //!
 //! - `filter`: the c4mesh filter on virtual time (routing, budget, circuit, workers).
 //! - `cli`: the `c4mesh run` command.
+//! - `package`: `c4mesh package --push`, `c4mesh image` and `manifests replay-job`.
 //! - `replay_gates`: `c4mesh replay`'s gates (`--slo`) and abort guard (`--abort-on`).
 //! - `scenario_schema`: conformance scenarios, the JSON Schema of their format and the
 //!   loader agree.
@@ -14,6 +15,7 @@ mod cli;
 #[path = "../common/command.rs"]
 mod command;
 mod filter;
+mod package;
 mod replay_gates;
 mod scenario_schema;
 mod support;
