@@ -19,7 +19,9 @@
 //!
 //! Reports that cannot be shards of one run are refused, naming the file and what
 //! differs: another target or host, another way of pacing, shards of another count,
-//! or the same shard twice.
+//! or the same shard twice. A merged report read back is one part, like a run's: its
+//! own parts are not read, so merging it again takes its requests over its longest
+//! duration as its rate.
 
 use super::report::{Mode, Part, Report, Stats, MAX_MICROS};
 use super::routes::Routes;
