@@ -150,4 +150,40 @@ mod tests {
             assert!(error.contains(flag), "{error}");
         }
     }
+
+    #[test]
+    fn replay_runs_with_a_target_and_merges_reports_beside_it() {
+        let parsed = |args: &[&str]| Cli::try_parse_from(args).map_err(|e| e.to_string());
+        assert!(parsed(&["c4mesh", "replay", "--target", "http://127.0.0.1:1"]).is_ok());
+        assert!(parsed(&["c4mesh", "replay", "--target", "http://h", "--shard", "3/4"]).is_ok());
+        assert!(
+            parsed(&["c4mesh", "replay", "merge", "a.json", "b.json", "--slo", "p99<50ms"]).is_ok()
+        );
+        let error = parsed(&["c4mesh", "replay", "--target", "http://h", "--shard", "4/4"])
+            .err()
+            .unwrap_or_default();
+        assert!(
+            error.contains("--shard") && error.contains("'4/4'"),
+            "{error}"
+        );
+        let error = parsed(&["c4mesh", "replay", "--target", "http://h", "--shard", "1-4"])
+            .err()
+            .unwrap_or_default();
+        assert!(
+            error.contains("--shard") && error.contains("'1-4'"),
+            "{error}"
+        );
+        let error = parsed(&["c4mesh", "replay"]).err().unwrap_or_default();
+        assert!(error.contains("--target"), "{error}");
+        let error = parsed(&["c4mesh", "replay", "merge"])
+            .err()
+            .unwrap_or_default();
+        assert!(error.contains("<REPORT>"), "{error}");
+        let error = parsed(&[
+            "c4mesh", "replay", "--target", "http://h", "merge", "a.json",
+        ])
+        .err()
+        .unwrap_or_default();
+        assert!(error.contains("merge"), "{error}");
+    }
 }

@@ -1,5 +1,9 @@
 //! `c4mesh_replay` against real hosts on loopback: simulated services for the loops,
-//! bounds, errors and the stop flag, and a real Envoy with the filter for the mix.
+//! bounds, errors and the stop flag, and a real Envoy with the filter for the mix and
+//! for a run split over shards whose reports `c4mesh replay merge` adds up.
+
+#[path = "common/command.rs"]
+mod command;
 
 use c4mesh_live::{Endpoint, Protocol, Settings};
 use c4mesh_mesh::{Behaviour, Handler, LocalMesh, MeshOptions, Reply, Upstream, Wasm};
@@ -611,4 +615,161 @@ fn the_mix_through_envoy_and_the_filter() {
     ] {
         assert_eq!(mesh.attempts(route), 20, "{route}");
     }
+}
+
+/// The latency histogram a report carries as `histograms.all`, decoded on its own.
+fn histogram_of(report: &serde_json::Value) -> hdrhistogram::Histogram<u64> {
+    use base64::Engine as _;
+    let encoded = report["histograms"]["all"]
+        .as_str()
+        .expect("histograms.all");
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .expect("base64");
+    hdrhistogram::serialization::Deserializer::new()
+        .deserialize(&mut bytes.as_slice())
+        .expect("a V2 histogram")
+}
+
+/// A latency in µs as the report writes it: milliseconds with 3 decimals.
+fn ms_of(micros: u64) -> serde_json::Value {
+    json!((micros as f64 / 1000.0 * 1000.0).round() / 1000.0)
+}
+
+#[test]
+fn four_shards_merge_into_the_report_of_every_sample() {
+    const SHARDS: u32 = 4;
+    const RATE: f64 = 400.0;
+    let mesh = LocalMesh::with_filter("{}").expect("local mesh");
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("replay-shards");
+    std::fs::create_dir_all(&dir).expect("report directory");
+    // The four shards side by side, each given the total rate and its --shard.
+    let runs: Vec<_> = (0..SHARDS)
+        .map(|index| {
+            let mut options = options(mesh.envoy.listener, open(RATE), None);
+            options.duration = Some(Duration::from_secs(1));
+            options.shard = replay::Shard::new(index, SHARDS).expect("shard");
+            thread::spawn(move || run(&options))
+        })
+        .collect();
+    let mut files = Vec::new();
+    let mut shards = Vec::new();
+    for (index, handle) in runs.into_iter().enumerate() {
+        let report = handle.join().expect("a shard ran");
+        let json = report.to_json();
+        assert_eq!(json["rate"], json!(RATE / f64::from(SHARDS)), "{json:#}");
+        assert_eq!(json["shard"], json!(format!("{index}/{SHARDS}")));
+        assert_eq!(report.requests(), 100, "{json:#}");
+        let file = dir.join(format!("shard-{index}.json"));
+        let text = serde_json::to_string_pretty(&json).expect("report text");
+        std::fs::write(&file, text).expect("writing a report");
+        files.push(file);
+        shards.push(json);
+    }
+
+    // Merged by the command, gated on the merged numbers.
+    let paths: Vec<&str> = files.iter().map(|f| f.to_str().expect("path")).collect();
+    let mut args = vec!["replay", "merge"];
+    args.extend(&paths);
+    args.extend(["--slo", "p99.9<10s", "--slo", "p50<1us", "--json"]);
+    let (code, stdout, stderr) = command::c4mesh(&args);
+    assert_eq!(code, 3, "the p50<1us gate fails: {stderr}");
+    let merged: serde_json::Value = serde_json::from_str(&stdout).expect("merged JSON");
+    let passes: Vec<_> = merged["slo"]
+        .as_array()
+        .expect("verdicts")
+        .iter()
+        .map(|v| v["pass"].clone())
+        .collect();
+    assert_eq!(passes, [json!(true), json!(false)]);
+
+    // Its percentiles are those of one histogram of every sample, built here from
+    // the four shards' own histograms.
+    let mut every =
+        hdrhistogram::Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("histogram");
+    let mut max = 0;
+    for shard in &shards {
+        every.add(histogram_of(shard)).expect("same bounds");
+        let shard_max = shard["latency_ms"]["max"].as_f64().expect("max");
+        max = max.max((shard_max * 1000.0).round() as u64);
+    }
+    assert_eq!(every.len(), 400);
+    assert_eq!(histogram_of(&merged), every);
+    for (key, q) in [("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p99.9", 0.999)] {
+        assert_eq!(
+            merged["latency_ms"][key],
+            ms_of(every.value_at_quantile(q).min(max)),
+            "{key}"
+        );
+    }
+    assert_eq!(merged["latency_ms"]["max"], ms_of(max));
+
+    // Totals add up.
+    let sum = |key: &str| -> u64 { shards.iter().map(|s| s[key].as_u64().expect(key)).sum() };
+    for key in [
+        "requests",
+        "responses",
+        "errors",
+        "unfinished",
+        "connections",
+    ] {
+        assert_eq!(merged[key], json!(sum(key)), "{key}");
+    }
+    assert_eq!(merged["requests"], json!(400));
+    assert_eq!(merged["statuses"], json!({"200": 400}), "{merged:#}");
+    let routes = [
+        "customers",
+        "orders",
+        "payments",
+        "products",
+        "recommendations",
+        "saga",
+    ];
+    for route in routes {
+        let sent: u64 = shards
+            .iter()
+            .map(|s| s["routes"][route]["requests"].as_u64().unwrap_or(0))
+            .sum();
+        assert_eq!(merged["routes"][route]["requests"], json!(sent), "{route}");
+    }
+    let received: u64 = routes.iter().map(|route| mesh.attempts(route)).sum();
+    assert_eq!(received, 400);
+
+    // The rates are sums: the configured one, and the achieved one of each shard over
+    // its own duration; the duration is the longest shard's.
+    assert_eq!(merged["rate"], json!(RATE));
+    let reports: Vec<(String, Report)> = files
+        .iter()
+        .map(|f| {
+            (
+                f.display().to_string(),
+                replay::read_report(f).expect("reads"),
+            )
+        })
+        .collect();
+    let achieved: f64 = reports.iter().map(|(_, r)| r.achieved_rate()).sum();
+    let library = replay::merge(&reports).expect("merges");
+    assert_eq!(library.achieved_rate(), achieved);
+    assert_eq!(
+        merged["achieved_rate"],
+        json!((achieved * 1000.0).round() / 1000.0)
+    );
+    let longest = reports
+        .iter()
+        .map(|(_, r)| r.duration)
+        .max()
+        .expect("reports");
+    assert_eq!(library.duration, longest);
+    assert_eq!(merged["merged"].as_array().map(Vec::len), Some(4));
+
+    // A file that is not a report is named, with what is wrong.
+    let log = dir.join("not-a-report.json");
+    std::fs::write(&log, "sent 100 answered 100").expect("writing");
+    let (code, _, stderr) =
+        command::c4mesh(&["replay", "merge", paths[0], log.to_str().expect("path")]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("not-a-report.json: not JSON"), "{stderr}");
+    let (code, _, stderr) = command::c4mesh(&["replay", "merge", paths[0], paths[0]]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("shard 0/4 again"), "{stderr}");
 }

@@ -33,21 +33,28 @@
 //! - `load`: the worker threads, the open and closed loops, connection pools, bounds,
 //!   the stop flag and progress.
 //! - [`report`]: histograms, per-route statistics, the JSON report and summary.
+//! - [`shard`]: one generator's share of a run split over several (`--shard I/N`).
+//! - [`merge`]: the reports of the shards read back and added up into one, with
+//!   percentiles over every sample (their histograms travel in the JSON).
 //! - [`slo`]: the gates a run must pass (`--slo p99<50ms`), judged on the final
 //!   report, and the guard that stops sending when the gateway fails
 //!   (`--abort-on errors>5%/10s`).
 
 mod load;
+pub mod merge;
 pub mod report;
 pub mod routes;
+pub mod shard;
 pub mod slo;
 pub mod source;
 
 #[cfg(test)]
 mod tests;
 
-pub use report::{Mode, Report, Stats};
+pub use merge::{merge, read_report, MergeError, ReportError};
+pub use report::{Mode, Part, Report, Stats};
 pub use routes::Routes;
+pub use shard::{Shard, ShardError};
 pub use slo::{Abort, AbortRule, Slo, Verdict};
 pub use source::{Generator, Request, Source};
 
@@ -56,7 +63,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// What can stop a replay before it starts.
+/// What can stop a replay, before it starts or while it runs.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A line of a traffic file that cannot be used.
@@ -66,15 +73,91 @@ pub enum Error {
         line: usize,
         message: String,
     },
-    /// A traffic file as a whole (unreadable, empty, ...).
-    #[error("{file}: {message}")]
-    File { file: String, message: String },
+    /// A traffic file that cannot be read.
+    #[error("{file}: cannot be read")]
+    Read {
+        file: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A traffic file with nothing to send.
+    #[error("{file}: no requests (only blank or comment lines)")]
+    NoRequests { file: String },
     /// Options that do not make a run.
-    #[error("{0}")]
-    Options(String),
-    /// The run could not be carried out (a sender thread could not start).
-    #[error("{0}")]
-    Run(String),
+    #[error(transparent)]
+    Options(#[from] OptionsError),
+    /// The client could not be set up (its TLS trust, say).
+    #[error("the client: {0}")]
+    Client(String),
+    /// A worker thread could not be started.
+    #[error("starting replay worker thread {worker}")]
+    Spawn {
+        worker: usize,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A worker's event loop could not be built.
+    #[error("building the event loop of replay worker thread {worker}")]
+    Runtime {
+        worker: usize,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A worker thread panicked; the run's outcomes are incomplete.
+    #[error("replay worker thread {worker} panicked")]
+    Panicked {
+        worker: usize,
+        #[source]
+        source: Panic,
+    },
+}
+
+/// A worker thread's panic, by its message.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Panic(pub String);
+
+impl Panic {
+    /// The message of a panic's payload (`panic!` gives a `&str` or a `String`).
+    pub(crate) fn from_payload(payload: &(dyn std::any::Any + Send)) -> Panic {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".to_owned());
+        Panic(message)
+    }
+}
+
+/// Options that do not make a run.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum OptionsError {
+    #[error("the traffic has no requests")]
+    NoTraffic,
+    #[error("the request timeout must be positive")]
+    Timeout,
+    #[error("max in flight must be at least 1")]
+    MaxInFlight,
+    #[error("the threads must be at least 1")]
+    Threads,
+    #[error("the connections must be at least 1")]
+    Connections,
+    #[error("the speed must be a positive factor, got {0}")]
+    Speed(f64),
+    #[error("the rate must be a positive number of requests per second, got {0}")]
+    Rate(f64),
+    #[error("an open loop needs a rate, unless the traffic file records time offsets (at_ms or start_time)")]
+    NoOffsets,
+    #[error("the concurrency must be at least 1")]
+    Concurrency,
+    #[error("the built-in mix (or generated requests) needs a bound: a count or a duration")]
+    NoBound,
+    #[error("shard {shard} gets none of the traffic file's {requests} requests")]
+    ShardWithoutRequests { shard: Shard, requests: u64 },
+    #[error("shard {shard} gets none of the {concurrency} clients")]
+    ShardWithoutClients { shard: Shard, concurrency: usize },
+    #[error("shard {shard} gets none of the {count} requests to send")]
+    ShardWithoutCount { shard: Shard, count: u64 },
 }
 
 /// How requests are paced.
@@ -88,7 +171,7 @@ pub enum Load {
     Closed { concurrency: usize },
 }
 
-/// A replay to run.
+/// A replay to run; with a [`Shard`], this generator's share of it.
 #[derive(Debug, Clone)]
 pub struct Options {
     /// Where requests go (the gateway's listener) and the host they name (requests
@@ -119,6 +202,8 @@ pub struct Options {
     pub slos: Vec<Slo>,
     /// Stop sending when the error rate over a window rises above a limit.
     pub abort_on: Option<AbortRule>,
+    /// The share of the run to send ([`shard`]); the whole run by default.
+    pub shard: Shard,
 }
 
 impl Options {
@@ -139,6 +224,7 @@ impl Options {
             max_in_flight: 256,
             slos: Vec::new(),
             abort_on: None,
+            shard: Shard::WHOLE,
         }
     }
 }
@@ -192,15 +278,10 @@ pub fn run(
     progress: impl FnMut(&Progress),
 ) -> Result<Report, Error> {
     let routes = Routes::defaults();
-    let traffic = source::Traffic::new(&options.source, &routes)?;
+    let traffic = source::Traffic::new(&options.source, &routes)?.shard(options.shard)?;
     let plan = load::Plan::new(options, &traffic)?;
-    let mode = match options.load {
-        Load::Open { rate_per_second } => Mode::Open {
-            rate: rate_per_second,
-        },
-        Load::Closed { concurrency } => Mode::Closed { concurrency },
-    };
-    let mut report = Report::new(&options.endpoint, mode, &routes);
+    let mut report = Report::new(&options.endpoint, plan.mode(), &routes);
+    report.shard = (!options.shard.is_whole()).then_some(options.shard);
     load::drive(options, &plan, traffic, stop, progress, &mut report)?;
     report.slo = options
         .slos

@@ -28,10 +28,10 @@
 //! from the same shared counters: when it trips it raises the run's own abort flag,
 //! which stops the workers as the caller's stop flag does.
 
-use super::report::Report;
+use super::report::{Mode, Report};
 use super::slo::Guard;
 use super::source::{Prepared, Traffic};
-use super::{Error, Load, Options, Progress};
+use super::{Error, Load, Options, OptionsError, Panic, Progress};
 use bytes::Bytes;
 use c4mesh_live::connection::{Connection, Dialer};
 use c4mesh_live::{Answer, ErrorKind};
@@ -73,55 +73,74 @@ pub(crate) struct Plan {
 }
 
 impl Plan {
-    pub fn new(options: &Options, traffic: &Traffic) -> Result<Plan, Error> {
-        let bad = |message: &str| Err(Error::Options(message.to_owned()));
+    /// The plan of `options` over `traffic` (already this shard's share of a file):
+    /// the shard's share of the rate, the concurrency and the count.
+    pub fn new(options: &Options, traffic: &Traffic) -> Result<Plan, OptionsError> {
+        let shard = options.shard;
         if traffic.len() == Some(0) {
-            return bad("the traffic has no requests");
+            return Err(OptionsError::NoTraffic);
         }
         if options.timeout.is_zero() {
-            return bad("the request timeout must be positive");
+            return Err(OptionsError::Timeout);
         }
         if options.max_in_flight == 0 {
-            return bad("max in flight must be at least 1");
+            return Err(OptionsError::MaxInFlight);
         }
         if options.threads == 0 {
-            return bad("the threads must be at least 1");
+            return Err(OptionsError::Threads);
         }
         if options.connections == Some(0) {
-            return bad("the connections must be at least 1");
+            return Err(OptionsError::Connections);
         }
         if !(options.speed.is_finite() && options.speed > 0.0) {
-            return bad("the speed must be a positive factor");
+            return Err(OptionsError::Speed(options.speed));
         }
         let schedule = match options.load {
             Load::Open {
                 rate_per_second: Some(rate),
             } => {
                 if !(rate.is_finite() && rate > 0.0) {
-                    return bad("the rate must be a positive number of requests per second");
+                    return Err(OptionsError::Rate(rate));
                 }
-                Schedule::Rate(rate)
+                Schedule::Rate(shard.rate(rate))
             }
             Load::Open {
                 rate_per_second: None,
             } => {
                 if !traffic.has_offsets() {
-                    return bad("an open loop needs a rate, unless the traffic file records time offsets (at_ms or start_time)");
+                    return Err(OptionsError::NoOffsets);
                 }
                 Schedule::Recorded {
                     speed: options.speed,
                 }
             }
-            Load::Closed { concurrency: 0 } => return bad("the concurrency must be at least 1"),
-            Load::Closed { concurrency } => Schedule::Closed(concurrency),
+            Load::Closed { concurrency: 0 } => return Err(OptionsError::Concurrency),
+            Load::Closed { concurrency } => {
+                let share = shard.share(concurrency as u64);
+                if share == 0 {
+                    return Err(OptionsError::ShardWithoutClients { shard, concurrency });
+                }
+                Schedule::Closed(usize::try_from(share).unwrap_or(concurrency))
+            }
         };
-        let mut count = options.count;
+        let mut count = match options.count {
+            Some(total) => {
+                let share = shard.share(total);
+                if share == 0 {
+                    return Err(OptionsError::ShardWithoutCount {
+                        shard,
+                        count: total,
+                    });
+                }
+                Some(share)
+            }
+            None => None,
+        };
         if count.is_none() && options.duration.is_none() {
+            // A file is sent once (this shard's lines of it).
             match traffic.len() {
                 Some(n) => count = Some(n),
-                None => return bad(
-                    "the built-in mix (or generated requests) needs a bound: a count or a duration",
-                ),
+                None => return Err(OptionsError::NoBound),
             }
         }
         // Enough connections that no client waits for one, unless told otherwise.
@@ -145,6 +164,15 @@ impl Plan {
             threads,
             connections,
         })
+    }
+
+    /// How the run is paced, as its report says: this shard's rate or concurrency.
+    pub fn mode(&self) -> Mode {
+        match self.schedule {
+            Schedule::Rate(rate) => Mode::Open { rate: Some(rate) },
+            Schedule::Recorded { .. } => Mode::Open { rate: None },
+            Schedule::Closed(concurrency) => Mode::Closed { concurrency },
+        }
     }
 
     /// The number of requests the run will send if not stopped, when known.
@@ -212,8 +240,7 @@ pub(crate) fn drive(
     mut progress: impl FnMut(&Progress),
     report: &mut Report,
 ) -> Result<(), Error> {
-    let dialer =
-        Dialer::new(options.endpoint.clone(), &options.settings).map_err(Error::Options)?;
+    let dialer = Dialer::new(options.endpoint.clone(), &options.settings).map_err(Error::Client)?;
     let shared = Arc::new(Shared {
         sent: AtomicU64::new(0),
         answered: AtomicU64::new(0),
@@ -245,9 +272,9 @@ pub(crate) fn drive(
             .spawn(move || job.run());
         match spawned {
             Ok(handle) => workers.push(handle),
-            Err(err) => {
+            Err(source) => {
                 stop.store(true, Ordering::SeqCst);
-                return Err(Error::Run(format!("starting a worker thread: {err}")));
+                return Err(Error::Spawn { worker, source });
             }
         }
     }
@@ -273,13 +300,19 @@ pub(crate) fn drive(
         thread::sleep(TICK);
     }
     let mut cut_short = false;
-    for worker in workers {
-        match worker.join() {
-            Ok(outcome) => {
+    for (worker, handle) in workers.into_iter().enumerate() {
+        match handle.join() {
+            Ok(Ok(outcome)) => {
                 cut_short |= outcome.cut_short;
                 report.merge(&outcome.report);
             }
-            Err(_) => return Err(Error::Run("a worker thread failed".into())),
+            Ok(Err(source)) => return Err(Error::Runtime { worker, source }),
+            Err(payload) => {
+                return Err(Error::Panicked {
+                    worker,
+                    source: Panic::from_payload(payload.as_ref()),
+                })
+            }
         }
     }
     let finished = report.overall.requests();
@@ -313,19 +346,18 @@ struct Outcome {
 }
 
 impl Worker {
-    fn run(self) -> Outcome {
+    /// The worker's share of the run; the error of its event loop, if it has none
+    /// (the other workers are stopped then).
+    fn run(self) -> Result<Outcome, std::io::Error> {
         let report = Rc::new(RefCell::new(self.empty.clone()));
         let runtime = match tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
         {
             Ok(runtime) => runtime,
-            Err(_) => {
+            Err(error) => {
                 self.shared.stop.store(true, Ordering::SeqCst);
-                return Outcome {
-                    report: self.empty,
-                    cut_short: true,
-                };
+                return Err(error);
             }
         };
         let local = tokio::task::LocalSet::new();
@@ -354,7 +386,7 @@ impl Worker {
         let report = Rc::try_unwrap(report)
             .map(RefCell::into_inner)
             .unwrap_or_else(|shared| shared.borrow().clone());
-        Outcome { report, cut_short }
+        Ok(Outcome { report, cut_short })
     }
 
     /// The closed loop's clients on this worker (watched by [`supervise`]); whether

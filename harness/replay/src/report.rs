@@ -18,21 +18,31 @@
 //!   (`aborted`) belong to the report, so a pipeline reads why a run failed from the
 //!   same document as its numbers ([`super::slo`]).
 //!
+//! - Each latency series (`all`, and each route's) also travels whole, as its
+//!   HdrHistogram in the V2 format, base64-encoded (`histograms`), with the counts
+//!   and the exact duration (`duration_us`) beside it: what `c4mesh replay merge`
+//!   needs to add the shards of a run into one report whose percentiles are those of
+//!   every sample, not an average of percentiles ([`super::merge`]).
+//!
 //! The JSON uses `serde_json` maps, whose keys are sorted: the same run gives the
 //! same document, key for key. Times are in milliseconds (latency) or seconds
-//! (duration) with 3 decimals.
+//! (duration) with 3 decimals, and the duration in whole microseconds too.
 
 use super::routes::Routes;
+use super::shard::Shard;
 use super::slo::{Abort, Verdict};
+use base64::Engine as _;
 use c4mesh_live::{Answer, Endpoint, ErrorKind};
+use hdrhistogram::serialization::{Serializer as _, V2Serializer};
 use hdrhistogram::Histogram;
 use serde_json::{json, Map, Value};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
 /// Longest latency the histograms hold (longer ones are recorded as this).
-const MAX_MICROS: u64 = 3_600_000_000;
+pub(crate) const MAX_MICROS: u64 = 3_600_000_000;
 
 /// The percentiles reported, with their JSON keys.
 const PERCENTILES: [(&str, f64); 4] = [("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p99.9", 0.999)];
@@ -40,15 +50,16 @@ const PERCENTILES: [(&str, f64); 4] = [("p50", 0.5), ("p90", 0.9), ("p99", 0.99)
 /// Statistics of a set of requests (the whole run, or one route).
 #[derive(Debug, Clone)]
 pub struct Stats {
-    latency: Histogram<u64>,
+    pub(crate) latency: Histogram<u64>,
     /// The exact longest latency (the histogram's is rounded up to its bucket).
-    max_micros: u64,
-    responses: u64,
-    errors: u64,
-    statuses: BTreeMap<u16, u64>,
-    error_kinds: BTreeMap<&'static str, u64>,
-    attempts_seen: u64,
-    attempts_total: u64,
+    pub(crate) max_micros: u64,
+    pub(crate) responses: u64,
+    pub(crate) errors: u64,
+    pub(crate) statuses: BTreeMap<u16, u64>,
+    /// Kinds as [`ErrorKind::as_str`] names them (owned when read back from a report).
+    pub(crate) error_kinds: BTreeMap<Cow<'static, str>, u64>,
+    pub(crate) attempts_seen: u64,
+    pub(crate) attempts_total: u64,
 }
 
 impl Default for Stats {
@@ -92,7 +103,10 @@ impl Stats {
     /// Records a request that got no response.
     pub(crate) fn record_error(&mut self, kind: ErrorKind) {
         self.errors += 1;
-        *self.error_kinds.entry(kind.as_str()).or_default() += 1;
+        *self
+            .error_kinds
+            .entry(Cow::Borrowed(kind.as_str()))
+            .or_default() += 1;
     }
 
     /// Requests that ended, with a response or an error.
@@ -114,7 +128,7 @@ impl Stats {
     }
 
     /// Errors by kind (`connect_refused`, `timeout`, `reset`, ...).
-    pub fn error_kinds(&self) -> &BTreeMap<&'static str, u64> {
+    pub fn error_kinds(&self) -> &BTreeMap<Cow<'static, str>, u64> {
         &self.error_kinds
     }
 
@@ -176,7 +190,7 @@ impl Stats {
         let kinds: Map<String, Value> = self
             .error_kinds
             .iter()
-            .map(|(kind, n)| ((*kind).to_owned(), json!(n)))
+            .map(|(kind, n)| (kind.to_string(), json!(n)))
             .collect();
         json!({
             "requests": self.requests(),
@@ -193,7 +207,23 @@ impl Stats {
         })
     }
 
-    /// Adds another set's statistics to this one (the workers' reports).
+    /// The latency histogram: responses only, in microseconds.
+    pub fn histogram(&self) -> &Histogram<u64> {
+        &self.latency
+    }
+
+    /// The latency histogram in HdrHistogram's V2 format, base64-encoded; `None` if
+    /// it cannot be encoded (a count above `i64::MAX`).
+    pub fn histogram_base64(&self) -> Option<String> {
+        let mut bytes = Vec::new();
+        V2Serializer::new()
+            .serialize(&self.latency, &mut bytes)
+            .ok()?;
+        Some(base64::engine::general_purpose::STANDARD.encode(bytes))
+    }
+
+    /// Adds another set's statistics to this one (the workers' reports). Both
+    /// histograms have the same bounds, so the addition cannot fail.
     pub(crate) fn merge(&mut self, other: &Stats) {
         let _ = self.latency.add(&other.latency);
         self.max_micros = self.max_micros.max(other.max_micros);
@@ -203,7 +233,7 @@ impl Stats {
             *self.statuses.entry(*status).or_default() += n;
         }
         for (kind, n) in &other.error_kinds {
-            *self.error_kinds.entry(kind).or_default() += n;
+            *self.error_kinds.entry(kind.clone()).or_default() += n;
         }
         self.attempts_seen += other.attempts_seen;
         self.attempts_total += other.attempts_total;
@@ -269,8 +299,58 @@ pub struct Report {
     pub slo: Vec<Verdict>,
     /// Why the abort guard (`--abort-on`) stopped the run, if it did.
     pub aborted: Option<Abort>,
+    /// The share of a run split over several generators this report is of.
+    pub shard: Option<Shard>,
+    /// The reports merged into this one (`c4mesh replay merge`), in the order given;
+    /// empty for a run.
+    pub parts: Vec<Part>,
     /// Per route, in route order, `other` last.
-    routes: Vec<(String, Stats)>,
+    pub(crate) routes: Vec<(String, Stats)>,
+}
+
+/// A report merged into another: what the merged report keeps of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Part {
+    /// The file it was read from.
+    pub file: String,
+    pub shard: Option<Shard>,
+    /// Requests it finished (answered or failed).
+    pub finished: u64,
+    pub duration: Duration,
+    pub complete: bool,
+    /// Why its abort guard stopped it, if it did.
+    pub aborted: Option<String>,
+}
+
+// === impl Part ===
+
+impl Part {
+    /// Finished requests per second over its own duration.
+    pub fn achieved_rate(&self) -> f64 {
+        rate(self.finished, self.duration)
+    }
+
+    fn to_json(&self) -> Value {
+        json!({
+            "file": self.file,
+            "shard": self.shard.map(|s| s.to_string()),
+            "requests": self.finished,
+            "duration_s": number(Some(self.duration.as_secs_f64())),
+            "achieved_rate": number(Some(self.achieved_rate())),
+            "complete": self.complete,
+            "aborted": self.aborted,
+        })
+    }
+}
+
+/// `finished` over `duration`, per second; 0 over no time.
+fn rate(finished: u64, duration: Duration) -> f64 {
+    let seconds = duration.as_secs_f64();
+    if seconds > 0.0 {
+        finished as f64 / seconds
+    } else {
+        0.0
+    }
 }
 
 impl Report {
@@ -286,6 +366,8 @@ impl Report {
             connections: 0,
             slo: Vec::new(),
             aborted: None,
+            shard: None,
+            parts: Vec::new(),
             routes: (0..=routes.len())
                 .map(|i| (routes.name(i).to_owned(), Stats::new()))
                 .collect(),
@@ -343,13 +425,14 @@ impl Report {
         self.overall.requests() + self.unfinished
     }
 
-    /// Finished requests per second over the run.
+    /// Finished requests per second over the run; for a merged report, the sum of
+    /// its parts' rates, each over its own duration (shards that ran side by side
+    /// add up, whatever their durations).
     pub fn achieved_rate(&self) -> f64 {
-        let seconds = self.duration.as_secs_f64();
-        if seconds > 0.0 {
-            self.overall.requests() as f64 / seconds
+        if self.parts.is_empty() {
+            rate(self.overall.requests(), self.duration)
         } else {
-            0.0
+            self.parts.iter().map(Part::achieved_rate).sum()
         }
     }
 
@@ -434,6 +517,27 @@ impl Report {
             })
         });
         object.insert("aborted".to_owned(), aborted);
+        object.insert(
+            "shard".to_owned(),
+            self.shard.map_or(Value::Null, |s| json!(s.to_string())),
+        );
+        object.insert(
+            "duration_us".to_owned(),
+            json!(u64::try_from(self.duration.as_micros()).unwrap_or(u64::MAX)),
+        );
+        let encoded = |stats: &Stats| stats.histogram_base64().map_or(Value::Null, Value::String);
+        let per_route: Map<String, Value> = self
+            .routes()
+            .map(|(name, stats)| (name.to_owned(), encoded(stats)))
+            .collect();
+        object.insert(
+            "histograms".to_owned(),
+            json!({"all": encoded(&self.overall), "routes": per_route}),
+        );
+        object.insert(
+            "merged".to_owned(),
+            Value::Array(self.parts.iter().map(Part::to_json).collect()),
+        );
         Value::Object(object)
     }
 
@@ -457,6 +561,29 @@ impl Report {
             self.connections,
             if self.complete { "" } else { ", stopped early" },
         );
+        if let Some(shard) = self.shard {
+            let _ = writeln!(text, "shard {shard}: this generator's share of the run");
+        }
+        if !self.parts.is_empty() {
+            let _ = writeln!(text, "merged from {} reports:", self.parts.len());
+            for part in &self.parts {
+                let _ = writeln!(
+                    text,
+                    "  {}{}: {} requests in {:.2} s ({:.1}/s){}",
+                    part.file,
+                    part.shard
+                        .map_or_else(String::new, |s| format!(" (shard {s})")),
+                    part.finished,
+                    part.duration.as_secs_f64(),
+                    part.achieved_rate(),
+                    match &part.aborted {
+                        Some(reason) => format!(", aborted: {reason}"),
+                        None if !part.complete => ", stopped early".to_owned(),
+                        None => String::new(),
+                    },
+                );
+            }
+        }
         if let Some(abort) = &self.aborted {
             let _ = writeln!(text, "aborted: {abort}");
         }

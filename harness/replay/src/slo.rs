@@ -421,6 +421,21 @@ impl AbortRule {
     pub fn window(&self) -> Duration {
         self.window
     }
+
+    /// Why this rule stopped a run, as a report read back says it: `observed`
+    /// percent failed, `failed` of `requests` in the window, `at` into the run.
+    pub(crate) fn tripped(&self, observed: f64, requests: u64, failed: u64, at: Duration) -> Abort {
+        Abort {
+            rule: self.text.clone(),
+            observed,
+            requests,
+            failed,
+            limit: self.limit as f64 * 100.0 / MILLION as f64,
+            op: self.op.symbol(),
+            window: self.window,
+            at,
+        }
+    }
 }
 
 /// Why the guard stopped a run.
@@ -513,16 +528,12 @@ impl Guard {
         {
             return None;
         }
-        Some(Abort {
-            rule: self.rule.text.clone(),
-            observed: failed as f64 * 100.0 / requests as f64,
+        Some(self.rule.tripped(
+            failed as f64 * 100.0 / requests as f64,
             requests,
             failed,
-            limit: self.rule.limit as f64 * 100.0 / MILLION as f64,
-            op: self.rule.op.symbol(),
-            window: self.rule.window,
-            at: now,
-        })
+            now,
+        ))
     }
 }
 

@@ -34,7 +34,8 @@
 //! so they are not checked as a file's lines are.
 
 use super::routes::Routes;
-use super::Error;
+use super::shard::Shard;
+use super::{Error, OptionsError};
 use c4mesh_live::connection::Template;
 use c4mesh_live::ErrorKind;
 use serde::Deserialize;
@@ -121,9 +122,9 @@ pub fn mix_request(routes: &Routes, n: u64) -> Request {
 /// Reads a traffic file (see the module docs for its format).
 pub fn read_file(path: &Path) -> Result<Vec<Request>, Error> {
     let name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| Error::File {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
         file: name.clone(),
-        message: e.to_string(),
+        source,
     })?;
     parse(&name, &text)
 }
@@ -159,9 +160,8 @@ pub fn parse(name: &str, text: &str) -> Result<Vec<Request>, Error> {
         parsed.push((number, request, start));
     }
     if parsed.is_empty() {
-        return Err(Error::File {
+        return Err(Error::NoRequests {
             file: name.to_owned(),
-            message: "no requests (only blank or comment lines)".to_owned(),
         });
     }
     if let Some(earliest) = parsed.iter().filter_map(|(_, _, start)| *start).min() {
@@ -204,14 +204,11 @@ struct RequestLine {
 }
 
 fn request_line(object: Map<String, Value>) -> Result<Request, String> {
-    let line: RequestLine = serde_json::from_value(Value::Object(object)).map_err(|e| {
-        let message = e.to_string();
-        if message.contains("missing field `path`") {
-            "not a request (no \"path\") nor an access-log line (no \"start_time\" or \"response_code\")".to_owned()
-        } else {
-            message
-        }
-    })?;
+    if !object.contains_key("path") {
+        return Err("not a request (no \"path\") nor an access-log line (no \"start_time\" or \"response_code\")".to_owned());
+    }
+    let line: RequestLine =
+        serde_json::from_value(Value::Object(object)).map_err(|e| e.to_string())?;
     let at = match line.at_ms {
         None => None,
         Some(ms) if ms.is_finite() && ms >= 0.0 => Some(Duration::from_secs_f64(ms / 1000.0)),
@@ -431,6 +428,23 @@ impl Traffic {
             _ => None,
         };
         Traffic::List { items, period }
+    }
+
+    /// This shard's share ([`super::shard`]): every N-th request of a file, each
+    /// keeping its offset, the pass keeping the whole file's period; the mix and
+    /// generated requests whole.
+    pub fn shard(self, shard: Shard) -> Result<Traffic, OptionsError> {
+        match self {
+            Traffic::List { items, period } if !shard.is_whole() => {
+                let requests = items.len() as u64;
+                let items = shard.pick(&items);
+                if items.is_empty() {
+                    return Err(OptionsError::ShardWithoutRequests { shard, requests });
+                }
+                Ok(Traffic::List { items, period })
+            }
+            whole => Ok(whole),
+        }
     }
 
     /// Requests in one pass (`None` for the endless mix and generated requests).

@@ -3,11 +3,13 @@
 //! real hosts in `harness/cli/tests/replay.rs`.
 
 use super::load::Plan;
+use super::merge::{merge, read_report, MergeError, ReportError};
 use super::report::{Mode, Report, Stats};
 use super::routes::Routes;
+use super::shard::{Shard, ShardError};
 use super::slo::{Guard, Slo};
 use super::source::{self, mix_request, parse, parse_rfc3339, Request, Source, Traffic};
-use super::{Error, Load, Options, Progress};
+use super::{Error, Load, Options, OptionsError, Progress};
 use c4mesh_live::{Answer, Endpoint, ErrorKind};
 use serde_json::json;
 use std::time::Duration;
@@ -140,7 +142,7 @@ fn offsets_are_all_or_nothing() {
 #[test]
 fn a_file_with_no_requests_is_an_error() {
     let err = parse("empty.jsonl", "# nothing\n\n").expect_err("empty");
-    assert!(matches!(err, Error::File { .. }));
+    assert!(matches!(err, Error::NoRequests { .. }));
     assert!(err.to_string().starts_with("empty.jsonl: no requests"));
     let missing =
         source::read_file(std::path::Path::new("/nonexistent/t.jsonl")).expect_err("missing file");
@@ -329,15 +331,19 @@ fn the_report_has_a_stable_shape() {
             "complete",
             "connections",
             "duration_s",
+            "duration_us",
             "error_kinds",
             "errors",
+            "histograms",
             "host",
             "latency_ms",
+            "merged",
             "mode",
             "rate",
             "requests",
             "responses",
             "routes",
+            "shard",
             "slo",
             "statuses",
             "target",
@@ -404,24 +410,32 @@ fn plans_reject_runs_that_mean_nothing() {
         options.count = count;
         options
     };
-    let message = |o: &Options, t: &Traffic| match Plan::new(o, t) {
-        Err(err) => err.to_string(),
+    let error = |o: &Options, t: &Traffic| match Plan::new(o, t) {
+        Err(err) => err,
         Ok(plan) => panic!("expected an error, got {plan:?}"),
     };
-    assert!(
-        message(&options(Load::Closed { concurrency: 2 }, None), &mix).contains("needs a bound")
+    assert_eq!(
+        error(&options(Load::Closed { concurrency: 2 }, None), &mix),
+        OptionsError::NoBound
     );
-    assert!(
-        message(&options(Load::Closed { concurrency: 0 }, Some(1)), &mix).contains("concurrency")
+    assert_eq!(
+        error(&options(Load::Closed { concurrency: 0 }, Some(1)), &mix),
+        OptionsError::Concurrency
     );
     let no_rate = Load::Open {
         rate_per_second: None,
     };
-    assert!(message(&options(no_rate, Some(1)), &mix).contains("needs a rate"));
+    assert_eq!(
+        error(&options(no_rate, Some(1)), &mix),
+        OptionsError::NoOffsets
+    );
     let zero_rate = Load::Open {
         rate_per_second: Some(0.0),
     };
-    assert!(message(&options(zero_rate, Some(1)), &mix).contains("positive"));
+    assert_eq!(
+        error(&options(zero_rate, Some(1)), &mix),
+        OptionsError::Rate(0.0)
+    );
     // A file without a bound is sent once; with offsets, no rate is needed.
     let mut timed = Request::get("/a");
     timed.at = ms(5);
@@ -429,10 +443,90 @@ fn plans_reject_runs_that_mean_nothing() {
     assert!(Plan::new(&options(no_rate, None), &file).is_ok());
     let mut zero = options(Load::Closed { concurrency: 2 }, Some(1));
     zero.connections = Some(0);
-    assert!(message(&zero, &mix).contains("connections"));
+    assert_eq!(error(&zero, &mix), OptionsError::Connections);
     let mut slow = options(no_rate, None);
     slow.speed = 0.0;
-    assert!(message(&slow, &file).contains("speed"));
+    assert_eq!(error(&slow, &file), OptionsError::Speed(0.0));
+    // A shard with nothing of the run to send.
+    let shard = Shard::new(3, 4).expect("shard");
+    let mut few_clients = options(Load::Closed { concurrency: 3 }, Some(8));
+    few_clients.shard = shard;
+    assert_eq!(
+        error(&few_clients, &mix),
+        OptionsError::ShardWithoutClients {
+            shard,
+            concurrency: 3
+        }
+    );
+    let mut few_requests = options(Load::Closed { concurrency: 4 }, Some(3));
+    few_requests.shard = shard;
+    assert_eq!(
+        error(&few_requests, &mix),
+        OptionsError::ShardWithoutCount { shard, count: 3 }
+    );
+    let short = Traffic::from_requests(&[Request::get("/a"), Request::get("/b")], &routes);
+    assert!(matches!(
+        short.shard(shard),
+        Err(OptionsError::ShardWithoutRequests { requests: 2, .. })
+    ));
+}
+
+#[test]
+fn a_shard_sends_its_share_of_the_rate_the_clients_and_the_count() {
+    let routes = Routes::defaults();
+    let mix = Traffic::new(&Source::Mix, &routes).expect("mix");
+    let plan = |load: Load, count: Option<u64>, index: u32| {
+        let mut options = Options::new(Endpoint::parse("http://127.0.0.1:1", None).expect("url"));
+        options.load = load;
+        options.count = count;
+        options.shard = Shard::new(index, 4).expect("shard");
+        Plan::new(&options, &mix).expect("plan")
+    };
+    let open = Load::Open {
+        rate_per_second: Some(1000.0),
+    };
+    for index in 0..4 {
+        assert_eq!(
+            plan(open, Some(10), index).mode(),
+            Mode::Open { rate: Some(250.0) }
+        );
+    }
+    let clients: Vec<Mode> = (0..4)
+        .map(|i| plan(Load::Closed { concurrency: 10 }, Some(100), i).mode())
+        .collect();
+    assert_eq!(
+        clients,
+        [3, 3, 2, 2].map(|concurrency| Mode::Closed { concurrency })
+    );
+}
+
+#[test]
+fn a_shard_of_a_file_takes_every_nth_request_at_its_recorded_offset() {
+    let routes = Routes::defaults();
+    let requests: Vec<Request> = (0..6u64)
+        .map(|i| {
+            let mut request = Request::get(&format!("/api/v1/orders/{i}"));
+            request.at = ms(i * 100);
+            request
+        })
+        .collect();
+    let whole = Traffic::from_requests(&requests, &routes);
+    let shard = Traffic::from_requests(&requests, &routes)
+        .shard(Shard::new(1, 2).expect("shard"))
+        .expect("lines");
+    assert_eq!(shard.len(), Some(3));
+    let paths: Vec<String> = (0..3).map(|i| shard.item(i).request.path.clone()).collect();
+    assert_eq!(
+        paths,
+        ["/api/v1/orders/1", "/api/v1/orders/3", "/api/v1/orders/5"]
+    );
+    // Each keeps its recorded time, and the second pass starts a whole file later.
+    let offsets: Vec<_> = (0..6).map(|i| shard.offset(i)).collect();
+    assert_eq!(
+        offsets,
+        [ms(100), ms(300), ms(500), ms(700), ms(900), ms(1100)]
+    );
+    assert_eq!(whole.offset(7), ms(700));
 }
 
 #[test]
@@ -528,4 +622,241 @@ fn verdicts_and_the_guards_reason_are_in_the_json_and_the_summary() {
         summary.contains("  FAIL  route=customers:errors<1%  nothing to judge by\n"),
         "{summary}"
     );
+}
+
+/// A report of `latencies` (ms) on the orders route, at `rate`, as shard `shard`.
+fn shard_report(shard: Option<Shard>, rate: f64, latencies: &[u64], seconds: u64) -> Report {
+    let routes = Routes::defaults();
+    let endpoint = Endpoint::parse("http://127.0.0.1:8080", Some("api.c4ang.com")).expect("url");
+    let mut report = Report::new(&endpoint, Mode::Open { rate: Some(rate) }, &routes);
+    let orders = routes.classify("/api/v1/orders/1");
+    for &ms in latencies {
+        let status = if ms > 40 { 503 } else { 200 };
+        report.record(
+            orders,
+            Duration::from_micros(ms * 1000 + 7),
+            answer(status, Some(1)),
+        );
+    }
+    report.record(orders, Duration::ZERO, Err(ErrorKind::Reset));
+    report.duration = Duration::from_millis(seconds * 1000 + 3);
+    report.connections = 2;
+    report.shard = shard;
+    report
+}
+
+#[test]
+fn a_report_reads_back_from_its_json_with_its_histograms() {
+    let report = shard_report(
+        Some(Shard::new(1, 2).expect("shard")),
+        50.0,
+        &[1, 5, 9, 60],
+        2,
+    );
+    let json = report.to_json();
+    let back = Report::from_json(&json).expect("reads back");
+    assert_eq!(back.to_json(), json);
+    assert_eq!(back.overall.histogram(), report.overall.histogram());
+    assert_eq!(back.duration, report.duration);
+    assert_eq!(back.shard, report.shard);
+    assert_eq!(json["shard"], json!("1/2"));
+    assert_eq!(json["duration_us"], json!(2_003_000));
+    assert!(json["histograms"]["all"].is_string());
+    assert!(json["histograms"]["routes"]["orders"].is_string());
+    assert_eq!(json["merged"], json!([]));
+}
+
+#[test]
+fn merged_reports_have_every_samples_percentiles_and_summed_counts_and_rates() {
+    let a = shard_report(
+        Some(Shard::new(0, 2).expect("shard")),
+        50.0,
+        &[1, 2, 3, 50],
+        2,
+    );
+    let b = shard_report(
+        Some(Shard::new(1, 2).expect("shard")),
+        50.0,
+        &[4, 5, 6, 7, 8, 90],
+        3,
+    );
+    let named = [
+        (
+            "a.json".to_owned(),
+            Report::from_json(&a.to_json()).expect("a"),
+        ),
+        (
+            "b.json".to_owned(),
+            Report::from_json(&b.to_json()).expect("b"),
+        ),
+    ];
+    let merged = merge(&named).expect("merges");
+    // One report that recorded every sample.
+    let all = shard_report(None, 100.0, &[1, 2, 3, 50, 4, 5, 6, 7, 8, 90], 2);
+    for q in [0.5, 0.9, 0.99, 0.999, 1.0] {
+        assert_eq!(
+            merged.overall.latency_micros(q),
+            all.overall.latency_micros(q),
+            "q {q}"
+        );
+    }
+    assert_eq!(merged.overall.histogram(), all.overall.histogram());
+    assert_eq!(merged.overall.max_micros(), Some(90_007));
+    assert_eq!(merged.overall.responses(), 10);
+    assert_eq!(merged.overall.errors(), 2);
+    let json = merged.to_json();
+    assert_eq!(json["statuses"], json!({"200": 8, "503": 2}));
+    assert_eq!(json["error_kinds"], json!({"reset": 2}));
+    assert_eq!(json["connections"], json!(4));
+    assert_eq!(json["rate"], json!(100.0));
+    assert_eq!(json["shard"], json!(null));
+    assert_eq!(json["duration_s"], json!(3.003));
+    assert_eq!(
+        merged.achieved_rate(),
+        a.achieved_rate() + b.achieved_rate()
+    );
+    assert_eq!(json["merged"][1]["shard"], json!("1/2"));
+    assert_eq!(json["merged"][0]["file"], json!("a.json"));
+    assert_eq!(json["routes"]["orders"]["requests"], json!(12));
+    // The merged report merges again, as one part.
+    assert!(Report::from_json(&json).is_ok());
+    assert!(
+        merged.summary().contains("merged from 2 reports"),
+        "{}",
+        merged.summary()
+    );
+}
+
+fn report_error(json: &serde_json::Value) -> ReportError {
+    match Report::from_json(json) {
+        Err(err) => err,
+        Ok(_) => panic!("expected an error"),
+    }
+}
+
+#[test]
+fn a_bad_report_names_the_field_and_what_is_wrong() {
+    let good = shard_report(None, 10.0, &[1, 2], 1).to_json();
+    let mut missing = good.clone();
+    missing
+        .as_object_mut()
+        .expect("object")
+        .remove("duration_us");
+    assert!(matches!(
+        report_error(&missing),
+        ReportError::Field { field, .. } if field == "duration_us"
+    ));
+    let mut garbled = good.clone();
+    garbled["histograms"]["routes"]["orders"] = json!("!!!");
+    assert!(matches!(
+        report_error(&garbled),
+        ReportError::Base64 { field, .. } if field == "histograms.routes.orders"
+    ));
+    let mut not_hdr = good.clone();
+    not_hdr["histograms"]["all"] = json!("AAAA");
+    assert!(matches!(
+        report_error(&not_hdr),
+        ReportError::Histogram { field, .. } if field == "histograms.all"
+    ));
+    let mut miscounted = good.clone();
+    miscounted["responses"] = json!(5);
+    assert!(matches!(
+        report_error(&miscounted),
+        ReportError::Count {
+            held: 2,
+            responses: 5,
+            ..
+        }
+    ));
+    let mut status = good.clone();
+    status["routes"]["orders"]["statuses"] = json!({"ok": 2});
+    assert!(matches!(
+        report_error(&status),
+        ReportError::Field { field, .. } if field == "routes.orders.statuses.ok"
+    ));
+    let mut shard = good;
+    shard["shard"] = json!("4/4");
+    assert!(matches!(
+        report_error(&shard),
+        ReportError::Shard {
+            source: ShardError::Beyond { index: 4, count: 4 },
+            ..
+        }
+    ));
+}
+
+#[test]
+fn reports_of_different_runs_do_not_merge() {
+    assert!(matches!(merge(&[]), Err(MergeError::Nothing)));
+    let shard = |i, n| Some(Shard::new(i, n).expect("shard"));
+    let named = |reports: Vec<Report>| -> Vec<(String, Report)> {
+        reports
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| (format!("{i}.json"), r))
+            .collect()
+    };
+    let twice = named(vec![
+        shard_report(shard(1, 4), 10.0, &[1], 1),
+        shard_report(shard(1, 4), 10.0, &[1], 1),
+    ]);
+    assert!(matches!(
+        merge(&twice),
+        Err(MergeError::Duplicate { file, first, .. }) if file == "1.json" && first == "0.json"
+    ));
+    let counts = named(vec![
+        shard_report(shard(0, 4), 10.0, &[1], 1),
+        shard_report(shard(1, 2), 10.0, &[1], 1),
+    ]);
+    assert!(matches!(
+        merge(&counts),
+        Err(MergeError::Mismatch {
+            what: "is shard",
+            ..
+        })
+    ));
+    let mut elsewhere = shard_report(shard(1, 4), 10.0, &[1], 1);
+    elsewhere.target = "http://127.0.0.1:9090".to_owned();
+    let targets = named(vec![shard_report(shard(0, 4), 10.0, &[1], 1), elsewhere]);
+    assert!(matches!(
+        merge(&targets),
+        Err(MergeError::Mismatch {
+            what: "targets",
+            ..
+        })
+    ));
+    let mut closed = shard_report(shard(1, 4), 10.0, &[1], 1);
+    closed.mode = Mode::Closed { concurrency: 2 };
+    let paced = named(vec![shard_report(shard(0, 4), 10.0, &[1], 1), closed]);
+    let err = merge(&paced).err().map(|e| e.to_string());
+    assert_eq!(
+        err.as_deref(),
+        Some("1.json: runs closed loop, but 0.json has open loop at a rate: not shards of one run")
+    );
+}
+
+#[test]
+fn unreadable_and_non_json_files_are_named() {
+    let dir = std::env::temp_dir().join(format!("c4mesh-replay-merge-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let missing = dir.join("missing.json");
+    assert!(matches!(
+        read_report(&missing),
+        Err(MergeError::Read { file, .. }) if file.ends_with("missing.json")
+    ));
+    let log = dir.join("log.json");
+    std::fs::write(&log, "sent 10 answered 10").expect("write");
+    let err = read_report(&log).err();
+    assert!(matches!(&err, Some(MergeError::Json { file, .. }) if file.ends_with("log.json")));
+    let empty = dir.join("empty.json");
+    std::fs::write(&empty, "{}").expect("write");
+    let err = read_report(&empty).err();
+    assert!(matches!(
+        &err,
+        Some(MergeError::Report {
+            source: ReportError::Field { .. },
+            ..
+        })
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -2,10 +2,15 @@
 //! progress line on a terminal, and a summary or the JSON report at the end — also
 //! when interrupted with Ctrl-C. Its exit status gates a pipeline: 3 when an `--slo`
 //! failed, 4 when `--abort-on` stopped the run.
+//!
+//! `--shard I/N` sends one generator's share of the run; `c4mesh replay merge
+//! REPORT...` adds the shards' JSON reports into one, printed and gated the same way.
 
 use anyhow::{bail, Context, Result};
 use c4mesh_live::{Endpoint, Protocol, Settings};
-use c4mesh_replay::{self as replay, AbortRule, Load, Options, Progress, Slo, Source};
+use c4mesh_replay::{
+    self as replay, AbortRule, Load, Options, Progress, Report, Shard, Slo, Source,
+};
 use std::io::{IsTerminal, Write as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -21,15 +26,19 @@ const ABORTED: u8 = 4;
 
 #[derive(clap::Args)]
 #[command(
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true,
     after_help = "Exit status: 0 when the run ends and every --slo holds, 3 when an \
 --slo failed, 4 when --abort-on stopped the run (its gates are still judged and \
 reported), 2 for bad arguments, 1 for other failures."
 )]
 pub struct ReplayArgs {
+    #[command(subcommand)]
+    command: Option<ReplayCommand>,
     /// The gateway: http[s]://HOST[:PORT] (the NLB by hostname or IP, or `c4mesh
     /// up`'s gateway). Connections go there; requests name --host.
-    #[arg(long, value_name = "URL")]
-    target: String,
+    #[arg(long, value_name = "URL", required = true)]
+    target: Option<String>,
     /// The host requests name: the Host header (`:authority` on HTTP/2), TLS SNI and
     /// the name the certificate must carry; requests with a Host of their own keep it.
     #[arg(long, value_name = "HOST", default_value = "api.c4ang.com")]
@@ -93,14 +102,66 @@ pub struct ReplayArgs {
     /// the report says why it stopped, and the exit status is 4.
     #[arg(long, value_name = "RULE")]
     abort_on: Option<AbortRule>,
+    /// Send shard I of N (counted from 0) of the run, so that N generators given the
+    /// same options send it between them: the rate divided by N; the concurrency and
+    /// --count split so the shards add up (the first ones taking the remainder); every
+    /// N-th request of a --file from the I-th, at its recorded time with --recorded.
+    /// `c4mesh replay merge` adds their reports up.
+    #[arg(long, value_name = "I/N")]
+    shard: Option<Shard>,
+    /// Print the JSON report instead of the summary.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Subcommand)]
+enum ReplayCommand {
+    /// Merges the JSON reports of a run's shards into one report.
+    ///
+    /// Reports as `c4mesh replay --shard I/N --json > FILE` writes them: the merged
+    /// percentiles are those of every sample (the shards' histograms added), counts
+    /// are summed, the rate and the achieved rate are the sums of the shards' rates,
+    /// the duration the longest shard's. Exit status as a run's: 3 when an --slo
+    /// fails on the merged numbers, 4 when --abort-on stopped a shard.
+    Merge(MergeArgs),
+}
+
+#[derive(clap::Args)]
+struct MergeArgs {
+    /// Reports as `c4mesh replay --json` writes them, one a file.
+    #[arg(value_name = "REPORT", required = true)]
+    reports: Vec<PathBuf>,
+    /// A pass criterion judged on the merged report, as for a run.
+    #[arg(long = "slo", value_name = "EXPR")]
+    slos: Vec<Slo>,
     /// Print the JSON report instead of the summary.
     #[arg(long)]
     json: bool,
 }
 
 pub fn command(args: ReplayArgs) -> Result<ExitCode> {
-    let endpoint = Endpoint::parse(&args.target, Some(&args.host))
-        .map_err(|e| anyhow::anyhow!("--target {e}"))?;
+    match args.command {
+        Some(ReplayCommand::Merge(merge)) => merge_reports(merge),
+        None => run(args),
+    }
+}
+
+/// `c4mesh replay merge`: the reports read, merged, judged and printed.
+fn merge_reports(args: MergeArgs) -> Result<ExitCode> {
+    let named = args
+        .reports
+        .iter()
+        .map(|path| Ok((path.display().to_string(), replay::read_report(path)?)))
+        .collect::<Result<Vec<_>>>()?;
+    let mut report = replay::merge(&named)?;
+    report.slo = args.slos.iter().map(|slo| slo.evaluate(&report)).collect();
+    print(&report, args.json)
+}
+
+fn run(args: ReplayArgs) -> Result<ExitCode> {
+    let target = args.target.as_deref().context("--target is required")?;
+    let endpoint =
+        Endpoint::parse(target, Some(&args.host)).map_err(|e| anyhow::anyhow!("--target {e}"))?;
     if let Some(speed) = args.speed {
         if !(speed > 0.0 && speed.is_finite()) {
             bail!("--speed must be a positive factor, got {speed}");
@@ -150,6 +211,7 @@ pub fn command(args: ReplayArgs) -> Result<ExitCode> {
     options.timeout = args.timeout;
     options.slos = args.slos;
     options.abort_on = args.abort_on;
+    options.shard = args.shard.unwrap_or(Shard::WHOLE);
 
     let stop = Arc::new(AtomicBool::new(false));
     let on_interrupt = Arc::clone(&stop);
@@ -164,14 +226,22 @@ pub fn command(args: ReplayArgs) -> Result<ExitCode> {
     if terminal {
         eprint!("\r\x1b[2K");
     }
+    print(&report, args.json)
+}
+
+/// Prints the report (JSON or the summary) and says how to exit: 4 when the abort
+/// guard stopped the run (or a merged shard), else 3 when a gate failed.
+fn print(report: &Report, json: bool) -> Result<ExitCode> {
     let mut out = std::io::stdout();
-    if args.json {
+    if json {
         let text = serde_json::to_string_pretty(&report.to_json()).context("writing the report")?;
         let _ = writeln!(out, "{text}");
     } else {
         let _ = write!(out, "{}", report.summary());
     }
-    Ok(if report.aborted.is_some() {
+    let aborted =
+        report.aborted.is_some() || report.parts.iter().any(|part| part.aborted.is_some());
+    Ok(if aborted {
         ExitCode::from(ABORTED)
     } else if !report.slo_passed() {
         ExitCode::from(SLO_FAILED)
