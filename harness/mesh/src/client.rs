@@ -161,10 +161,16 @@ impl Client {
 /// Most header lines a response head may have.
 const MAX_HEADERS: usize = 256;
 
-/// A response head as `httparse` reads it: status, headers (lower-case names, values
-/// read as UTF-8 with replacement) and the head's length in bytes. `None` while the
-/// head is incomplete.
-fn head(bytes: &[u8]) -> Result<Option<(u16, Vec<(String, String)>, usize)>> {
+/// A response head as `httparse` reads it, and the bytes that follow it.
+struct Head<'a> {
+    status: u16,
+    /// Lower-case names; values read as UTF-8 with replacement.
+    headers: Vec<(String, String)>,
+    rest: &'a [u8],
+}
+
+/// The response head at the start of `bytes`; `None` while it is incomplete.
+fn head(bytes: &[u8]) -> Result<Option<Head<'_>>> {
     let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut response = httparse::Response::new(&mut slots);
     let length = match response.parse(bytes).context("bad response head")? {
@@ -184,7 +190,11 @@ fn head(bytes: &[u8]) -> Result<Option<(u16, Vec<(String, String)>, usize)>> {
             )
         })
         .collect();
-    Ok(Some((status, headers, length)))
+    Ok(Some(Head {
+        status,
+        headers,
+        rest: &bytes[length..],
+    }))
 }
 
 /// An interim response, which a final one follows (101 switches protocols: final).
@@ -192,25 +202,27 @@ fn interim(status: u16) -> bool {
     (100..200).contains(&status) && status != 101
 }
 
-/// The final response's head: interim (1xx) heads skipped. Returns the status, the
-/// headers and what follows the head; `None` while incomplete.
-#[allow(clippy::type_complexity)]
-fn final_head(mut bytes: &[u8]) -> Result<Option<(u16, Vec<(String, String)>, &[u8])>> {
+/// The final response's head, interim (1xx) heads skipped; `None` while incomplete.
+fn final_head(mut bytes: &[u8]) -> Result<Option<Head<'_>>> {
     loop {
-        let Some((status, headers, length)) = head(bytes)? else {
+        let Some(head) = head(bytes)? else {
             return Ok(None);
         };
-        bytes = &bytes[length..];
-        if !interim(status) {
-            return Ok(Some((status, headers, bytes)));
+        if !interim(head.status) {
+            return Ok(Some(head));
         }
+        bytes = head.rest;
     }
 }
 
 /// A whole response read from raw bytes: interim (1xx) responses skipped, the body
 /// cut to its `content-length` or de-chunked.
 pub fn parse_response(bytes: &[u8]) -> Result<Response> {
-    let (status, headers, rest) = final_head(bytes)?
+    let Head {
+        status,
+        headers,
+        rest,
+    } = final_head(bytes)?
         .ok_or_else(|| anyhow!("no complete response head in {} bytes", bytes.len()))?;
     let mut body = rest.to_vec();
     if chunked(&headers) {
@@ -235,7 +247,12 @@ fn content_length(headers: &[(String, String)]) -> Option<usize> {
 
 /// Whether `bytes` hold a whole response whose length its head gives.
 fn complete(bytes: &[u8]) -> bool {
-    let Ok(Some((status, headers, body))) = final_head(bytes) else {
+    let Ok(Some(Head {
+        status,
+        headers,
+        rest: body,
+    })) = final_head(bytes)
+    else {
         return false;
     };
     if status == 101 || status == 204 || status == 304 {
