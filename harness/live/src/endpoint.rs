@@ -1,5 +1,7 @@
-//! The target URL (where to connect) and the request's host (what to name).
+//! The target URL (where to connect) and the request's host (what to name). The URL
+//! is read by `http::Uri`, the type the requests themselves are built with.
 
+use http::Uri;
 use std::net::{SocketAddr, ToSocketAddrs};
 
 /// `http` or `https`.
@@ -34,28 +36,32 @@ impl Endpoint {
     /// `http[s]://HOST[:PORT][/...]`, with requests naming `host` (default: the URL's
     /// host). The URL's host is resolved once, here.
     pub fn parse(url: &str, host: Option<&str>) -> Result<Endpoint, String> {
-        let (scheme, rest) = if let Some(rest) = url.strip_prefix("http://") {
-            (Scheme::Http, rest)
-        } else if let Some(rest) = url.strip_prefix("https://") {
-            (Scheme::Https, rest)
-        } else {
-            return Err(format!(
-                "{url}: expected http://HOST[:PORT] or https://HOST[:PORT]"
-            ));
+        let expected = || format!("{url}: expected http://HOST[:PORT] or https://HOST[:PORT]");
+        let uri: Uri = url.parse().map_err(|e| {
+            if bad_port(url) {
+                format!("{url}: the port must be a number from 1 to 65535")
+            } else {
+                format!("{}: {e}", expected())
+            }
+        })?;
+        let scheme = match uri.scheme_str() {
+            Some("http") => Scheme::Http,
+            Some("https") => Scheme::Https,
+            _ => return Err(expected()),
         };
-        let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
-        if authority.is_empty() || authority.contains('@') {
-            return Err(format!(
-                "{url}: expected a host after {}://",
-                scheme.as_str()
-            ));
-        }
-        let default_port = match scheme {
-            Scheme::Http => 80,
-            Scheme::Https => 443,
+        let authority = uri
+            .authority()
+            .filter(|a| !a.host().is_empty() && !a.as_str().contains('@'))
+            .ok_or_else(|| format!("{url}: expected a host after {}://", scheme.as_str()))?;
+        let port = match authority.port_u16() {
+            None => match scheme {
+                Scheme::Http => 80,
+                Scheme::Https => 443,
+            },
+            Some(0) => return Err(format!("{url}: the port must be a number from 1 to 65535")),
+            Some(port) => port,
         };
-        let (name, port) = split_port(authority, default_port)
-            .ok_or_else(|| format!("{url}: the port must be a number from 1 to 65535"))?;
+        let name = authority.host();
         let addr = (name.trim_start_matches('[').trim_end_matches(']'), port)
             .to_socket_addrs()
             .map_err(|e| format!("{url}: cannot resolve {name}: {e}"))?
@@ -88,22 +94,20 @@ impl Endpoint {
     }
 }
 
-/// `name[:port]` (IPv6 in brackets) into name and port.
-fn split_port(authority: &str, default: u16) -> Option<(&str, u16)> {
-    let (name, port) = if authority.starts_with('[') {
-        let close = authority.find(']')?;
-        let port = authority[close + 1..].strip_prefix(':');
-        (&authority[..=close], port)
-    } else {
-        match authority.rsplit_once(':') {
-            Some((name, port)) => (name, Some(port)),
-            None => (authority, None),
-        }
+/// Whether a URL that `http::Uri` refuses has a port that is not a number: the one
+/// mistake worth its own message.
+fn bad_port(url: &str) -> bool {
+    let authority = url
+        .split_once("://")
+        .map_or(url, |(_, rest)| rest)
+        .split(['/', '?', '#'])
+        .next()
+        .unwrap_or_default();
+    let port = match authority.rsplit_once(']') {
+        Some((_, after)) => after.strip_prefix(':'),
+        None => authority.rsplit_once(':').map(|(_, port)| port),
     };
-    match port {
-        None => Some((name, default)),
-        Some(port) => port.parse().ok().filter(|p| *p > 0).map(|p| (name, p)),
-    }
+    port.is_some_and(|p| p.parse::<u16>().is_err())
 }
 
 #[cfg(test)]

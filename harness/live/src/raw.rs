@@ -2,7 +2,8 @@
 //!
 //! Only for what no HTTP library sends on purpose: the conformance scenarios that
 //! check the filter's path rules send raw backslashes, control bytes and requests
-//! without a Host header, which `hyper` and the `http` types refuse to build. The
+//! without a Host header, which `hyper` and the `http` types refuse to build, so the
+//! request is bytes. The response is read by `httparse`, `hyper`'s own parser. The
 //! request carries `connection: close`, so the response ends at the close.
 
 use super::{tls, Endpoint, ErrorKind, Settings};
@@ -53,15 +54,75 @@ pub fn exchange(
 }
 
 /// A response read until the close: status, headers (lower-case names) and body
-/// (de-chunked when chunked), by the local mesh's raw-response parser.
-pub fn parse(bytes: &[u8]) -> Result<super::FullResponse, ErrorKind> {
-    let response =
-        c4mesh_mesh::client::parse_response(bytes).map_err(|_| ErrorKind::BadResponse)?;
+/// (de-chunked when chunked, else cut to its `content-length`), interim (1xx)
+/// responses skipped. Heads and chunk sizes are read by `httparse`.
+pub fn parse(mut bytes: &[u8]) -> Result<super::FullResponse, ErrorKind> {
+    let (status, headers) = loop {
+        let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut response = httparse::Response::new(&mut slots);
+        let httparse::Status::Complete(length) =
+            response.parse(bytes).map_err(|_| ErrorKind::BadResponse)?
+        else {
+            return Err(ErrorKind::BadResponse);
+        };
+        let status = response.code.ok_or(ErrorKind::BadResponse)?;
+        let headers: Vec<(String, String)> = response
+            .headers
+            .iter()
+            .map(|h| {
+                (
+                    h.name.to_ascii_lowercase(),
+                    String::from_utf8_lossy(h.value).trim().to_owned(),
+                )
+            })
+            .collect();
+        bytes = &bytes[length..];
+        if !(100..200).contains(&status) || status == 101 {
+            break (status, headers);
+        }
+    };
+    let value = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let body =
+        if value("transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked")) {
+            dechunk(bytes)?
+        } else if let Some(length) = value("content-length").and_then(|v| v.parse::<usize>().ok()) {
+            bytes[..length.min(bytes.len())].to_vec()
+        } else {
+            bytes.to_vec()
+        };
     Ok(super::FullResponse {
-        status: response.status,
-        headers: response.headers,
-        body: response.body.into(),
+        status,
+        headers,
+        body: body.into(),
     })
+}
+
+/// Most header lines a response head may have.
+const MAX_HEADERS: usize = 256;
+
+/// A chunked body, read to its last chunk (trailers are dropped).
+fn dechunk(mut bytes: &[u8]) -> Result<Vec<u8>, ErrorKind> {
+    let mut body = Vec::new();
+    loop {
+        let httparse::Status::Complete((consumed, size)) =
+            httparse::parse_chunk_size(bytes).map_err(|_| ErrorKind::BadResponse)?
+        else {
+            return Err(ErrorKind::BadResponse);
+        };
+        bytes = &bytes[consumed..];
+        let size = usize::try_from(size).map_err(|_| ErrorKind::BadResponse)?;
+        if size == 0 {
+            return Ok(body);
+        }
+        let chunk = bytes.get(..size).ok_or(ErrorKind::BadResponse)?;
+        body.extend_from_slice(chunk);
+        bytes = bytes.get(size + 2..).ok_or(ErrorKind::BadResponse)?;
+    }
 }
 
 fn talk<S: Read + Write>(

@@ -1,5 +1,7 @@
 //! A raw HTTP/1.1 client: the tests need to send what a well-behaved client would not
-//! (non-UTF-8 header bytes, huge headers, no Host), so requests are written by hand.
+//! (non-UTF-8 header bytes, huge headers, no Host), which `hyper` and the `http` types
+//! refuse to build, so requests are written as bytes here. Responses are read with
+//! `httparse` (heads and chunk sizes), the parser `hyper` itself uses.
 
 use anyhow::{anyhow, bail, Context, Result};
 use std::io::{Read, Write};
@@ -156,45 +158,76 @@ impl Client {
     }
 }
 
+/// Most header lines a response head may have.
+const MAX_HEADERS: usize = 256;
+
+/// A response head as `httparse` reads it, and the bytes that follow it.
+struct Head<'a> {
+    status: u16,
+    /// Lower-case names; values read as UTF-8 with replacement.
+    headers: Vec<(String, String)>,
+    rest: &'a [u8],
+}
+
+/// The response head at the start of `bytes`; `None` while it is incomplete.
+fn head(bytes: &[u8]) -> Result<Option<Head<'_>>> {
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut slots);
+    let length = match response.parse(bytes).context("bad response head")? {
+        httparse::Status::Complete(length) => length,
+        httparse::Status::Partial => return Ok(None),
+    };
+    let status = response
+        .code
+        .ok_or_else(|| anyhow!("response head without a status"))?;
+    let headers = response
+        .headers
+        .iter()
+        .map(|h| {
+            (
+                h.name.to_ascii_lowercase(),
+                String::from_utf8_lossy(h.value).trim().to_owned(),
+            )
+        })
+        .collect();
+    Ok(Some(Head {
+        status,
+        headers,
+        rest: &bytes[length..],
+    }))
+}
+
+/// An interim response, which a final one follows (101 switches protocols: final).
+fn interim(status: u16) -> bool {
+    (100..200).contains(&status) && status != 101
+}
+
+/// The final response's head, interim (1xx) heads skipped; `None` while incomplete.
+fn final_head(mut bytes: &[u8]) -> Result<Option<Head<'_>>> {
+    loop {
+        let Some(head) = head(bytes)? else {
+            return Ok(None);
+        };
+        if !interim(head.status) {
+            return Ok(Some(head));
+        }
+        bytes = head.rest;
+    }
+}
+
 /// A whole response read from raw bytes: interim (1xx) responses skipped, the body
 /// cut to its `content-length` or de-chunked.
-pub fn parse_response(mut bytes: &[u8]) -> Result<Response> {
-    let end = loop {
-        let end = bytes
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .ok_or_else(|| anyhow!("no complete response head in {} bytes", bytes.len()))?;
-        let interim = bytes.starts_with(b"HTTP/1.1 1") || bytes.starts_with(b"HTTP/1.0 1");
-        if !interim {
-            break end;
-        }
-        bytes = &bytes[end + 4..];
-    };
-    let head = String::from_utf8_lossy(&bytes[..end]);
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or_default();
-    let status = status_line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| anyhow!("bad status line {status_line:?}"))?;
-    let mut headers = Vec::new();
-    for line in lines {
-        let Some((n, v)) = line.split_once(':') else {
-            bail!("bad header line {line:?}");
-        };
-        headers.push((n.trim().to_ascii_lowercase(), v.trim().to_owned()));
-    }
-    let mut body = bytes[end + 4..].to_vec();
-    let header = |name: &str| {
-        headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    };
-    if header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
-        body = dechunk(&body)?;
-    } else if let Some(length) = header("content-length").and_then(|v| v.parse::<usize>().ok()) {
+pub fn parse_response(bytes: &[u8]) -> Result<Response> {
+    let Head {
+        status,
+        headers,
+        rest,
+    } = final_head(bytes)?
+        .ok_or_else(|| anyhow!("no complete response head in {} bytes", bytes.len()))?;
+    let mut body = rest.to_vec();
+    if chunked(&headers) {
+        body = dechunk(rest)?.ok_or_else(|| anyhow!("truncated chunked body"))?;
+    } else if let Some(length) = content_length(&headers) {
         body.truncate(length);
     }
     Ok(Response {
@@ -204,50 +237,54 @@ pub fn parse_response(mut bytes: &[u8]) -> Result<Response> {
     })
 }
 
-/// Whether `bytes` hold a whole response whose length its head gives.
-fn complete(bytes: &[u8]) -> bool {
-    let Some(end) = bytes.windows(4).position(|w| w == b"\r\n\r\n") else {
-        return false;
-    };
-    let head = String::from_utf8_lossy(&bytes[..end]).to_ascii_lowercase();
-    let body = &bytes[end + 4..];
-    let status = head.split_whitespace().nth(1).unwrap_or("");
-    if status.starts_with('1') || status == "204" || status == "304" {
-        return true;
-    }
-    for line in head.split("\r\n").skip(1) {
-        let Some((name, value)) = line.split_once(':') else {
-            continue;
-        };
-        match name.trim() {
-            "content-length" => {
-                return value.trim().parse::<usize>().is_ok_and(|n| body.len() >= n);
-            }
-            "transfer-encoding" if value.contains("chunked") => {
-                return body.ends_with(b"0\r\n\r\n") && dechunk(body).is_ok();
-            }
-            _ => {}
-        }
-    }
-    false
+fn chunked(headers: &[(String, String)]) -> bool {
+    header(headers, "transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked"))
 }
 
-fn dechunk(mut bytes: &[u8]) -> Result<Vec<u8>> {
+fn content_length(headers: &[(String, String)]) -> Option<usize> {
+    header(headers, "content-length").and_then(|v| v.parse().ok())
+}
+
+/// Whether `bytes` hold a whole response whose length its head gives.
+fn complete(bytes: &[u8]) -> bool {
+    let Ok(Some(Head {
+        status,
+        headers,
+        rest: body,
+    })) = final_head(bytes)
+    else {
+        return false;
+    };
+    if status == 101 || status == 204 || status == 304 {
+        return true;
+    }
+    if chunked(&headers) {
+        return matches!(dechunk(body), Ok(Some(_)));
+    }
+    content_length(&headers).is_some_and(|n| body.len() >= n)
+}
+
+/// A chunked body de-chunked by `httparse`'s chunk-size reader; `None` until the last
+/// chunk and the end of the trailers are there.
+fn dechunk(mut bytes: &[u8]) -> Result<Option<Vec<u8>>> {
     let mut body = Vec::new();
     loop {
-        let line_end = bytes
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .ok_or_else(|| anyhow!("truncated chunk size"))?;
-        let size_text = String::from_utf8_lossy(&bytes[..line_end]);
-        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
-            .with_context(|| format!("bad chunk size {size_text:?}"))?;
-        bytes = &bytes[line_end + 2..];
+        let (consumed, size) =
+            match httparse::parse_chunk_size(bytes).map_err(|_| anyhow!("bad chunk size"))? {
+                httparse::Status::Complete(sized) => sized,
+                httparse::Status::Partial => return Ok(None),
+            };
+        bytes = &bytes[consumed..];
+        let Ok(size) = usize::try_from(size) else {
+            bail!("chunk of {size} bytes");
+        };
         if size == 0 {
-            return Ok(body);
+            // Trailers, if any, end with an empty line.
+            let ended = bytes.starts_with(b"\r\n") || bytes.windows(4).any(|w| w == b"\r\n\r\n");
+            return Ok(ended.then_some(body));
         }
         if bytes.len() < size + 2 {
-            bail!("truncated chunk");
+            return Ok(None);
         }
         body.extend_from_slice(&bytes[..size]);
         bytes = &bytes[size + 2..];

@@ -388,11 +388,11 @@ impl Envoy {
     }
 
     /// The numeric stats whose names match `filter`, the regular expression of the
-    /// admin `/stats?filter=` (as it goes in the URL).
+    /// admin `/stats?filter=` (written plainly; it is percent-encoded here), read from
+    /// the JSON form of `/stats`.
     pub fn stats(&self, filter: &str) -> Result<BTreeMap<String, u64>> {
-        Ok(parse_stats(
-            &self.admin_get(&format!("/stats?filter={filter}"))?,
-        ))
+        let filter = percent_encoding::utf8_percent_encode(filter, QUERY_VALUE);
+        parse_stats(&self.admin_get(&format!("/stats?format=json&filter={filter}"))?)
     }
 
     /// The value of one stat, if Envoy has it.
@@ -423,15 +423,31 @@ impl Envoy {
     }
 }
 
-/// The `name: value` lines of Envoy's admin `/stats`, numeric ones only (histograms'
-/// lines are not).
-pub fn parse_stats(text: &str) -> BTreeMap<String, u64> {
-    text.lines()
-        .filter_map(|line| {
-            let (name, value) = line.split_once(": ")?;
-            Some((name.trim().to_owned(), value.trim().parse().ok()?))
+/// What a query parameter's value keeps as is: RFC 3986's unreserved characters.
+pub(crate) const QUERY_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// The numeric stats of Envoy's admin `/stats?format=json`
+/// (`{"stats": [{"name": ..., "value": ...}, ..., {"histograms": ...}]}`): counters and
+/// gauges; text readouts and histograms are left out.
+pub fn parse_stats(json: &str) -> Result<BTreeMap<String, u64>> {
+    #[derive(serde::Deserialize)]
+    struct Stats {
+        stats: Vec<serde_json::Value>,
+    }
+    let stats: Stats = serde_json::from_str(json).context("admin /stats?format=json")?;
+    Ok(stats
+        .stats
+        .iter()
+        .filter_map(|stat| {
+            let name = stat.get("name")?.as_str()?;
+            let value = stat.get("value")?.as_u64()?;
+            Some((name.to_owned(), value))
         })
-        .collect()
+        .collect())
 }
 
 impl Drop for Envoy {

@@ -286,14 +286,7 @@ impl Drop for Prometheus {
 
 /// A query parameter's value, percent-encoded (everything but RFC 3986's unreserved).
 fn percent_encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    percent_encoding::utf8_percent_encode(text, crate::envoy::QUERY_VALUE).to_string()
 }
 
 // === impl LocalMesh ===

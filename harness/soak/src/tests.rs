@@ -111,17 +111,21 @@ fn requests_name_their_upstream_and_spread_over_the_pool() {
 #[test]
 fn stats_and_proc_status_become_a_reading() {
     let stats = parse_stats(
-        "wasmcustom.c4mesh.vm_memory_bytes: 2228224\n\
-         wasmcustom.c4mesh.shared_keys: 13\n\
-         wasmcustom.c4mesh.shared_bytes: 4000\n\
-         wasmcustom.c4mesh.route.orders.requests_total: 10\n\
-         wasmcustom.c4mesh.route.saga.requests_total: 5\n\
-         wasmcustom.c4mesh.route.saga.fail_fast_total: 2\n\
-         server.memory_allocated: 9000000\n\
-         cluster.order-service.membership_total: 7\n\
-         cluster.saga-tracker.membership_total: 3\n\
-         some.histogram: P0(nan,0) P25(nan,0)\n",
-    );
+        r#"{"stats": [
+            {"name": "wasmcustom.c4mesh.vm_memory_bytes", "value": 2228224},
+            {"name": "wasmcustom.c4mesh.shared_keys", "value": 13},
+            {"name": "wasmcustom.c4mesh.shared_bytes", "value": 4000},
+            {"name": "wasmcustom.c4mesh.route.orders.requests_total", "value": 10},
+            {"name": "wasmcustom.c4mesh.route.saga.requests_total", "value": 5},
+            {"name": "wasmcustom.c4mesh.route.saga.fail_fast_total", "value": 2},
+            {"name": "server.memory_allocated", "value": 9000000},
+            {"name": "cluster.order-service.membership_total", "value": 7},
+            {"name": "cluster.saga-tracker.membership_total", "value": 3},
+            {"name": "server.version_text", "value": "1.40.0"},
+            {"histograms": {"supported_quantiles": [0, 25], "computed_quantiles": []}}
+        ]}"#,
+    )
+    .expect("JSON stats");
     let r = reading(&stats, "Name:\tenvoy\nVmRSS:\t   51200 kB\nThreads: 9\n");
     assert_eq!(r.vm_memory_bytes, Some(2_228_224));
     assert_eq!((r.shared_keys, r.shared_bytes), (Some(13), Some(4000)));

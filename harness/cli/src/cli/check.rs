@@ -145,7 +145,7 @@ fn send(url: &str, host: &str, settings: &Settings) -> Finding {
     };
     match client.get(path, Duration::from_secs(10)) {
         Ok(response) => {
-            let reason = c4mesh_mesh::client::header(&response.headers, "x-c4-reason");
+            let reason = response.header("x-c4-reason");
             check::request(
                 Some(response.status),
                 reason,
