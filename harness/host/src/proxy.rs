@@ -310,9 +310,7 @@ impl Proxy {
         if builder.workers == 0 {
             return Err(Error::NoWorkers);
         }
-        let bytes = builder
-            .wasm
-            .unwrap_or_else(|| Err(Error::NoModule))?;
+        let bytes = builder.wasm.unwrap_or_else(|| Err(Error::NoModule))?;
         let (engine, module) = compile(&bytes, &builder.limits)?;
         check_abi(&module)?;
         let plugin = Arc::new(builder.plugin);

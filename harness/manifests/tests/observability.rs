@@ -106,7 +106,11 @@ fn the_unit_tests_catch_a_broken_rule() {
     ] {
         assert!(rules.contains(broken.0), "{alert}: {}", broken.0);
         let dir = scratch_dir(&format!("broken-rules-{alert}"));
-        std::fs::write(dir.path().join(RULES_FILE), rules.replace(broken.0, broken.1)).unwrap();
+        std::fs::write(
+            dir.path().join(RULES_FILE),
+            rules.replace(broken.0, broken.1),
+        )
+        .unwrap();
         std::fs::write(dir.path().join("tests.yml"), &tests).unwrap();
         let (ok, out) = run_promtool(dir.path(), &["test", "rules", "tests.yml"]);
         drop(dir);

@@ -180,8 +180,10 @@ fn wasm_filters(config: &EnvoyConfig) -> Vec<Value> {
 /// Where every listener and the admin interface bind: loopback, port 0. The kernel
 /// picks each port as Envoy binds it, so no port is chosen before it is taken and no
 /// other process can take it in between; [`crate::envoy`] reads back what was bound.
-const ANY_PORT: std::net::SocketAddr =
-    std::net::SocketAddr::V4(std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, 0));
+const ANY_PORT: std::net::SocketAddr = std::net::SocketAddr::V4(std::net::SocketAddrV4::new(
+    std::net::Ipv4Addr::LOCALHOST,
+    0,
+));
 
 /// The whole bootstrap.
 pub(crate) fn render(config: &EnvoyConfig) -> Value {

@@ -600,7 +600,10 @@ mod tests {
         ]}"#;
         let bound = bound_listeners(json).expect("a listeners reply");
         assert_eq!(bound[LISTENER], SocketAddr::from(([127, 0, 0, 1], 42055)));
-        assert_eq!(bound[TLS_LISTENER], SocketAddr::from(([127, 0, 0, 1], 42056)));
+        assert_eq!(
+            bound[TLS_LISTENER],
+            SocketAddr::from(([127, 0, 0, 1], 42056))
+        );
     }
 
     #[test]

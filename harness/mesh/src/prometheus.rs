@@ -414,6 +414,9 @@ mod tests {
             listening_on(log),
             Some(SocketAddr::from(([127, 0, 0, 1], 43291)))
         );
-        assert_eq!(listening_on(&log[..log.find("ts=2026-12-07T14:01:04.291Z").unwrap_or(0)]), None);
+        assert_eq!(
+            listening_on(&log[..log.find("ts=2026-12-07T14:01:04.291Z").unwrap_or(0)]),
+            None
+        );
     }
 }

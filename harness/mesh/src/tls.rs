@@ -16,7 +16,6 @@
 //! A fresh CA is made each time: nothing is installed in a trust store, and its key is
 //! never written, so nothing outlives the run that a stranger could sign with.
 
-
 /// Why the certificates could not be made or written.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {

@@ -5,8 +5,8 @@
 //! These tests start a real Envoy (`ENVOY_BIN`, the project's `.venv`, or `PATH`).
 
 use c4mesh_mesh::envoy::{Envoy, EnvoyConfig, EnvoyError, ServiceRoute};
-use c4mesh_mesh::{Client, Upstream, Wasm};
 use c4mesh_mesh::upstream::Behaviour;
+use c4mesh_mesh::{Client, Upstream, Wasm};
 
 fn gateway(upstream: &Upstream) -> EnvoyConfig {
     let services = c4mesh_mesh::services()
@@ -27,7 +27,9 @@ fn the_ports_read_back_are_where_envoy_serves() {
     assert_ne!(envoy.listener.port(), 0);
     assert_ne!(envoy.admin.port(), 0);
     assert_ne!(envoy.listener, envoy.admin);
-    let ready = envoy.admin_get("/ready").expect("the admin interface answers");
+    let ready = envoy
+        .admin_get("/ready")
+        .expect("the admin interface answers");
     assert_eq!(ready.trim(), "LIVE");
     let response = Client::new(envoy.listener)
         .get("/api/v1/orders/1", &[])

@@ -147,8 +147,7 @@ impl Addresses {
                 Answer::Hang => Reply::Hang,
             }
         });
-        let upstream = Upstream::with_handler("soak", handler)
-            .map_err(Error::Upstream)?;
+        let upstream = Upstream::with_handler("soak", handler).map_err(Error::Upstream)?;
         self.seen.insert(upstream.addr());
         Ok(upstream)
     }

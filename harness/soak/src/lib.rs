@@ -291,8 +291,7 @@ fn listed<K: std::fmt::Display>(counts: &BTreeMap<K, u64>, between: &str) -> Str
 /// Runs a soak; `progress` is called after each sample.
 pub fn run(options: &Options, mut progress: impl FnMut(&Sample)) -> Result<Outcome, Error> {
     options.validate()?;
-    let config = Config::parse(CONFIG.as_bytes())
-        .map_err(Error::Config)?;
+    let config = Config::parse(CONFIG.as_bytes()).map_err(Error::Config)?;
     let bound = footprint::bound(&config);
     let routes = Routes::defaults();
     let prefixes: Vec<String> = config.routes.iter().map(|r| r.prefix.clone()).collect();
@@ -308,11 +307,12 @@ pub fn run(options: &Options, mut progress: impl FnMut(&Sample)) -> Result<Outco
 
     let picks = pool.picks();
     let generator = Generator::new(move |i| request(&routes, i, addresses::pick(&picks, i)));
-    let endpoint =
-        Endpoint::parse(&envoy.url(), Some("api.c4ang.com")).map_err(|message| Error::Endpoint {
+    let endpoint = Endpoint::parse(&envoy.url(), Some("api.c4ang.com")).map_err(|message| {
+        Error::Endpoint {
             url: envoy.url(),
             message,
-        })?;
+        }
+    })?;
     let mut replay_options = replay::Options::new(endpoint);
     replay_options.source = Source::Generated(generator);
     replay_options.load = Load::Open {
@@ -517,8 +517,7 @@ fn start_envoy(options: &Options, config: &Config) -> Result<Envoy, Error> {
         .collect();
     // The gateway as Istio builds it from the generated manifests for the soak's
     // configuration (its routes' 1 s timeouts included).
-    let plan = c4mesh_mesh::istio::generated::gateway_plan(CONFIG, &[])
-        .map_err(Error::Plan)?;
+    let plan = c4mesh_mesh::istio::generated::gateway_plan(CONFIG, &[]).map_err(Error::Plan)?;
     let envoy_config = EnvoyConfig::of_plan(
         options.workers,
         Wasm::Module {
@@ -528,8 +527,7 @@ fn start_envoy(options: &Options, config: &Config) -> Result<Envoy, Error> {
         services,
         plan,
     );
-    Envoy::start_patched(&envoy_config, original_dst_clusters)
-        .map_err(Error::Envoy)
+    Envoy::start_patched(&envoy_config, original_dst_clusters).map_err(Error::Envoy)
 }
 
 /// Every cluster of the bootstrap becomes an `ORIGINAL_DST` cluster that takes its
