@@ -53,6 +53,7 @@ pub fn products_envoy(upstream: SocketAddr, wasm: Wasm) -> Result<EnvoyConfig> {
             hosts: vec![upstream],
         }],
     )
+    .context("the products gateway's configuration")
 }
 
 /// `c4mesh replay` (built next to the running binary) sending `GET

@@ -6,7 +6,7 @@
 
 use c4mesh_mesh::{Behaviour, Client, Envoy, EnvoyConfig, ServiceRoute, Upstream, Wasm};
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 const WASM_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";

@@ -217,7 +217,7 @@ impl Gateway {
         wasm: &Path,
         tls: Option<TlsListener>,
     ) -> Result<Started, Error> {
-        envoy_binary().map_err(EnvoyTargetError::Binary)?;
+        envoy_binary().map_err(|e| EnvoyTargetError::Binary(Box::new(e)))?;
         let mesh = Mesh::of(scenario)?;
         let hosts = serve(scenario, &mesh)?;
         let gateway_filter = scenario
@@ -284,10 +284,9 @@ impl Gateway {
 /// says why), or could not be started at all.
 fn refused(error: LaunchError) -> Result<Started, Error> {
     match error {
-        LaunchError::Envoy {
-            source: exited @ EnvoyError::Exited { .. },
-            ..
-        } => Ok(Started::Refused(exited.to_string())),
+        LaunchError::Envoy { source, .. } if matches!(*source, EnvoyError::Exited { .. }) => {
+            Ok(Started::Refused(source.to_string()))
+        }
         other => Err(EnvoyTargetError::Launch(other).into()),
     }
 }
@@ -336,7 +335,7 @@ fn observe(envoy: &Envoy) -> Result<ProxyObserved, Error> {
 fn read_metrics(envoy: &Envoy) -> Result<BTreeMap<String, f64>, Error> {
     let stats = envoy
         .stats("^wasmcustom%5C.")
-        .map_err(EnvoyTargetError::Stats)?;
+        .map_err(|e| EnvoyTargetError::Stats(Box::new(e)))?;
     Ok(stats
         .into_iter()
         .filter_map(|(name, value)| {
@@ -355,10 +354,10 @@ mod tests {
     fn an_envoy_that_exited_is_a_refusal_and_any_other_failure_an_error() {
         let exited = LaunchError::Envoy {
             proxy: "gateway".into(),
-            source: EnvoyError::Exited {
+            source: Box::new(EnvoyError::Exited {
                 status: std::process::ExitStatus::from_raw(1 << 8),
                 log: "wasm log: invalid configuration".into(),
-            },
+            }),
         };
         match refused(exited) {
             Ok(Started::Refused(log)) => assert!(log.ends_with("invalid configuration"), "{log}"),
@@ -366,10 +365,10 @@ mod tests {
         }
         let unready = LaunchError::Envoy {
             proxy: "gateway".into(),
-            source: EnvoyError::NotReady {
+            source: Box::new(EnvoyError::NotReady {
                 within: std::time::Duration::from_secs(30),
                 log: String::new(),
-            },
+            }),
         };
         assert!(matches!(
             refused(unready),

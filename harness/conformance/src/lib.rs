@@ -98,7 +98,7 @@ pub enum Error {
 #[derive(Debug, thiserror::Error)]
 pub enum EnvoyTargetError {
     #[error("finding Envoy")]
-    Binary(#[source] c4mesh_mesh::envoy::EnvoyError),
+    Binary(#[source] Box<c4mesh_mesh::envoy::EnvoyError>),
     #[error("holding a refusing port")]
     Refusing(#[source] std::io::Error),
     #[error("starting the simulated upstreams")]
@@ -106,7 +106,7 @@ pub enum EnvoyTargetError {
     #[error("starting the proxies")]
     Launch(#[source] c4mesh_mesh::launch::LaunchError),
     #[error("reading /stats")]
-    Stats(#[source] c4mesh_mesh::envoy::EnvoyError),
+    Stats(#[source] Box<c4mesh_mesh::envoy::EnvoyError>),
 }
 
 /// A scenario the wasm target cannot carry through.

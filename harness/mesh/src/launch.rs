@@ -15,7 +15,7 @@ pub enum LaunchError {
     Envoy {
         proxy: String,
         #[source]
-        source: EnvoyError,
+        source: Box<EnvoyError>,
     },
 }
 
@@ -23,7 +23,7 @@ pub enum LaunchError {
 fn starting(proxy: &str) -> impl FnOnce(EnvoyError) -> LaunchError + '_ {
     move |source| LaunchError::Envoy {
         proxy: proxy.to_owned(),
-        source,
+        source: Box::new(source),
     }
 }
 

@@ -84,7 +84,7 @@ pub enum Error {
     #[error("starting: the mesh's plan")]
     Plan(#[source] c4mesh_mesh::istio::generated::GenerateError),
     #[error("starting: Envoy")]
-    Envoy(#[source] c4mesh_mesh::envoy::EnvoyError),
+    Envoy(#[source] Box<c4mesh_mesh::envoy::EnvoyError>),
     /// Envoy's URL as the load's endpoint (`c4mesh-live` says what is wrong as text).
     #[error("starting: the load's endpoint {url}: {message}")]
     Endpoint { url: String, message: String },
@@ -96,7 +96,7 @@ pub enum Error {
     Stats {
         filter: String,
         #[source]
-        source: c4mesh_mesh::envoy::EnvoyError,
+        source: Box<c4mesh_mesh::envoy::EnvoyError>,
     },
     #[error("sampling: reading {}", path.display())]
     Status {
@@ -527,7 +527,8 @@ fn start_envoy(options: &Options, config: &Config) -> Result<Envoy, Error> {
         services,
         plan,
     );
-    Envoy::start_patched(&envoy_config, original_dst_clusters).map_err(Error::Envoy)
+    Envoy::start_patched(&envoy_config, original_dst_clusters)
+        .map_err(|e| Error::Envoy(Box::new(e)))
 }
 
 /// Every cluster of the bootstrap becomes an `ORIGINAL_DST` cluster that takes its

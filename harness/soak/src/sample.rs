@@ -72,7 +72,7 @@ pub fn read_proxy(envoy: &Envoy) -> Result<ProxyReading, Error> {
     let stats = |filter: &str| {
         envoy.stats(filter).map_err(|source| Error::Stats {
             filter: filter.to_owned(),
-            source,
+            source: Box::new(source),
         })
     };
     let mut all = stats("^wasmcustom\\.c4mesh\\.")?;
