@@ -36,9 +36,12 @@ fn main() -> Result<()> {
         .map_or(Ok(2000), |s| s.parse())
         .context("REQUESTS: expected a count")?;
     let replay = Replay::new()?;
-    let dir =
-        std::env::temp_dir().join(format!("c4mesh-envoy-instructions-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    // Callgrind's output files, removed with the directory at the end.
+    let scratch = tempfile::Builder::new()
+        .prefix("c4mesh-envoy-instructions-")
+        .tempdir()
+        .context("a temporary directory for callgrind's output")?;
+    let dir = scratch.path();
     println!("== Envoy instructions per request (callgrind, one worker, {requests} requests after {WARM_UP})");
     let mut figures = Vec::new();
     for (i, (name, wasm)) in modules()?.into_iter().enumerate() {
@@ -48,7 +51,6 @@ fn main() -> Result<()> {
         println!("{name:>14}: {per_request:>9.0} instructions per request");
         figures.push((name, per_request));
     }
-    let _ = std::fs::remove_dir_all(&dir);
     let of = |wanted: &str| figures.iter().find(|(n, _)| *n == wanted).map(|(_, v)| *v);
     if let (Some(none), Some(noop), Some(filter)) =
         (of("no wasm"), of("no-op module"), of("c4mesh filter"))

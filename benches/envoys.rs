@@ -53,6 +53,7 @@ pub fn products_envoy(upstream: SocketAddr, wasm: Wasm) -> Result<EnvoyConfig> {
             hosts: vec![upstream],
         }],
     )
+    .context("the products gateway's configuration")
 }
 
 /// `c4mesh replay` (built next to the running binary) sending `GET
@@ -60,6 +61,8 @@ pub fn products_envoy(upstream: SocketAddr, wasm: Wasm) -> Result<EnvoyConfig> {
 pub struct Replay {
     c4mesh: PathBuf,
     traffic: PathBuf,
+    /// Holds the traffic file; removed when the replay is dropped.
+    _scratch: tempfile::TempDir,
 }
 
 impl Replay {
@@ -72,14 +75,21 @@ impl Replay {
                 c4mesh.display()
             );
         }
-        let traffic =
-            std::env::temp_dir().join(format!("c4mesh-envoy-bench-{}.jsonl", std::process::id()));
+        let scratch = tempfile::Builder::new()
+            .prefix("c4mesh-envoy-bench-")
+            .tempdir()
+            .context("a temporary directory for the traffic file")?;
+        let traffic = scratch.path().join("traffic.jsonl");
         std::fs::write(
             &traffic,
             "{\"method\": \"GET\", \"path\": \"/api/v1/products/1\"}\n",
         )
         .with_context(|| format!("writing {}", traffic.display()))?;
-        Ok(Replay { c4mesh, traffic })
+        Ok(Replay {
+            c4mesh,
+            traffic,
+            _scratch: scratch,
+        })
     }
 
     /// One run against `url` with `schedule` (`--concurrency N --count M`, ...), on

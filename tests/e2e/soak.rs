@@ -9,7 +9,11 @@ use std::time::Duration;
 fn a_short_soak_keeps_memory_flat_and_the_shared_data_keys_bounded() {
     c4mesh_mesh::envoy::envoy_binary().expect("the soak needs Envoy");
     let wasm = c4mesh_guests::FILTER.file().expect("the filter module");
-    let out = std::env::temp_dir().join(format!("c4mesh-soak-e2e-{}", std::process::id()));
+    let out_dir = tempfile::Builder::new()
+        .prefix("c4mesh-soak-e2e-")
+        .tempdir()
+        .expect("a temporary directory");
+    let out = out_dir.path().join("c4mesh-soak-e2e");
     let options = soak::Options::new(wasm, Duration::from_secs(24), out.clone());
     let outcome = soak::run(&options, |_| {}).expect("the soak ran");
     let summary = outcome.summary();

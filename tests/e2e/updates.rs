@@ -6,7 +6,7 @@
 
 use c4mesh_mesh::{Behaviour, Client, Envoy, EnvoyConfig, ServiceRoute, Upstream, Wasm};
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 const WASM_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
@@ -75,14 +75,6 @@ fn discover_filter_from(value: &mut Value, file: &Path) {
     }
 }
 
-struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// Whether the configuration in force has `debug_headers` on, by a request.
 fn debug_headers_on(client: &Client) -> bool {
     let response = client
@@ -103,9 +95,11 @@ fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
 #[test]
 fn an_invalid_update_is_refused_naming_the_field_and_a_valid_one_applies_without_failing_requests()
 {
-    let scratch = Scratch(std::env::temp_dir().join(format!("c4mesh-ecds-{}", std::process::id())));
-    std::fs::create_dir_all(&scratch.0).unwrap();
-    let file = scratch.0.join("c4mesh-filter.json");
+    let scratch = tempfile::Builder::new()
+        .prefix("c4mesh-ecds-")
+        .tempdir()
+        .expect("a temporary directory");
+    let file = scratch.path().join("c4mesh-filter.json");
     let wasm = c4mesh_guests::FILTER.file().unwrap();
     publish(&file, &wasm, 1, "");
 

@@ -150,7 +150,11 @@ fn the_command_prints_a_json_summary_and_fails_on_a_wrong_module() {
 #[test]
 fn bad_scenarios_and_arguments_are_named() {
     let _serial = one_at_a_time();
-    let dir = std::env::temp_dir().join(format!("c4mesh-scenarios-{}", std::process::id()));
+    let dir_dir = tempfile::Builder::new()
+        .prefix("c4mesh-scenarios-")
+        .tempdir()
+        .expect("a temporary directory");
+    let dir = dir_dir.path().join("c4mesh-scenarios");
     std::fs::create_dir_all(&dir).expect("temp dir");
     std::fs::write(
         dir.join("broken.yaml"),
@@ -239,7 +243,11 @@ fn the_url_target_checks_a_live_gateway_and_sees_what_a_client_sees() {
     let _serial = one_at_a_time();
     // A gateway run by someone else: the local mesh with the filter's defaults, serving
     // HTTP and HTTPS (its certificate names api.c4ang.com, signed by its own CA).
-    let certs = std::env::temp_dir().join(format!("c4mesh-url-target-{}", std::process::id()));
+    let certs_dir = tempfile::Builder::new()
+        .prefix("c4mesh-url-target-")
+        .tempdir()
+        .expect("a temporary directory");
+    let certs = certs_dir.path().join("c4mesh-url-target");
     let certificates = c4mesh_mesh::tls::generate(&certs, "api.c4ang.com").expect("certificates");
     let ca = certificates.ca.clone();
     let gateway = c4mesh_mesh::LocalMesh::start(c4mesh_mesh::mesh::MeshOptions {

@@ -17,9 +17,9 @@ use super::scenario::{self, Scenario};
 use super::upstreams::{Answer, Upstreams, ANSWERED_BY, REQUEST_ID};
 use super::wasm_target::Mesh;
 use super::wire::{self, Destination};
-use super::Error;
-use c4mesh_mesh::envoy::envoy_binary;
-use c4mesh_mesh::launch::{self, Launch};
+use super::{EnvoyTargetError, Error};
+use c4mesh_mesh::envoy::{envoy_binary, EnvoyError};
+use c4mesh_mesh::launch::{self, Launch, LaunchError};
 use c4mesh_mesh::topology::PodCalls;
 use c4mesh_mesh::{Envoy, Handler, Reply, ServiceRoute, TlsListener, Upstream, Wasm};
 use std::collections::BTreeMap;
@@ -91,8 +91,7 @@ fn serve(scenario: &Scenario, mesh: &Mesh) -> Result<Hosts, Error> {
         for h in 0..scenario.mesh.hosts {
             let down = simulator.lock().is_ok_and(|sim| sim.is_down(s, h));
             if down {
-                let refusing = Refusing::new()
-                    .map_err(|e| Error::Envoy(format!("holding a refusing port: {e}")))?;
+                let refusing = Refusing::new().map_err(EnvoyTargetError::Refusing)?;
                 hosts.push(Host::Down(refusing));
                 continue;
             }
@@ -149,7 +148,7 @@ fn serve(scenario: &Scenario, mesh: &Mesh) -> Result<Hosts, Error> {
                 }
             });
             let server = Upstream::with_handler(&format!("{service}/{h}"), handler)
-                .map_err(|e| Error::Envoy(format!("starting the simulated upstreams: {e:#}")))?;
+                .map_err(EnvoyTargetError::Upstreams)?;
             hosts.push(Host::Serving(server));
         }
         servers.push(hosts);
@@ -218,7 +217,7 @@ impl Gateway {
         wasm: &Path,
         tls: Option<TlsListener>,
     ) -> Result<Started, Error> {
-        envoy_binary().map_err(|e| Error::Envoy(format!("{e:#}")))?;
+        envoy_binary().map_err(|e| EnvoyTargetError::Binary(Box::new(e)))?;
         let mesh = Mesh::of(scenario)?;
         let hosts = serve(scenario, &mesh)?;
         let gateway_filter = scenario
@@ -283,12 +282,12 @@ impl Gateway {
 
 /// An Envoy that would not start: refused its configuration (it exited, and its log
 /// says why), or could not be started at all.
-fn refused(error: anyhow::Error) -> Result<Started, Error> {
-    let message = format!("{error:#}");
-    if message.contains("exited") {
-        Ok(Started::Refused(message))
-    } else {
-        Err(Error::Envoy(message))
+fn refused(error: LaunchError) -> Result<Started, Error> {
+    match error {
+        LaunchError::Envoy { source, .. } if matches!(*source, EnvoyError::Exited { .. }) => {
+            Ok(Started::Refused(source.to_string()))
+        }
+        other => Err(EnvoyTargetError::Launch(other).into()),
     }
 }
 
@@ -336,7 +335,7 @@ fn observe(envoy: &Envoy) -> Result<ProxyObserved, Error> {
 fn read_metrics(envoy: &Envoy) -> Result<BTreeMap<String, f64>, Error> {
     let stats = envoy
         .stats("^wasmcustom\\.")
-        .map_err(|e| Error::Envoy(format!("reading /stats: {e:#}")))?;
+        .map_err(|e| EnvoyTargetError::Stats(Box::new(e)))?;
     Ok(stats
         .into_iter()
         .filter_map(|(name, value)| {
@@ -344,4 +343,36 @@ fn read_metrics(envoy: &Envoy) -> Result<BTreeMap<String, f64>, Error> {
             Some((name.to_owned(), value as f64))
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::ExitStatusExt;
+
+    #[test]
+    fn an_envoy_that_exited_is_a_refusal_and_any_other_failure_an_error() {
+        let exited = LaunchError::Envoy {
+            proxy: "gateway".into(),
+            source: Box::new(EnvoyError::Exited {
+                status: std::process::ExitStatus::from_raw(1 << 8),
+                log: "wasm log: invalid configuration".into(),
+            }),
+        };
+        match refused(exited) {
+            Ok(Started::Refused(log)) => assert!(log.ends_with("invalid configuration"), "{log}"),
+            _ => panic!("an Envoy that exited refused its configuration"),
+        }
+        let unready = LaunchError::Envoy {
+            proxy: "gateway".into(),
+            source: Box::new(EnvoyError::NotReady {
+                within: std::time::Duration::from_secs(30),
+                log: String::new(),
+            }),
+        };
+        assert!(matches!(
+            refused(unready),
+            Err(Error::Envoy(EnvoyTargetError::Launch(_)))
+        ));
+    }
 }

@@ -72,18 +72,76 @@ pub enum Error {
         field: String,
         message: String,
     },
-    #[error("{path}: {message}")]
-    Io { path: String, message: String },
+    #[error("reading {}", path.display())]
+    Io {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: no scenario files (*.yaml) found", .0.display())]
+    NoScenarios(std::path::PathBuf),
     #[error(transparent)]
     Harness(#[from] c4mesh_host::Error),
     #[error(transparent)]
     Module(#[from] c4mesh_guests::Error),
-    #[error("envoy target: {0}")]
-    Envoy(String),
-    #[error("url target: {0}")]
-    Url(String),
-    #[error("{0}")]
-    Run(String),
+    #[error("envoy target")]
+    Envoy(#[from] EnvoyTargetError),
+    /// The gateway's URL or how to reach it (`c4mesh-live` says what is wrong as text).
+    #[error("url target {url}: {message}")]
+    Url { url: String, message: String },
+    #[error(transparent)]
+    Run(#[from] RunError),
+}
+
+/// What can go wrong on the envoy target, as opposed to Envoy refusing a scenario's
+/// configuration ([`envoy_target::Started::Refused`]).
+#[derive(Debug, thiserror::Error)]
+pub enum EnvoyTargetError {
+    #[error("finding Envoy")]
+    Binary(#[source] Box<c4mesh_mesh::envoy::EnvoyError>),
+    #[error("holding a refusing port")]
+    Refusing(#[source] std::io::Error),
+    #[error("starting the simulated upstreams")]
+    Upstreams(#[source] c4mesh_mesh::upstream::UpstreamError),
+    #[error("starting the proxies")]
+    Launch(#[source] c4mesh_mesh::launch::LaunchError),
+    #[error("reading /stats")]
+    Stats(#[source] Box<c4mesh_mesh::envoy::EnvoyError>),
+}
+
+/// A scenario the wasm target cannot carry through.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("no sidecar plan for {0}")]
+    NoSidecarPlan(String),
+    #[error("{0} has no sidecar")]
+    NoSidecar(String),
+    #[error("{scenario}: step {step}: {left} of {count} requests never finished (nothing left to happen)")]
+    Stalled {
+        scenario: String,
+        step: usize,
+        left: usize,
+        count: usize,
+    },
+    #[error("{scenario}: still running after {limit:?} of scenario time")]
+    TooLong {
+        scenario: String,
+        limit: std::time::Duration,
+    },
+    #[error("stream {0} vanished")]
+    StreamVanished(c4mesh_host::StreamId),
+}
+
+/// An error and each of its causes, on one line (`outer: cause: root cause`).
+pub fn describe(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(error) = cause {
+        text.push_str(": ");
+        text.push_str(&error.to_string());
+        cause = error.source();
+    }
+    text
 }
 
 /// A target to run scenarios on.
@@ -220,8 +278,29 @@ fn run_scenario(options: &Options, scenario: &Scenario) -> Completed {
         times.push((target.kind(), started.elapsed()));
         match outcome {
             Ok(observed) => report.add(target.kind(), expect::evaluate(scenario, &observed)),
-            Err(error) => report.add_error(target.kind(), error.to_string()),
+            Err(error) => report.add_error(target.kind(), describe(&error)),
         }
     }
     (report, times)
+}
+
+#[cfg(test)]
+mod error_tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_scenario_keeps_its_io_error_as_the_source() {
+        let path = std::path::Path::new("/nonexistent/c4mesh/scenario.yaml");
+        let error = scenario::load(path).expect_err("no such file");
+        let source = std::error::Error::source(&error).expect("a source");
+        let io = source
+            .downcast_ref::<std::io::Error>()
+            .expect("the I/O error");
+        assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
+        assert!(
+            describe(&error).starts_with("reading /nonexistent/c4mesh/scenario.yaml: "),
+            "{}",
+            describe(&error)
+        );
+    }
 }

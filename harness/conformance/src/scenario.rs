@@ -597,9 +597,9 @@ fn nullable_string<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<
 
 /// Reads one scenario file.
 pub fn load(path: &Path) -> Result<Scenario, Error> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
-        path: path.display().to_string(),
-        message: e.to_string(),
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
     })?;
     parse(&text, path)
 }
@@ -1245,18 +1245,15 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Scenario>, Error> {
     collect(dir, &mut files)?;
     files.sort();
     if files.is_empty() {
-        return Err(Error::Io {
-            path: dir.display().to_string(),
-            message: "no scenario files (*.yaml) found".into(),
-        });
+        return Err(Error::NoScenarios(dir.to_path_buf()));
     }
     files.iter().map(|f| load(f)).collect()
 }
 
 fn collect(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), Error> {
-    let io = |e: std::io::Error| Error::Io {
-        path: dir.display().to_string(),
-        message: e.to_string(),
+    let io = |source: std::io::Error| Error::Io {
+        path: dir.to_path_buf(),
+        source,
     };
     for entry in std::fs::read_dir(dir).map_err(io)? {
         let path = entry.map_err(io)?.path();

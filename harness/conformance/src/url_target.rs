@@ -21,8 +21,12 @@ pub fn run(
     host: Option<&str>,
     settings: &Settings,
 ) -> Result<Observed, Error> {
-    let endpoint = Endpoint::parse(base, Some("api.c4ang.com")).map_err(Error::Url)?;
-    let dialer = Dialer::new(endpoint, settings).map_err(Error::Url)?;
+    let url = |message| Error::Url {
+        url: base.to_owned(),
+        message,
+    };
+    let endpoint = Endpoint::parse(base, Some("api.c4ang.com")).map_err(url)?;
+    let dialer = Dialer::new(endpoint, settings).map_err(url)?;
     let destination = Destination {
         addr: dialer.endpoint.addr,
         host_override: host.map(str::to_owned),

@@ -31,7 +31,7 @@ use super::router::{
 use super::scenario::{self, OutlierDetection, Scenario};
 use super::traffic::{ClientRequest, Plan};
 use super::upstreams::{Answer, Upstreams, ANSWERED_BY, REQUEST_ID};
-use super::Error;
+use super::{Error, RunError};
 use c4mesh_filter_core::config::Mode;
 use c4mesh_host::{Clock, HeaderMap, LogLevel, Proxy, Response, StreamId, Value};
 use c4mesh_mesh::istio::plan::VirtualHost;
@@ -371,7 +371,7 @@ pub fn run(scenario: &Scenario, wasm: &Path) -> Result<Observed, Error> {
             }
             for host in 0..scenario.mesh.hosts {
                 let Some(plan) = mesh.plan.sidecar(&format!("{name}/{host}")) else {
-                    return Err(Error::Run(format!("no sidecar plan for {name}/{host}")));
+                    return Err(RunError::NoSidecarPlan(format!("{name}/{host}")).into());
                 };
                 pods.insert((service, host), nodes.len());
                 nodes.push(Node {
@@ -529,18 +529,20 @@ impl Run<'_> {
         let mut next_closed = initial;
         while finished < plan.count {
             let Some(Reverse((at, _, event))) = self.queue.pop() else {
-                return Err(Error::Run(format!(
-                    "{}: step {index}: {} of {} requests never finished (nothing left to happen)",
-                    self.scenario.name,
-                    plan.count - finished,
-                    plan.count
-                )));
+                return Err(RunError::Stalled {
+                    scenario: self.scenario.name.clone(),
+                    step: index,
+                    left: plan.count - finished,
+                    count: plan.count,
+                }
+                .into());
             };
             if at > VIRTUAL_LIMIT {
-                return Err(Error::Run(format!(
-                    "{}: still running after {VIRTUAL_LIMIT:?} of scenario time",
-                    self.scenario.name
-                )));
+                return Err(RunError::TooLong {
+                    scenario: self.scenario.name.clone(),
+                    limit: VIRTUAL_LIMIT,
+                }
+                .into());
             }
             self.advance_to(at)?;
             let done = match event {
@@ -658,7 +660,7 @@ impl Run<'_> {
         };
         let request = s.request.clone();
         let Some(&node) = self.pods.get(&(service, host)) else {
-            return Err(Error::Run(format!("{name}/{host} has no sidecar")));
+            return Err(RunError::NoSidecar(format!("{name}/{host}")).into());
         };
         let path = self
             .mesh
@@ -729,7 +731,7 @@ impl Run<'_> {
         origin: Origin,
     ) -> Result<usize, Error> {
         let Some(view) = self.nodes[node].proxy.stream(stream) else {
-            return Err(Error::Run(format!("stream {stream} vanished")));
+            return Err(RunError::StreamVanished(stream).into());
         };
         if view.response().is_some() || view.finished() || view.reset() {
             return self.complete(node, stream, origin);

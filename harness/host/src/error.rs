@@ -4,6 +4,10 @@
 //! the harness: they are reported as [`GuestFault`](crate::GuestFault)s and the harness
 //! goes on. An `Error` means the harness could not do what was asked: the module could
 //! not be loaded, a step was driven out of order, a stream id is unknown.
+//!
+//! wasmtime's errors are kept as the [`source`](std::error::Error::source) of the
+//! variants they cause ([`Error::Compile`], [`Error::Instantiate`]), boxed as standard
+//! errors so that a caller walks from the harness's message down to wasmtime's causes.
 
 use thiserror::Error;
 
@@ -14,14 +18,22 @@ pub enum Error {
         path: String,
         source: std::io::Error,
     },
-    #[error("compiling the module: {0}")]
-    Compile(String),
+    #[error("compiling the module")]
+    Compile(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("no module given")]
+    NoModule,
     #[error("the module exports neither proxy_abi_version_0_2_1 nor proxy_abi_version_0_2_0 (exports: {0})")]
     AbiVersion(String),
     #[error("the module does not export its linear memory as \"memory\"")]
     NoMemory,
-    #[error("instantiating worker {worker}: {message}")]
-    Instantiate { worker: usize, message: String },
+    #[error("instantiating worker {worker}{}", export.as_ref().map(|e| format!(": export {e} has an unexpected signature")).unwrap_or_default())]
+    Instantiate {
+        worker: usize,
+        /// The export whose signature is not the ABI's, when that is what failed.
+        export: Option<String>,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error("worker {worker}: {callback} failed while the VM started: {message}")]
     Start {
         worker: usize,

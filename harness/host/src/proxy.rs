@@ -275,7 +275,7 @@ fn compile(bytes: &[u8], limits: &Limits) -> Result<(Engine, Module), Error> {
     if let Some(found) = lock(cache).get(&key) {
         return Ok((engine, found.clone()));
     }
-    let module = Module::new(&engine, bytes).map_err(|e| Error::Compile(describe(&e)))?;
+    let module = Module::new(&engine, bytes).map_err(|e| Error::Compile(e.into()))?;
     lock(cache).insert(key, module.clone());
     Ok((engine, module))
 }
@@ -310,9 +310,7 @@ impl Proxy {
         if builder.workers == 0 {
             return Err(Error::NoWorkers);
         }
-        let bytes = builder
-            .wasm
-            .unwrap_or_else(|| Err(Error::Compile("no module given".into())))?;
+        let bytes = builder.wasm.unwrap_or_else(|| Err(Error::NoModule))?;
         let (engine, module) = compile(&bytes, &builder.limits)?;
         check_abi(&module)?;
         let plugin = Arc::new(builder.plugin);

@@ -158,10 +158,8 @@ fn typed<P: WasmParams, R: WasmResults>(
         .map(Some)
         .map_err(|e| Error::Instantiate {
             worker,
-            message: format!(
-                "export {name} has an unexpected signature: {}",
-                describe(&e)
-            ),
+            export: Some(name.to_owned()),
+            source: e.into(),
         })
 }
 
@@ -215,7 +213,7 @@ pub(crate) fn engine(limits: &Limits) -> Result<Engine, Error> {
     // Tables filled at instantiation: an indirect call then skips the check for an
     // entry not yet initialised (80-90 instructions per request cycle).
     config.table_lazy_init(false);
-    let engine = Engine::new(&config).map_err(|e| Error::Compile(describe(&e)))?;
+    let engine = Engine::new(&config).map_err(|e| Error::Compile(e.into()))?;
     if epochs {
         let weak = engine.weak();
         std::thread::Builder::new()
@@ -291,7 +289,8 @@ impl WorkerVm {
             .instantiate(&mut store, module)
             .map_err(|e| Error::Instantiate {
                 worker: index,
-                message: describe(&e),
+                export: None,
+                source: e.into(),
             })?;
         let memory = instance
             .get_memory(&mut store, "memory")

@@ -296,7 +296,11 @@ fn the_sidecar_plugin_runs_outbound_with_istios_in_mesh_retries() {
 #[test]
 fn the_package_is_an_oci_layout_istio_can_pull() {
     let module = module();
-    let dir = std::env::temp_dir().join(format!("c4mesh-oci-{}", std::process::id()));
+    let dir_dir = tempfile::Builder::new()
+        .prefix("c4mesh-oci-")
+        .tempdir()
+        .expect("a temporary directory");
+    let dir = dir_dir.path().join("c4mesh-oci");
     let package = oci::package(&module, "test", &dir).unwrap();
     let blob = |digest: &str| {
         std::fs::read(

@@ -44,10 +44,11 @@ fn run_promtool(dir: &Path, args: &[&str]) -> (bool, String) {
     )
 }
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("c4mesh-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+fn scratch_dir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("c4mesh-{name}-"))
+        .tempdir()
+        .expect("a temporary directory")
 }
 
 #[test]
@@ -104,11 +105,15 @@ fn the_unit_tests_catch_a_broken_rule() {
         ("C4meshBudgetExhausted", ("> 0.01", "> 0.001")),
     ] {
         assert!(rules.contains(broken.0), "{alert}: {}", broken.0);
-        let dir = temp_dir(&format!("broken-rules-{alert}"));
-        std::fs::write(dir.join(RULES_FILE), rules.replace(broken.0, broken.1)).unwrap();
-        std::fs::write(dir.join("tests.yml"), &tests).unwrap();
-        let (ok, out) = run_promtool(&dir, &["test", "rules", "tests.yml"]);
-        std::fs::remove_dir_all(&dir).unwrap();
+        let dir = scratch_dir(&format!("broken-rules-{alert}"));
+        std::fs::write(
+            dir.path().join(RULES_FILE),
+            rules.replace(broken.0, broken.1),
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("tests.yml"), &tests).unwrap();
+        let (ok, out) = run_promtool(dir.path(), &["test", "rules", "tests.yml"]);
+        drop(dir);
         assert!(!ok, "{alert} broken, yet the unit tests pass:\n{out}");
         assert!(out.contains(alert), "{out}");
     }

@@ -9,7 +9,7 @@
 //! the codec from the first bytes (`codec_type: AUTO`, as Istio sets it), so the plain
 //! port also takes HTTP/2 with prior knowledge (h2c).
 
-use crate::envoy::{EnvoyConfig, Ports, Wasm};
+use crate::envoy::{EnvoyConfig, Wasm};
 use crate::istio::plan::{ClusterPolicy, MethodMatch, PathMatch, RetryPolicy, Route, VirtualHost};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -177,8 +177,16 @@ fn wasm_filters(config: &EnvoyConfig) -> Vec<Value> {
         .collect()
 }
 
+/// Where every listener and the admin interface bind: loopback, port 0. The kernel
+/// picks each port as Envoy binds it, so no port is chosen before it is taken and no
+/// other process can take it in between; [`crate::envoy`] reads back what was bound.
+const ANY_PORT: std::net::SocketAddr = std::net::SocketAddr::V4(std::net::SocketAddrV4::new(
+    std::net::Ipv4Addr::LOCALHOST,
+    0,
+));
+
 /// The whole bootstrap.
-pub(crate) fn render(config: &EnvoyConfig, ports: &Ports) -> Value {
+pub(crate) fn render(config: &EnvoyConfig) -> Value {
     let plan = &config.plan;
     let mut filters = wasm_filters(config);
     filters.push(json!({
@@ -218,14 +226,14 @@ pub(crate) fn render(config: &EnvoyConfig, ports: &Ports) -> Value {
         }
     });
     let mut listeners = vec![listener(
-        "ingress",
-        ports.listener,
+        crate::envoy::LISTENER,
+        ANY_PORT,
         json!({"filters": [manager.clone()]}),
     )];
-    if let (Some(tls), Some(port)) = (&config.tls, ports.tls) {
+    if let Some(tls) = &config.tls {
         listeners.push(listener(
-            "ingress_https",
-            port,
+            crate::envoy::TLS_LISTENER,
+            ANY_PORT,
             json!({
                 "filters": [manager],
                 "transport_socket": {
@@ -245,7 +253,7 @@ pub(crate) fn render(config: &EnvoyConfig, ports: &Ports) -> Value {
         ));
     }
     json!({
-        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": ports.admin.port()}}},
+        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
         "static_resources": {
             "listeners": listeners,
             "clusters": clusters
@@ -258,8 +266,8 @@ fn listener(name: &str, addr: std::net::SocketAddr, chain: Value) -> Value {
     json!({
         "name": name,
         "address": {"socket_address": {"address": addr.ip().to_string(), "port_value": addr.port()}},
-        // Without SO_REUSEPORT a port another process took makes the bind fail
-        // (and the start is retried) instead of two proxies sharing the port.
+        // Without SO_REUSEPORT the workers share the one socket bound to port 0,
+        // instead of each binding a port of its own.
         "enable_reuse_port": false,
         "filter_chains": [chain]
     })

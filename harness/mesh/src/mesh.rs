@@ -8,14 +8,33 @@
 //! plugin configurations, with [`MeshOptions::istio`] laid over them (an operator's
 //! own VirtualServices, DestinationRules, ...).
 
-use crate::envoy::{Envoy, ServiceRoute, Wasm};
-use crate::istio::{generated, MeshPlan, Resources};
-use crate::launch::{self, Launch};
+use crate::envoy::{Envoy, EnvoyError, ServiceRoute, Wasm};
+use crate::istio::generated::GenerateError;
+use crate::istio::{generated, MeshPlan, Resources, TranslateError};
+use crate::launch::{self, Launch, LaunchError};
 use crate::tls::Certificates;
-use crate::topology::Topology;
-use crate::upstream::{Behaviour, Upstream};
+use crate::topology::{Topology, TopologyError};
+use crate::upstream::{Behaviour, Upstream, UpstreamError};
 use crate::Client;
-use anyhow::{bail, Result};
+
+/// Why a local mesh could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum MeshError {
+    #[error("topology")]
+    Topology(#[source] TopologyError),
+    #[error("the gateway's module")]
+    Module(#[from] EnvoyError),
+    #[error("generating the mesh's Istio resources")]
+    Generate(#[from] GenerateError),
+    #[error("translating the mesh's Istio resources")]
+    Translate(#[from] TranslateError),
+    #[error("starting a simulated service")]
+    Upstream(#[from] UpstreamError),
+    #[error("starting the mesh's proxies")]
+    Launch(#[from] LaunchError),
+}
+
+type Result<T, E = MeshError> = std::result::Result<T, E>;
 
 /// One service of the mesh: its route name, prefix and service name.
 #[derive(Debug, Clone)]
@@ -132,14 +151,14 @@ impl LocalMesh {
     pub fn start(options: MeshOptions) -> Result<LocalMesh> {
         let services = services();
         let names: Vec<String> = services.iter().map(|s| s.name.clone()).collect();
-        if let Err(error) = options.topology.validate(&names) {
-            bail!("topology: {error}");
-        }
+        options
+            .topology
+            .validate(&names)
+            .map_err(MeshError::Topology)?;
         let mut hosts = Vec::new();
         let mut pods = Vec::new();
         for service in &services {
-            let mut pair = Vec::new();
-            for index in 0..2 {
+            let mut host = |index: usize| {
                 let calls = options
                     .topology
                     .pod_calls(&service.name, index, NAMESPACE, |callee| {
@@ -151,16 +170,9 @@ impl LocalMesh {
                 if let Some(calls) = &calls {
                     pods.push(calls.clone());
                 }
-                pair.push(Upstream::calling(
-                    &service.name,
-                    Behaviour::status(200),
-                    calls,
-                )?);
-            }
-            let [a, b]: [Upstream; 2] = pair
-                .try_into()
-                .map_err(|_| anyhow::anyhow!("two hosts per service"))?;
-            hosts.push([a, b]);
+                Upstream::calling(&service.name, Behaviour::status(200), calls)
+            };
+            hosts.push([host(0)?, host(1)?]);
         }
         let routes: Vec<ServiceRoute> = services
             .iter()
@@ -225,7 +237,7 @@ impl LocalMesh {
 
     /// The sum of one stat over the gateway (`gateway`) or the sidecars of a service's
     /// pods (`service`), 0 where absent.
-    pub fn stat_at(&self, proxy: &str, name: &str) -> Result<u64> {
+    pub fn stat_at(&self, proxy: &str, name: &str) -> Result<u64, EnvoyError> {
         let mut sum = 0;
         for (pod, envoy) in self.proxies() {
             let service = pod.split_once('/').map_or(pod, |(s, _)| s);

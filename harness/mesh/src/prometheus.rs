@@ -12,16 +12,67 @@
 //! and `pod`: the gateway is `istio-system/istio-ingressgateway`, the sidecar of pod
 //! `order-service/0` is `ecommerce/order-service-0`, so the generated rules and the
 //! dashboard's queries read the same here as in the cluster.
+//!
+//! Prometheus listens on port 0, so the kernel picks its port as it binds it and no
+//! other process can take the port first; it then logs where it listens (`msg="Listening
+//! on" address=127.0.0.1:PORT`, the bound address), and that line is where its port is
+//! read back.
 
 use crate::envoy::Envoy;
 use crate::mesh::{LocalMesh, NAMESPACE};
 use crate::Client;
-use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
+use tempfile::TempDir;
+
+/// Why Prometheus could not be found, started or asked something.
+#[derive(Debug, thiserror::Error)]
+pub enum PrometheusError {
+    #[error("{env}={} is not a file", bin.display())]
+    NotAFile { env: String, bin: PathBuf },
+    #[error(
+        "{name} not found: run scripts/setup.sh (as root it installs the Debian \
+         package prometheus), or `apt-get install prometheus`, or set {env}"
+    )]
+    NotInstalled { name: String, env: String },
+    #[error("making a temporary directory for Prometheus's files")]
+    Scratch(#[source] std::io::Error),
+    #[error("preparing Prometheus's files in {}", path.display())]
+    Files {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("starting {}", bin.display())]
+    Spawn {
+        bin: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("watching the Prometheus process")]
+    Wait(#[source] std::io::Error),
+    #[error("Prometheus exited ({status}):\n{log}")]
+    Exited { status: ExitStatus, log: String },
+    #[error("Prometheus not ready after {within:?}:\n{log}")]
+    NotReady { within: Duration, log: String },
+    #[error("GET {path} on Prometheus")]
+    Request {
+        path: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("GET {path}: {status} {body}")]
+    Refused {
+        path: String,
+        status: u16,
+        body: Value,
+    },
+}
+
+type Result<T, E = PrometheusError> = std::result::Result<T, E>;
 
 /// A tool of the Debian package `prometheus`: the file named by the environment
 /// variable `env`, else `name` on `PATH`; when missing, an error that says how to
@@ -32,18 +83,19 @@ fn prometheus_tool(env: &str, name: &str) -> Result<PathBuf> {
         if bin.is_file() {
             return Ok(bin);
         }
-        bail!("{env}={} is not a file", bin.display());
+        return Err(PrometheusError::NotAFile {
+            env: env.to_owned(),
+            bin,
+        });
     }
     std::env::var_os("PATH")
         .into_iter()
         .flat_map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
         .map(|dir| dir.join(name))
         .find(|bin| bin.is_file())
-        .ok_or_else(|| {
-            anyhow!(
-                "{name} not found: run scripts/setup.sh (as root it installs the Debian \
-                 package prometheus), or `apt-get install prometheus`, or set {env}"
-            )
+        .ok_or_else(|| PrometheusError::NotInstalled {
+            name: name.to_owned(),
+            env: env.to_owned(),
         })
 }
 
@@ -108,7 +160,8 @@ pub fn targets<'a>(proxies: impl IntoIterator<Item = (&'a str, &'a Envoy)>) -> V
 pub struct Prometheus {
     child: Child,
     pub addr: SocketAddr,
-    dir: PathBuf,
+    /// Its configuration, data and log; removed on drop.
+    dir: TempDir,
 }
 
 /// `1s`, `500ms`: a duration as Prometheus's configuration writes it.
@@ -120,33 +173,20 @@ fn prometheus_duration(d: Duration) -> String {
 }
 
 impl Prometheus {
-    /// Starts Prometheus on a free loopback port, scraping `targets`, and waits until it
-    /// is ready.
+    /// Starts Prometheus on a loopback port the kernel picks, scraping `targets`, and
+    /// waits until it is ready.
     pub fn start(config: &PrometheusConfig, targets: &[Target]) -> Result<Prometheus> {
-        const TRIES: usize = 4;
-        for _ in 1..TRIES {
-            match Prometheus::start_once(config, targets) {
-                // The free port was taken between finding it and Prometheus binding it.
-                Err(error) if format!("{error:#}").contains("address already in use") => continue,
-                other => return other,
-            }
-        }
-        Prometheus::start_once(config, targets)
-    }
-
-    fn start_once(config: &PrometheusConfig, targets: &[Target]) -> Result<Prometheus> {
         let binary = prometheus_binary()?;
-        let addr = TcpListener::bind("127.0.0.1:0")?.local_addr()?;
-        let dir = std::env::temp_dir().join(format!(
-            "c4mesh-prometheus-{}-{}",
-            std::process::id(),
-            addr.port()
-        ));
-        std::fs::create_dir_all(dir.join("data"))
-            .with_context(|| format!("creating {}", dir.display()))?;
+        let scratch = tempfile::Builder::new()
+            .prefix("c4mesh-prometheus-")
+            .tempdir()
+            .map_err(PrometheusError::Scratch)?;
+        let dir = scratch.path().to_path_buf();
+        let io = |path: PathBuf| move |source| PrometheusError::Files { path, source };
+        std::fs::create_dir_all(dir.join("data")).map_err(io(dir.join("data")))?;
         let mut rule_files = Vec::new();
         if let Some(rules) = &config.rules {
-            std::fs::write(dir.join("rules.yml"), rules)?;
+            std::fs::write(dir.join("rules.yml"), rules).map_err(io(dir.join("rules.yml")))?;
             rule_files.push("rules.yml");
         }
         let scrape = prometheus_duration(config.scrape_interval);
@@ -173,8 +213,11 @@ impl Prometheus {
                 "static_configs": static_configs,
             }],
         });
-        std::fs::write(dir.join("prometheus.yml"), file.to_string())?;
-        let log = std::fs::File::create(dir.join("prometheus.log"))?;
+        std::fs::write(dir.join("prometheus.yml"), file.to_string())
+            .map_err(io(dir.join("prometheus.yml")))?;
+        let log_path = dir.join("prometheus.log");
+        let log = std::fs::File::create(&log_path).map_err(io(log_path.clone()))?;
+        let log_too = log.try_clone().map_err(io(log_path))?;
         let child = Command::new(&binary)
             .current_dir(&dir)
             .arg(format!(
@@ -185,13 +228,20 @@ impl Prometheus {
                 "--storage.tsdb.path={}",
                 dir.join("data").display()
             ))
-            .arg(format!("--web.listen-address={addr}"))
+            .arg("--web.listen-address=127.0.0.1:0")
             .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
+            .stdout(log_too)
             .stderr(log)
             .spawn()
-            .with_context(|| format!("starting {}", binary.display()))?;
-        let mut prometheus = Prometheus { child, addr, dir };
+            .map_err(|source| PrometheusError::Spawn {
+                bin: binary.clone(),
+                source,
+            })?;
+        let mut prometheus = Prometheus {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            dir: scratch,
+        };
         prometheus.wait_ready(Duration::from_secs(30))?;
         Ok(prometheus)
     }
@@ -199,17 +249,29 @@ impl Prometheus {
     fn wait_ready(&mut self, within: Duration) -> Result<()> {
         let deadline = Instant::now() + within;
         loop {
-            if let Some(status) = self.child.try_wait()? {
-                bail!("Prometheus exited ({status}):\n{}", self.log());
+            if let Some(status) = self.child.try_wait().map_err(PrometheusError::Wait)? {
+                return Err(PrometheusError::Exited {
+                    status,
+                    log: self.log(),
+                });
             }
-            let ready = Client::new(self.addr)
-                .request("GET", "/-/ready", Some("localhost"), &[])
-                .is_ok_and(|r| r.status == 200);
+            if self.addr.port() == 0 {
+                if let Some(addr) = listening_on(&self.log()) {
+                    self.addr = addr;
+                }
+            }
+            let ready = self.addr.port() != 0
+                && Client::new(self.addr)
+                    .request("GET", "/-/ready", Some("localhost"), &[])
+                    .is_ok_and(|r| r.status == 200);
             if ready {
                 return Ok(());
             }
             if Instant::now() >= deadline {
-                bail!("Prometheus not ready after {within:?}:\n{}", self.log());
+                return Err(PrometheusError::NotReady {
+                    within,
+                    log: self.log(),
+                });
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -221,15 +283,25 @@ impl Prometheus {
 
     /// What Prometheus logged.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("prometheus.log")).unwrap_or_default()
+        std::fs::read_to_string(self.dir.path().join("prometheus.log")).unwrap_or_default()
     }
 
     /// `data` of an HTTP API answer (`/api/v1/...`), failing on an error answer.
     pub fn api(&self, path: &str) -> Result<Value> {
-        let response = Client::new(self.addr).request("GET", path, Some("localhost"), &[])?;
-        let body = response.json()?;
+        let request = |source: anyhow::Error| PrometheusError::Request {
+            path: path.to_owned(),
+            source: source.into(),
+        };
+        let response = Client::new(self.addr)
+            .request("GET", path, Some("localhost"), &[])
+            .map_err(request)?;
+        let body = response.json().map_err(request)?;
         if body["status"] != "success" {
-            bail!("GET {path}: {} {body}", response.status);
+            return Err(PrometheusError::Refused {
+                path: path.to_owned(),
+                status: response.status,
+                body,
+            });
         }
         Ok(body["data"].clone())
     }
@@ -280,8 +352,19 @@ impl Drop for Prometheus {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Where Prometheus says it listens: the address of its log's `msg="Listening on"` line
+/// (logfmt), which is the bound one, port included.
+fn listening_on(log: &str) -> Option<SocketAddr> {
+    log.lines()
+        .filter(|line| line.contains(r#"msg="Listening on""#))
+        .find_map(|line| {
+            line.split(' ')
+                .find_map(|field| field.strip_prefix("address="))
+                .and_then(|addr| addr.parse().ok())
+        })
 }
 
 /// A query parameter's value, percent-encoded (everything but RFC 3986's unreserved).
@@ -310,5 +393,23 @@ mod tests {
         );
         assert_eq!(prometheus_duration(Duration::from_secs(1)), "1s");
         assert_eq!(prometheus_duration(Duration::from_millis(250)), "250ms");
+    }
+
+    #[test]
+    fn the_port_is_read_from_the_listening_line() {
+        let log = concat!(
+            "ts=2026-12-07T14:01:04.274Z caller=web.go:503 level=info component=web ",
+            "msg=\"Start listening for connections\" address=127.0.0.1:0\n",
+            "ts=2026-12-07T14:01:04.291Z caller=tls_config.go:232 level=info component=web ",
+            "msg=\"Listening on\" address=127.0.0.1:43291\n",
+        );
+        assert_eq!(
+            listening_on(log),
+            Some(SocketAddr::from(([127, 0, 0, 1], 43291)))
+        );
+        assert_eq!(
+            listening_on(&log[..log.find("ts=2026-12-07T14:01:04.291Z").unwrap_or(0)]),
+            None
+        );
     }
 }

@@ -16,7 +16,28 @@
 //! A fresh CA is made each time: nothing is installed in a trust store, and its key is
 //! never written, so nothing outlives the run that a stranger could sign with.
 
-use anyhow::{Context, Result};
+/// Why the certificates could not be made or written.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("creating {}", .0.display())]
+    Dir(PathBuf, #[source] std::io::Error),
+    #[error("{what}")]
+    Certificate {
+        what: String,
+        #[source]
+        source: rcgen::Error,
+    },
+    #[error("writing {}", .0.display())]
+    Write(PathBuf, #[source] std::io::Error),
+}
+
+type Result<T, E = TlsError> = std::result::Result<T, E>;
+
+/// The error of one step of making a certificate.
+fn step(what: impl Into<String>) -> impl FnOnce(rcgen::Error) -> TlsError {
+    let what = what.into();
+    move |source| TlsError::Certificate { what, source }
+}
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,
@@ -47,7 +68,7 @@ pub struct Certificates {
 /// Makes a CA and a certificate for `host` signed by it, and writes `ca.pem`,
 /// `cert.pem` and `key.pem` into `dir` (created if missing).
 pub fn generate(dir: &Path, host: &str) -> Result<Certificates> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::create_dir_all(dir).map_err(|e| TlsError::Dir(dir.to_path_buf(), e))?;
 
     let mut ca = CertificateParams::default();
     ca.distinguished_name.push(DnType::CommonName, CA_NAME);
@@ -58,14 +79,14 @@ pub fn generate(dir: &Path, host: &str) -> Result<Certificates> {
         KeyUsagePurpose::DigitalSignature,
     ];
     valid_from_now(&mut ca);
-    let ca_key = KeyPair::generate().context("generating the CA key")?;
+    let ca_key = KeyPair::generate().map_err(step("generating the CA key"))?;
     let ca_cert = ca
         .self_signed(&ca_key)
-        .context("signing the CA certificate")?;
+        .map_err(step("signing the CA certificate"))?;
     let issuer = Issuer::new(ca, ca_key);
 
     let mut leaf = CertificateParams::new(vec![host.to_owned()])
-        .with_context(|| format!("a certificate for {host:?}"))?;
+        .map_err(step(format!("a certificate for {host:?}")))?;
     leaf.distinguished_name.push(DnType::CommonName, host);
     leaf.key_usages = vec![
         KeyUsagePurpose::DigitalSignature,
@@ -74,10 +95,10 @@ pub fn generate(dir: &Path, host: &str) -> Result<Certificates> {
     leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     leaf.use_authority_key_identifier_extension = true;
     valid_from_now(&mut leaf);
-    let leaf_key = KeyPair::generate().context("generating the certificate key")?;
+    let leaf_key = KeyPair::generate().map_err(step("generating the certificate key"))?;
     let leaf_cert = leaf
         .signed_by(&leaf_key, &issuer)
-        .with_context(|| format!("signing the certificate for {host}"))?;
+        .map_err(step(format!("signing the certificate for {host}")))?;
 
     let certificates = Certificates {
         dir: dir.to_path_buf(),
@@ -90,7 +111,7 @@ pub fn generate(dir: &Path, host: &str) -> Result<Certificates> {
         (&certificates.cert, leaf_cert.pem()),
         (&certificates.key, leaf_key.serialize_pem()),
     ] {
-        std::fs::write(path, pem).with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(path, pem).map_err(|e| TlsError::Write(path.clone(), e))?;
     }
     Ok(certificates)
 }
@@ -122,21 +143,11 @@ mod tests {
     use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 
     /// A directory of its own for one test, removed at the end.
-    struct Scratch(PathBuf);
-
-    impl Scratch {
-        fn new(name: &str) -> Scratch {
-            let dir =
-                std::env::temp_dir().join(format!("c4mesh-tls-{}-{name}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
-            Scratch(dir)
-        }
-    }
-
-    impl Drop for Scratch {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
+    fn scratch(name: &str) -> tempfile::TempDir {
+        tempfile::Builder::new()
+            .prefix(&format!("c4mesh-tls-{name}-"))
+            .tempdir()
+            .expect("a temporary directory")
     }
 
     fn verify(certificates: &Certificates, name: &str) -> Result<(), webpki::Error> {
@@ -160,9 +171,9 @@ mod tests {
 
     #[test]
     fn the_files_are_pem_and_the_leaf_chains_to_the_ca_for_the_host_only() {
-        let scratch = Scratch::new("names");
-        let certificates = generate(&scratch.0, "api.c4ang.com").expect("certificates");
-        assert_eq!(certificates.ca, scratch.0.join("ca.pem"));
+        let scratch = scratch("names");
+        let certificates = generate(scratch.path(), "api.c4ang.com").expect("certificates");
+        assert_eq!(certificates.ca, scratch.path().join("ca.pem"));
         PrivateKeyDer::from_pem_file(&certificates.key).expect("key.pem is a private key");
         assert_eq!(verify(&certificates, "api.c4ang.com"), Ok(()));
         for other in ["localhost", "127.0.0.1", "www.c4ang.com"] {
@@ -175,9 +186,9 @@ mod tests {
 
     #[test]
     fn each_start_makes_a_new_ca() {
-        let (one, two) = (Scratch::new("one"), Scratch::new("two"));
-        let first = generate(&one.0, "api.c4ang.com").expect("certificates");
-        let second = generate(&two.0, "api.c4ang.com").expect("certificates");
+        let (one, two) = (scratch("one"), scratch("two"));
+        let first = generate(one.path(), "api.c4ang.com").expect("certificates");
+        let second = generate(two.path(), "api.c4ang.com").expect("certificates");
         let read = |path: &Path| std::fs::read(path).expect("readable");
         assert_ne!(read(&first.ca), read(&second.ca));
         // A leaf does not chain to another start's CA.

@@ -15,7 +15,17 @@
 //! keeping them (and the host they belong to) until a read timeout.
 
 use crate::topology::PodCalls;
-use anyhow::{Context, Result};
+
+/// Why a simulated service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("binding an upstream on 127.0.0.1")]
+    Bind(#[source] std::io::Error),
+    #[error("starting the thread that accepts the upstream's connections")]
+    Thread(#[source] std::io::Error),
+}
+
+type Result<T, E = UpstreamError> = std::result::Result<T, E>;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -130,8 +140,8 @@ impl Upstream {
 
     /// A host whose every reply `handler` decides.
     pub fn with_handler(name: &str, handler: Handler) -> Result<Upstream> {
-        let listener = TcpListener::bind("127.0.0.1:0").context("binding an upstream")?;
-        let addr = listener.local_addr()?;
+        let listener = TcpListener::bind("127.0.0.1:0").map_err(UpstreamError::Bind)?;
+        let addr = listener.local_addr().map_err(UpstreamError::Bind)?;
         let state = Arc::new(State {
             handler,
             attempts: AtomicU64::new(0),
@@ -143,7 +153,8 @@ impl Upstream {
         let accept_state = Arc::clone(&state);
         thread::Builder::new()
             .name(format!("upstream {name}"))
-            .spawn(move || accept_loop(listener, accept_state))?;
+            .spawn(move || accept_loop(listener, accept_state))
+            .map_err(UpstreamError::Thread)?;
         Ok(Upstream {
             addr,
             state,
@@ -222,7 +233,7 @@ fn accept_loop(listener: TcpListener, state: Arc<State>) {
 }
 
 /// Reads one request head and body; `None` when the peer closed the connection.
-fn read_attempt(reader: &mut BufReader<TcpStream>) -> Result<Option<Attempt>> {
+fn read_attempt(reader: &mut BufReader<TcpStream>) -> std::io::Result<Option<Attempt>> {
     let mut line = String::new();
     if reader.read_line(&mut line)? == 0 {
         return Ok(None);
@@ -259,7 +270,7 @@ fn read_attempt(reader: &mut BufReader<TcpStream>) -> Result<Option<Attempt>> {
     }))
 }
 
-fn serve(stream: TcpStream, state: &State) -> Result<()> {
+fn serve(stream: TcpStream, state: &State) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut reader = BufReader::new(stream.try_clone()?);

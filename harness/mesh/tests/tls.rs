@@ -9,7 +9,6 @@
 use c4mesh_mesh::mesh::MeshOptions;
 use c4mesh_mesh::{tls, LocalMesh, Wasm};
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::{Command, Output};
 
 const HOST: &str = "api.c4ang.com";
@@ -18,14 +17,17 @@ const HOST: &str = "api.c4ang.com";
 /// directory is removed when dropped.
 struct Mesh {
     mesh: LocalMesh,
-    dir: PathBuf,
+    /// Dropped after the mesh (fields drop in order).
+    dir: tempfile::TempDir,
 }
 
 impl Mesh {
     fn start(name: &str) -> Mesh {
-        let dir =
-            std::env::temp_dir().join(format!("c4mesh-tls-test-{}-{name}", std::process::id()));
-        let certificates = tls::generate(&dir, HOST).expect("certificates");
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("c4mesh-tls-test-{name}-"))
+            .tempdir()
+            .expect("a temporary directory");
+        let certificates = tls::generate(dir.path(), HOST).expect("certificates");
         let mesh = LocalMesh::start(MeshOptions {
             tls: Some(certificates),
             ..MeshOptions::gateway(Wasm::None)
@@ -39,13 +41,7 @@ impl Mesh {
     }
 
     fn ca(&self) -> String {
-        self.dir.join("ca.pem").display().to_string()
-    }
-}
-
-impl Drop for Mesh {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
+        self.dir.path().join("ca.pem").display().to_string()
     }
 }
 

@@ -147,8 +147,7 @@ impl Addresses {
                 Answer::Hang => Reply::Hang,
             }
         });
-        let upstream = Upstream::with_handler("soak", handler)
-            .map_err(|e| Error::Start(format!("an upstream on 127.0.0.1: {e:#}")))?;
+        let upstream = Upstream::with_handler("soak", handler).map_err(Error::Upstream)?;
         self.seen.insert(upstream.addr());
         Ok(upstream)
     }

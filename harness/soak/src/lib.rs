@@ -69,22 +69,49 @@ pub const ORIGINAL_DST_HEADER: &str = "x-envoy-original-dst-host";
 /// What can stop a soak, apart from a failed check.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("options: {0}")]
-    Options(String),
+    #[error("options: no filter module at {}", .0.display())]
+    NoModule(PathBuf),
+    #[error("options: the soak's plugin configuration")]
+    Config(#[source] c4mesh_filter_core::ConfigError),
     /// One option out of range, named by its field in [`Options`].
     #[error("{field}: {message}")]
     Option {
         field: &'static str,
         message: &'static str,
     },
-    #[error("starting: {0}")]
-    Start(String),
-    #[error("sampling: {0}")]
-    Sample(String),
+    #[error("starting: an upstream on 127.0.0.1")]
+    Upstream(#[source] c4mesh_mesh::upstream::UpstreamError),
+    #[error("starting: the mesh's plan")]
+    Plan(#[source] c4mesh_mesh::istio::generated::GenerateError),
+    #[error("starting: Envoy")]
+    Envoy(#[source] Box<c4mesh_mesh::envoy::EnvoyError>),
+    /// Envoy's URL as the load's endpoint (`c4mesh-live` says what is wrong as text).
+    #[error("starting: the load's endpoint {url}: {message}")]
+    Endpoint { url: String, message: String },
+    #[error("starting: the load thread")]
+    LoadThread(#[source] std::io::Error),
+    #[error("the load thread panicked")]
+    LoadPanicked,
+    #[error("sampling: Envoy's admin /stats?filter={filter}")]
+    Stats {
+        filter: String,
+        #[source]
+        source: Box<c4mesh_mesh::envoy::EnvoyError>,
+    },
+    #[error("sampling: reading {}", path.display())]
+    Status {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("replay: {0}")]
     Replay(#[from] replay::Error),
-    #[error("writing {path}: {message}")]
-    Write { path: String, message: String },
+    #[error("writing {}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// A soak to run.
@@ -264,15 +291,14 @@ fn listed<K: std::fmt::Display>(counts: &BTreeMap<K, u64>, between: &str) -> Str
 /// Runs a soak; `progress` is called after each sample.
 pub fn run(options: &Options, mut progress: impl FnMut(&Sample)) -> Result<Outcome, Error> {
     options.validate()?;
-    let config = Config::parse(CONFIG.as_bytes())
-        .map_err(|e| Error::Options(format!("the soak's plugin configuration: {e}")))?;
+    let config = Config::parse(CONFIG.as_bytes()).map_err(Error::Config)?;
     let bound = footprint::bound(&config);
     let routes = Routes::defaults();
     let prefixes: Vec<String> = config.routes.iter().map(|r| r.prefix.clone()).collect();
     let route_names: Vec<String> = config.routes.iter().map(|r| r.name.clone()).collect();
-    std::fs::create_dir_all(&options.out).map_err(|e| Error::Write {
-        path: options.out.display().to_string(),
-        message: e.to_string(),
+    std::fs::create_dir_all(&options.out).map_err(|source| Error::Write {
+        path: options.out.clone(),
+        source,
     })?;
 
     let faults = Arc::new(FaultState::default());
@@ -281,7 +307,12 @@ pub fn run(options: &Options, mut progress: impl FnMut(&Sample)) -> Result<Outco
 
     let picks = pool.picks();
     let generator = Generator::new(move |i| request(&routes, i, addresses::pick(&picks, i)));
-    let endpoint = Endpoint::parse(&envoy.url(), Some("api.c4ang.com")).map_err(Error::Start)?;
+    let endpoint = Endpoint::parse(&envoy.url(), Some("api.c4ang.com")).map_err(|message| {
+        Error::Endpoint {
+            url: envoy.url(),
+            message,
+        }
+    })?;
     let mut replay_options = replay::Options::new(endpoint);
     replay_options.source = Source::Generated(generator);
     replay_options.load = Load::Open {
@@ -315,7 +346,7 @@ pub fn run(options: &Options, mut progress: impl FnMut(&Sample)) -> Result<Outco
                     }
                 })
             })
-            .map_err(|e| Error::Start(format!("the load thread: {e}")))?
+            .map_err(Error::LoadThread)?
     };
 
     let phase_length =
@@ -371,7 +402,7 @@ pub fn run(options: &Options, mut progress: impl FnMut(&Sample)) -> Result<Outco
     }
     let report = match load.join() {
         Ok(result) => result?,
-        Err(_) => return Err(Error::Start("the load thread failed".into())),
+        Err(_) => return Err(Error::LoadPanicked),
     };
     if let Some(error) = failure {
         return Err(error);
@@ -473,10 +504,7 @@ impl Watched<'_> {
 /// clusters.
 fn start_envoy(options: &Options, config: &Config) -> Result<Envoy, Error> {
     if !options.wasm.is_file() {
-        return Err(Error::Options(format!(
-            "no filter module at {}",
-            options.wasm.display()
-        )));
+        return Err(Error::NoModule(options.wasm.clone()));
     }
     let services: Vec<ServiceRoute> = config
         .routes
@@ -489,8 +517,7 @@ fn start_envoy(options: &Options, config: &Config) -> Result<Envoy, Error> {
         .collect();
     // The gateway as Istio builds it from the generated manifests for the soak's
     // configuration (its routes' 1 s timeouts included).
-    let plan = c4mesh_mesh::istio::generated::gateway_plan(CONFIG, &[])
-        .map_err(|e| Error::Start(format!("the mesh's plan: {e}")))?;
+    let plan = c4mesh_mesh::istio::generated::gateway_plan(CONFIG, &[]).map_err(Error::Plan)?;
     let envoy_config = EnvoyConfig::of_plan(
         options.workers,
         Wasm::Module {
@@ -501,7 +528,7 @@ fn start_envoy(options: &Options, config: &Config) -> Result<Envoy, Error> {
         plan,
     );
     Envoy::start_patched(&envoy_config, original_dst_clusters)
-        .map_err(|e| Error::Start(format!("Envoy: {e:#}")))
+        .map_err(|e| Error::Envoy(Box::new(e)))
 }
 
 /// Every cluster of the bootstrap becomes an `ORIGINAL_DST` cluster that takes its
@@ -528,9 +555,9 @@ pub fn original_dst_clusters(bootstrap: &mut Value) {
 }
 
 fn write(path: &Path, text: &str) -> Result<(), Error> {
-    std::fs::write(path, text).map_err(|e| Error::Write {
-        path: path.display().to_string(),
-        message: e.to_string(),
+    std::fs::write(path, text).map_err(|source| Error::Write {
+        path: path.to_path_buf(),
+        source,
     })
 }
 

@@ -9,6 +9,7 @@ use super::Error;
 use c4mesh_mesh::Envoy;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// The CSV header, one name per column of [`Sample::row`].
@@ -69,15 +70,16 @@ pub struct ProxyReading {
 /// Reads the proxy's stats and resident memory.
 pub fn read_proxy(envoy: &Envoy) -> Result<ProxyReading, Error> {
     let stats = |filter: &str| {
-        envoy
-            .stats(filter)
-            .map_err(|e| Error::Sample(format!("Envoy's admin /stats?filter={filter}: {e:#}")))
+        envoy.stats(filter).map_err(|source| Error::Stats {
+            filter: filter.to_owned(),
+            source: Box::new(source),
+        })
     };
     let mut all = stats("^wasmcustom\\.c4mesh\\.")?;
     all.extend(stats("^server\\.memory_allocated$")?);
     all.extend(stats("\\.membership_total$")?);
-    let status = std::fs::read_to_string(format!("/proc/{}/status", envoy.pid()))
-        .map_err(|e| Error::Sample(format!("/proc/{}/status: {e}", envoy.pid())))?;
+    let path = PathBuf::from(format!("/proc/{}/status", envoy.pid()));
+    let status = std::fs::read_to_string(&path).map_err(|source| Error::Status { path, source })?;
     Ok(reading(&all, &status))
 }
 

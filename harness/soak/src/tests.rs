@@ -261,3 +261,17 @@ fn the_plot_is_an_svg_with_a_line_per_series() {
     assert_eq!(svg.matches("<polyline").count(), 10);
     assert_eq!(svg.matches("stroke-dasharray").count(), 2, "the two bounds");
 }
+
+#[test]
+fn a_failed_write_keeps_its_io_error_as_the_source() {
+    let path = std::path::Path::new("/nonexistent/c4mesh-soak/soak.csv");
+    let error = super::write(path, "x").expect_err("no such directory");
+    assert!(matches!(&error, Error::Write { path: p, .. } if p == path));
+    let source = std::error::Error::source(&error).expect("a source");
+    assert_eq!(
+        source
+            .downcast_ref::<std::io::Error>()
+            .map(std::io::Error::kind),
+        Some(std::io::ErrorKind::NotFound)
+    );
+}

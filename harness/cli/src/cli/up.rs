@@ -207,10 +207,17 @@ pub fn command(args: UpArgs) -> Result<ExitCode> {
         }
     }
     mesh.upstreams = args.faults;
-    let certs = args
-        .certs
-        .clone()
-        .unwrap_or_else(|| std::env::temp_dir().join(format!("c4mesh-up-{}", std::process::id())));
+    let certs = match args.certs.clone() {
+        Some(dir) => dir,
+        // Kept on purpose: `c4mesh up` prints `CA: DIR/ca.pem` for clients to trust while
+        // it serves, and it stops by a signal, with no drop to run; the CA's key is never
+        // written, so what stays behind signs nothing.
+        None => tempfile::Builder::new()
+            .prefix("c4mesh-up-")
+            .tempdir()
+            .context("--certs: a temporary directory for the HTTPS certificates")?
+            .keep(),
+    };
     let certificates = c4mesh_mesh::tls::generate(&certs, HOST).with_context(|| {
         format!(
             "--certs: making the HTTPS certificates in {}",

@@ -140,7 +140,11 @@ fn manifests_check_passes_on_the_checked_in_tree_and_fails_on_an_edit() {
     ]);
     assert_eq!(code, 0, "{stdout}{stderr}");
 
-    let copy = std::env::temp_dir().join(format!("c4mesh-manifests-{}", std::process::id()));
+    let copy_dir = tempfile::Builder::new()
+        .prefix("c4mesh-manifests-")
+        .tempdir()
+        .expect("a temporary directory");
+    let copy = copy_dir.path().join("c4mesh-manifests");
     let _ = std::fs::remove_dir_all(&copy);
     let (code, _, stderr) = c4mesh(&[
         "manifests",
@@ -169,7 +173,11 @@ fn manifests_check_passes_on_the_checked_in_tree_and_fails_on_an_edit() {
 #[test]
 fn package_writes_an_oci_layout_and_prints_its_digest() {
     let wasm = crate::support::filter_wasm();
-    let out = std::env::temp_dir().join(format!("c4mesh-oci-{}", std::process::id()));
+    let out_dir = tempfile::Builder::new()
+        .prefix("c4mesh-oci-")
+        .tempdir()
+        .expect("a temporary directory");
+    let out = out_dir.path().join("c4mesh-oci");
     let _ = std::fs::remove_dir_all(&out);
     let (code, stdout, stderr) = c4mesh(&[
         "package",
@@ -446,7 +454,11 @@ fn cluster_state(nlb: &str) -> String {
 #[test]
 fn check_passes_a_healthy_cluster_and_sends_its_request_through_the_gateway() {
     let up = Up::start(&[]);
-    let file = std::env::temp_dir().join(format!("c4mesh-cluster-{}.yaml", std::process::id()));
+    let file_dir = tempfile::Builder::new()
+        .prefix("c4mesh-cluster-")
+        .tempdir()
+        .expect("a temporary directory");
+    let file = file_dir.path().join("c4mesh-cluster.yaml");
     std::fs::write(
         &file,
         cluster_state("k8s-istio-abc.elb.us-east-1.amazonaws.com"),
@@ -472,7 +484,11 @@ fn check_passes_a_healthy_cluster_and_sends_its_request_through_the_gateway() {
     );
 
     // The same request over HTTPS: verified against the gateway's CA, refused without it.
-    let file = std::env::temp_dir().join(format!("c4mesh-cluster-tls-{}.yaml", std::process::id()));
+    let file_dir = tempfile::Builder::new()
+        .prefix("c4mesh-cluster-tls-")
+        .tempdir()
+        .expect("a temporary directory");
+    let file = file_dir.path().join("c4mesh-cluster-tls.yaml");
     std::fs::write(
         &file,
         cluster_state("k8s-istio-abc.elb.us-east-1.amazonaws.com"),
@@ -576,7 +592,11 @@ fn replay_speaks_https_and_http2_to_the_local_mesh() {
 
 #[test]
 fn check_names_what_is_missing_with_its_fix() {
-    let file = std::env::temp_dir().join(format!("c4mesh-bare-{}.yaml", std::process::id()));
+    let file_dir = tempfile::Builder::new()
+        .prefix("c4mesh-bare-")
+        .tempdir()
+        .expect("a temporary directory");
+    let file = file_dir.path().join("c4mesh-bare.yaml");
     let namespace = crate::support::workspace_root().join("manifests/namespace.yaml");
     std::fs::copy(namespace, &file).expect("copy");
     let (code, stdout, _) = c4mesh(&[

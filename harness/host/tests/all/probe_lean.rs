@@ -194,7 +194,11 @@ fn a_local_reply_passes_a_module_without_response_callbacks() {
     );
     let host_lines = normalise(&lines(&proxy.logs()), &[], "reply-only: ").1;
 
-    let path = std::env::temp_dir().join(format!("c4mesh-reply-only-{}.wasm", std::process::id()));
+    let path_dir = tempfile::Builder::new()
+        .prefix("c4mesh-reply-only-")
+        .tempdir()
+        .expect("a temporary directory");
+    let path = path_dir.path().join("c4mesh-reply-only.wasm");
     std::fs::write(&path, wat::parse_str(REPLY_ONLY_GUEST).expect("valid WAT"))
         .expect("a temp file");
     let gateway = envoy_gateway("c4mesh-reply-only", path.clone(), "", None);

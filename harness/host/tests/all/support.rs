@@ -174,11 +174,16 @@ pub fn normalise(lines: &[String], start: &[&str], stream: &str) -> (Vec<String>
 }
 
 /// Where the host's and Envoy's transcripts first differ, with the whole of both
-/// written to `c4mesh-<probe>-host.txt` and `c4mesh-<probe>-envoy.txt` in the temp dir.
+/// written to `host.txt` and `envoy.txt` in a temporary directory `c4mesh-<probe>-*`.
 pub fn first_difference(probe: &str, host: &[String], envoy: &[String]) -> String {
-    let dir = std::env::temp_dir();
+    // Kept on purpose: the transcripts are for reading after the test has failed.
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("c4mesh-{probe}-"))
+        .tempdir()
+        .expect("a temporary directory")
+        .keep();
     let files = [("host", host), ("envoy", envoy)].map(|(side, lines)| {
-        let path = dir.join(format!("c4mesh-{probe}-{side}.txt"));
+        let path = dir.join(format!("{side}.txt"));
         let _ = std::fs::write(&path, lines.join("\n") + "\n");
         path.display().to_string()
     });
