@@ -40,7 +40,7 @@ const FIX_GRANTS: &str = "set the plugin's retry.attempts (top level and per rou
 fn resources(objects: &[Value]) -> Result<Resources, String> {
     let mut out = Resources::default();
     for object in objects {
-        let text = serde_yaml::to_string(object).map_err(|e| e.to_string())?;
+        let text = serde_saphyr::to_string(object).map_err(|e| e.to_string())?;
         out.add(&name(object), &text, NAMESPACE)
             .map_err(|e| e.to_string())?;
     }

@@ -2,7 +2,6 @@
 //! with their sidecar, the NLB's hostname), and on that state broken the known ways.
 
 use super::*;
-use serde::Deserialize;
 use serde_json::json;
 
 /// Every object of the manifests the generator writes (the checked-in `manifests/`, a
@@ -12,8 +11,8 @@ fn manifests() -> Vec<Value> {
         .expect("generating the manifests");
     let mut docs = Vec::new();
     for text in generated.files.values() {
-        for doc in serde_yaml::Deserializer::from_str(text) {
-            let value = Value::deserialize(doc).expect("yaml");
+        let values: Vec<Value> = serde_saphyr::from_multiple(text).expect("yaml");
+        for value in values {
             if !value.is_null() {
                 docs.push(value);
             }
@@ -42,7 +41,7 @@ fn ingress_pod() -> Value {
     let generated = c4mesh_manifests::generate(&c4mesh_manifests::MeshOptions::for_module(&[]))
         .expect("generating the manifests");
     let patch: Value =
-        serde_yaml::from_str(&generated.files["istio-system/ingress-gateway-stats.patch.yaml"])
+        serde_saphyr::from_str(&generated.files["istio-system/ingress-gateway-stats.patch.yaml"])
             .expect("the patch");
     json!({
         "kind": "Pod",

@@ -54,7 +54,7 @@ pub struct Scenario {
     /// other is added (VirtualServices bound to `mesh`, the operator's own
     /// VirtualService or DestinationRule, ...).
     #[serde(default)]
-    pub istio: Vec<serde_yaml::Value>,
+    pub istio: Vec<serde_json::Value>,
     /// Changes of upstream behaviour over scenario time.
     #[serde(default)]
     pub upstreams: Vec<FaultChange>,
@@ -607,28 +607,23 @@ pub fn load(path: &Path) -> Result<Scenario, Error> {
 /// Parses scenario text; `path` names it in errors.
 pub fn parse(text: &str, path: &Path) -> Result<Scenario, Error> {
     let file = path.display().to_string();
-    let deserializer = serde_yaml::Deserializer::from_str(text);
-    let mut scenario: Scenario =
+    let mut field = String::new();
+    let mut scenario: Scenario = serde_saphyr::with_deserializer_from_str(text, |deserializer| {
         serde_path_to_error::deserialize(deserializer).map_err(|error| {
-            let field = error.path().to_string();
-            let inner = error.into_inner();
-            let line = inner
-                .location()
-                .map(|l| refine_line(text, l.line(), &field));
-            let mut message = strip_location(&inner.to_string());
-            // serde_yaml names the enclosing path itself in custom errors.
-            if let Some((prefix, rest)) = message.split_once(": ") {
-                if !prefix.contains(' ') && field.starts_with(prefix) {
-                    message = rest.to_owned();
-                }
-            }
-            Error::Scenario {
-                file: file.clone(),
-                line,
-                field: if field == "." { String::new() } else { field },
-                message,
-            }
-        })?;
+            field = error.path().to_string();
+            error.into_inner()
+        })
+    })
+    .map_err(|error| Error::Scenario {
+        file: file.clone(),
+        line: c4mesh_mesh::yaml::line(&error),
+        field: if field == "." {
+            String::new()
+        } else {
+            std::mem::take(&mut field)
+        },
+        message: c4mesh_mesh::yaml::message(&error),
+    })?;
     scenario.file = path.to_path_buf();
     if let Err(Error::Scenario { field, message, .. }) = istio_resources(&scenario) {
         let needle = field.split('.').next().unwrap_or("istio").to_owned();
@@ -646,36 +641,6 @@ pub fn parse(text: &str, path: &Path) -> Result<Scenario, Error> {
         message,
     })?;
     Ok(scenario)
-}
-
-/// serde_yaml appends " at line L column C"; the error names the line on its own.
-fn strip_location(message: &str) -> String {
-    match message.rfind(" at line ") {
-        Some(at) => message[..at].to_owned(),
-        None => message.to_owned(),
-    }
-}
-
-/// serde_yaml places errors of a value parsed by the scenario's own code at the start
-/// of the enclosing mapping; the field's own line is the first after it with the key.
-fn refine_line(text: &str, line: usize, field: &str) -> usize {
-    let key = field.rsplit('.').next().unwrap_or("");
-    if key.is_empty() || key.contains('[') || key == "?" {
-        return line;
-    }
-    let pattern = format!("{key}:");
-    text.lines()
-        .enumerate()
-        .skip(line.saturating_sub(1))
-        .take(64)
-        .find(|(_, l)| {
-            l.trim_start()
-                .trim_start_matches("- ")
-                .starts_with(&pattern)
-                || l.contains(&format!("{{{pattern}"))
-                || l.contains(&format!(" {pattern}"))
-        })
-        .map_or(line, |(i, _)| i + 1)
 }
 
 /// The first line containing `needle` (1-based).
@@ -1201,7 +1166,7 @@ pub fn istio_resources(scenario: &Scenario) -> Result<c4mesh_mesh::istio::Resour
         }
     }
     for (index, document) in scenario.istio.iter().enumerate() {
-        let text = serde_yaml::to_string(document)
+        let text = serde_saphyr::to_string(document)
             .map_err(|e| fail(format!("istio[{index}]"), e.to_string()))?;
         let top = c4mesh_mesh::istio::Resources::parse(
             &format!("istio[{index}]"),

@@ -71,7 +71,7 @@ pub enum Error {
     #[error("serialising {what}: {source}")]
     Yaml {
         what: String,
-        source: serde_yaml::Error,
+        source: serde_saphyr::SerializeError,
     },
     #[error("the filter configuration: {0}")]
     Config(String),

@@ -122,6 +122,17 @@ impl Manifests {
     }
 }
 
+/// `value` as YAML the way the manifests are written: a string with line breaks as a
+/// literal block (`|`), every other string on its line however long (a selector or a
+/// description folded over lines reads worse and diffs worse), strings YAML 1.1 would
+/// read as another type (`yes`, `on`, `0x21`) quoted.
+pub(crate) fn to_yaml<T: Serialize>(value: &T) -> Result<String, serde_saphyr::SerializeError> {
+    let options = serde_saphyr::ser_options! {
+        folded_wrap_chars: usize::MAX,
+    };
+    serde_saphyr::to_string_with_options(value, options)
+}
+
 pub(crate) fn yaml<T: Serialize>(what: &str, docs: &[T]) -> Result<String, Error> {
     Ok(format!("{HEADER}{}", yaml_documents(what, docs)?))
 }
@@ -131,7 +142,7 @@ pub(crate) fn yaml_documents<T: Serialize>(what: &str, docs: &[T]) -> Result<Str
     let mut out = String::new();
     for doc in docs {
         out.push_str("---\n");
-        out.push_str(&serde_yaml::to_string(doc).map_err(|source| Error::Yaml {
+        out.push_str(&to_yaml(doc).map_err(|source| Error::Yaml {
             what: what.to_owned(),
             source,
         })?);

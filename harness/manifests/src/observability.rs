@@ -230,7 +230,7 @@ pub fn proxy_config_annotation() -> Result<String, Error> {
             inclusion_regexps: Vec::new(),
         },
     };
-    serde_yaml::to_string(&config).map_err(|source| Error::Yaml {
+    crate::objects::to_yaml(&config).map_err(|source| Error::Yaml {
         what: "the proxy config annotation".into(),
         source,
     })
@@ -248,8 +248,8 @@ pub fn pod_annotations() -> Result<BTreeMap<String, String>, Error> {
 /// its `inclusionPrefixes` is a prefix of `wasmcustom.c4mesh.` (suffixes and regular
 /// expressions are not evaluated here). `Err` when the value is no YAML object.
 pub fn includes_filter_stats(annotation: &str) -> Result<bool, String> {
-    let value: serde_json::Value =
-        serde_yaml::from_str(annotation).map_err(|e| format!("not YAML: {e}"))?;
+    let value: serde_json::Value = serde_saphyr::from_str(annotation)
+        .map_err(|e| format!("not YAML: {}", e.without_snippet()))?;
     if !value.is_object() {
         return Err("not a ProxyConfig object".into());
     }

@@ -35,9 +35,8 @@ fn documents() -> Vec<(String, Value)> {
                 && !path.to_string_lossy().ends_with(".patch.yaml")
             {
                 let text = std::fs::read_to_string(&path).expect("yaml");
-                for doc in serde_yaml::Deserializer::from_str(&text) {
-                    let value =
-                        <Value as serde::Deserialize>::deserialize(doc).expect("yaml document");
+                let docs: Vec<Value> = serde_saphyr::from_multiple(&text).expect("yaml documents");
+                for value in docs {
                     if !value.is_null() {
                         out.push((path.display().to_string(), value));
                     }
@@ -361,7 +360,7 @@ fn proxy_config(template: &Value) -> c4mesh_manifests::observability::ProxyConfi
     let annotation = template["metadata"]["annotations"]["proxy.istio.io/config"]
         .as_str()
         .unwrap_or_else(|| panic!("no proxy.istio.io/config in {template}"));
-    serde_yaml::from_str(annotation).unwrap()
+    serde_saphyr::from_str(annotation).unwrap()
 }
 
 #[test]
@@ -405,7 +404,7 @@ fn patches_land_where_istio_reads_them() {
     let path = repo().join("manifests/istio-system/ingress-gateway-stats.patch.yaml");
     let text = std::fs::read_to_string(&path).unwrap();
     assert!(text.contains("kubectl -n istio-system patch deployment istio-ingressgateway"));
-    let patch: Value = serde_yaml::from_str(&text).unwrap();
+    let patch: Value = serde_saphyr::from_str(&text).unwrap();
     assert_eq!(
         patch.as_object().unwrap().keys().collect::<Vec<_>>(),
         ["spec"],
@@ -428,7 +427,7 @@ fn patches_land_where_istio_reads_them() {
 
     // Istio's sample Prometheus: the rules as a key of its `prometheus` ConfigMap.
     let path = repo().join("manifests/observability/istio-addon-prometheus.patch.yaml");
-    let patch: Value = serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let patch: Value = serde_saphyr::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let config_map = serde_json::json!({
         "apiVersion": "v1",
         "kind": "ConfigMap",

@@ -67,7 +67,7 @@ fn each_alert_fires_in_its_unit_test_and_only_there() {
     assert!(ok, "promtool test rules:\n{out}");
 
     // Every alert is expected to fire somewhere, and to stay quiet somewhere.
-    let tests: Value = serde_yaml::from_str(
+    let tests: Value = serde_saphyr::from_str(
         &std::fs::read_to_string(observability_dir().join("c4mesh-rules.test.yml")).unwrap(),
     )
     .unwrap();
@@ -122,21 +122,21 @@ fn the_unit_tests_catch_a_broken_rule() {
 #[test]
 fn the_prometheus_rule_carries_the_same_rules() {
     let text = std::fs::read_to_string(observability_dir().join("prometheus-rule.yaml")).unwrap();
-    let rule: Value = serde_yaml::from_str(&text).unwrap();
+    let rule: Value = serde_saphyr::from_str(&text).unwrap();
     assert_eq!(rule["kind"], "PrometheusRule");
-    let plain: Value = serde_yaml::from_str(
+    let plain: Value = serde_saphyr::from_str(
         &std::fs::read_to_string(observability_dir().join(RULES_FILE)).unwrap(),
     )
     .unwrap();
     assert_eq!(rule["spec"]["groups"], plain["groups"]);
 
-    let addon: Value = serde_yaml::from_str(
+    let addon: Value = serde_saphyr::from_str(
         &std::fs::read_to_string(observability_dir().join("istio-addon-prometheus.patch.yaml"))
             .unwrap(),
     )
     .unwrap();
     let addon_rules: Value =
-        serde_yaml::from_str(addon["data"]["alerting_rules.yml"].as_str().unwrap()).unwrap();
+        serde_saphyr::from_str(addon["data"]["alerting_rules.yml"].as_str().unwrap()).unwrap();
     assert_eq!(
         addon_rules, plain,
         "the add-on patch carries the rules file"

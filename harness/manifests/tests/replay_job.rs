@@ -37,9 +37,7 @@ fn options() -> ReplayJobOptions {
 /// The YAML stream's documents, as the API server would read them.
 fn documents(options: &ReplayJobOptions) -> Vec<Value> {
     let text = replay_job(options).unwrap().yaml().unwrap();
-    serde_yaml::Deserializer::from_str(&text)
-        .map(|doc| <Value as serde::Deserialize>::deserialize(doc).unwrap())
-        .collect()
+    serde_saphyr::from_multiple(&text).unwrap()
 }
 
 fn job(options: &ReplayJobOptions) -> Value {
@@ -198,7 +196,7 @@ fn the_kubelet_turns_the_shard_argument_into_the_pods_index() {
 fn the_default_target_is_the_ingress_gateway_the_manifests_deploy() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../manifests/istio-system/ingress-gateway-service.yaml");
-    let service: Value = serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let service: Value = serde_saphyr::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let host = format!(
         "{}.{}.svc.cluster.local",
         service["metadata"]["name"].as_str().unwrap(),

@@ -21,6 +21,7 @@ pub mod prometheus;
 pub mod tls;
 pub mod topology;
 pub mod upstream;
+pub mod yaml;
 
 pub use client::{Client, Response};
 pub use envoy::{Envoy, EnvoyConfig, ServiceRoute, TlsListener, Wasm};

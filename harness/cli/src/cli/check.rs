@@ -4,7 +4,6 @@
 use anyhow::{bail, Context, Result};
 use c4mesh_check::{self as check, Finding};
 use c4mesh_live::{BlockingClient, Endpoint, Settings};
-use serde::Deserialize;
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
@@ -47,15 +46,14 @@ fn documents(text: &str, origin: &str) -> Result<Vec<serde_json::Value>> {
     if let Ok(value) = serde_json::from_str::<serde_json::Value>(text) {
         return Ok(vec![value]);
     }
-    let mut docs = Vec::new();
-    for (i, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
-        let value = serde_json::Value::deserialize(doc)
-            .with_context(|| format!("{origin}: document {} is neither JSON nor YAML", i + 1))?;
-        if !value.is_null() {
-            docs.push(value);
-        }
-    }
-    Ok(docs)
+    let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(text).map_err(|e| {
+        let line = c4mesh_mesh::yaml::line(&e).map_or(String::new(), |l| format!(":{l}"));
+        anyhow::anyhow!(
+            "{origin}{line}: neither JSON nor YAML: {}",
+            c4mesh_mesh::yaml::message(&e)
+        )
+    })?;
+    Ok(docs.into_iter().filter(|doc| !doc.is_null()).collect())
 }
 
 fn cluster_objects(args: &CheckArgs) -> Result<Vec<serde_json::Value>> {

@@ -27,7 +27,7 @@ fn validator() -> jsonschema::Validator {
 
 /// The schema's complaints about scenario text (YAML read as JSON); empty if it is valid.
 fn schema_errors(validator: &jsonschema::Validator, text: &str) -> Vec<String> {
-    let document: Value = match serde_yaml::from_str(text) {
+    let document: Value = match serde_saphyr::from_str(text) {
         Ok(document) => document,
         Err(e) => return vec![format!("not YAML: {e}")],
     };

@@ -435,7 +435,7 @@ pub fn rules_unit_tests() -> Result<String, Error> {
         "evaluation_interval": "15s",
         "tests": tests,
     });
-    let text = serde_yaml::to_string(&file).map_err(|source| Error::Yaml {
+    let text = crate::objects::to_yaml(&file).map_err(|source| Error::Yaml {
         what: "the rules' unit tests".into(),
         source,
     })?;

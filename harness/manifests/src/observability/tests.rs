@@ -35,7 +35,7 @@ fn the_annotation_includes_the_filter_stats_and_reads_back_as_proxy_config() {
         annotation,
         "proxyStatsMatcher:\n  inclusionPrefixes:\n  - wasmcustom.c4mesh\n"
     );
-    let typed: ProxyConfig = serde_yaml::from_str(&annotation).expect("typed");
+    let typed: ProxyConfig = serde_saphyr::from_str(&annotation).expect("typed");
     assert_eq!(typed.proxy_stats_matcher.inclusion_prefixes, [STATS_PREFIX]);
     assert_eq!(includes_filter_stats(&annotation), Ok(true));
     for covering in ["wasm", "wasmcustom.", "wasmcustom.c4mesh."] {

@@ -439,26 +439,24 @@ impl Resources {
             {
                 continue;
             }
-            let error = |kind: &str, e: serde_yaml::Error, field: String| ResourceError {
+            let error = |kind: &str, e: serde_saphyr::Error, field: String| ResourceError {
                 file: file.to_owned(),
-                line: line + e.location().map_or(0, |l| l.line().saturating_sub(1)),
+                line: line + crate::yaml::line(&e).map_or(0, |l| l.saturating_sub(1)),
                 kind: kind.to_owned(),
                 field,
-                reason: e
-                    .to_string()
-                    .split(" at line ")
-                    .next()
-                    .unwrap_or("")
-                    .to_owned(),
+                reason: crate::yaml::message(&e),
             };
-            let head: Head =
-                serde_yaml::from_str(document).map_err(|e| error("document", e, String::new()))?;
+            let head: Head = serde_saphyr::from_str(document)
+                .map_err(|e| error("document", e, String::new()))?;
             let group = head.api_version.split('/').next().unwrap_or("");
             let origin = format!("{file}:{line}");
             let kind = head.kind.as_str();
             macro_rules! read {
                 ($list:expr) => {{
-                    let doc = typed(document).map_err(|(e, field)| error(kind, e, field))?;
+                    let doc = typed(document).map_err(|failure| {
+                        let (e, field) = *failure;
+                        error(kind, e, field)
+                    })?;
                     $list.push(named(doc, namespace, origin));
                 }};
             }
@@ -525,12 +523,17 @@ fn documents(text: &str) -> Vec<(usize, &str)> {
     out
 }
 
-fn typed<S: DeserializeOwned>(document: &str) -> Result<Document<S>, (serde_yaml::Error, String)> {
-    let deserializer = serde_yaml::Deserializer::from_str(document);
-    serde_path_to_error::deserialize(deserializer).map_err(|e| {
-        let field = e.path().to_string();
-        (e.into_inner(), field)
+fn typed<S: DeserializeOwned>(
+    document: &str,
+) -> Result<Document<S>, Box<(serde_saphyr::Error, String)>> {
+    let mut field = String::new();
+    serde_saphyr::with_deserializer_from_str(document, |deserializer| {
+        serde_path_to_error::deserialize(deserializer).map_err(|e| {
+            field = e.path().to_string();
+            e.into_inner()
+        })
     })
+    .map_err(|e| Box::new((e, field)))
 }
 
 fn named<S>(doc: Document<S>, namespace: &str, origin: String) -> Named<S> {
