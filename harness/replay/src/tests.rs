@@ -837,8 +837,8 @@ fn reports_of_different_runs_do_not_merge() {
 
 #[test]
 fn unreadable_and_non_json_files_are_named() {
-    let dir = std::env::temp_dir().join(format!("c4mesh-replay-merge-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let scratch = tempfile::tempdir().expect("a temporary directory");
+    let dir = scratch.path();
     let missing = dir.join("missing.json");
     assert!(matches!(
         read_report(&missing),
@@ -858,5 +858,4 @@ fn unreadable_and_non_json_files_are_named() {
             ..
         })
     ));
-    let _ = std::fs::remove_dir_all(&dir);
 }
