@@ -24,14 +24,6 @@ fn text(output: &Output) -> String {
     )
 }
 
-fn run_in(dir: &Path, binary: &Path, args: &[&str]) -> Output {
-    Command::new(binary)
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("running c4mesh {args:?}: {e}"))
-}
-
 #[test]
 fn the_installed_binary_runs_the_demo_the_mesh_and_the_suite_from_an_empty_directory() {
     let root = tempfile::tempdir().expect("an install root");
@@ -58,11 +50,16 @@ fn the_installed_binary_runs_the_demo_the_mesh_and_the_suite_from_an_empty_direc
     // Nowhere near the repository, and no cache of modules from an earlier run.
     let empty = tempfile::tempdir().expect("an empty directory");
     let cache = tempfile::tempdir().expect("a cache directory");
-    let in_empty = |args: &[&str]| {
-        let output = Command::new(&binary)
+    let c4mesh = |args: &[&str]| {
+        let mut command = Command::new(&binary);
+        command
             .current_dir(empty.path())
             .env("XDG_CACHE_HOME", cache.path())
-            .args(args)
+            .args(args);
+        command
+    };
+    let in_empty = |args: &[&str]| {
+        let output = c4mesh(args)
             .output()
             .unwrap_or_else(|e| panic!("running c4mesh {args:?}: {e}"));
         assert!(
@@ -92,10 +89,7 @@ fn the_installed_binary_runs_the_demo_the_mesh_and_the_suite_from_an_empty_direc
     assert!(demo.contains("-> 200 from order-service"), "{demo}");
 
     // `up` serves until --for ends; a request through its gateway gets a service.
-    let mut up = Command::new(&binary)
-        .current_dir(empty.path())
-        .env("XDG_CACHE_HOME", cache.path())
-        .args(["up", "--for", "20s"])
+    let mut up = c4mesh(&["up", "--for", "20s"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -118,7 +112,9 @@ fn the_installed_binary_runs_the_demo_the_mesh_and_the_suite_from_an_empty_direc
         .and_then(|a| a.parse().ok())
         .unwrap_or_else(|| panic!("a gateway address in: {printed}"));
     let response = Client::new(gateway).get("/api/v1/orders/1", &[]);
-    let answer = run_in(empty.path(), &binary, &["run", "GET", "/api/v1/orders/1"]);
+    let answer = c4mesh(&["run", "GET", "/api/v1/orders/1"])
+        .output()
+        .expect("running c4mesh run");
     let _ = up.kill();
     let _ = up.wait();
     let response = response.unwrap_or_else(|e| panic!("{gateway}: {e:#}"));
