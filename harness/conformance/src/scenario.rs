@@ -460,6 +460,14 @@ pub struct Final {
     pub proxies: BTreeMap<String, ProxyExpect>,
 }
 
+impl Final {
+    /// Whether any check reads the filter's metrics, which lag traffic by up to a tick
+    /// (SPEC 2.5) and so must be waited for; attempts and log lines need no wait.
+    pub fn reads_metrics(&self) -> bool {
+        !self.metrics.is_empty() || self.proxies.values().any(|p| !p.metrics.is_empty())
+    }
+}
+
 /// What one proxy of a topology must show at the end.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
