@@ -4,6 +4,9 @@
 //! pays for a Wasm module by merely calling into it on every stream, so the c4mesh
 //! filter is measured against this module, not against Envoy without Wasm.
 
+// A Wasm program: empty when built for the host.
+#![cfg(target_arch = "wasm32")]
+
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{ContextType, LogLevel};
 

@@ -26,6 +26,9 @@
 //!   readable afterwards.
 //! - `GET /probe/late-local`: a local reply from `on_http_response_headers`.
 
+// A Wasm program: empty when built for the host.
+#![cfg(target_arch = "wasm32")]
+
 mod raw;
 
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
