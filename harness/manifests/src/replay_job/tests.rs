@@ -452,8 +452,10 @@ fn what_cannot_work_in_a_job_is_refused_naming_the_flag() {
     };
     let file = Some("{\"path\": \"/a\", \"at_ms\": 0}\n");
     let rate = Some(400.0);
-    // What is given, and the start of the message it is refused with.
-    let cases: [(Option<f64>, &[&str], Option<&str>, &str); 10] = [
+    // The rate, the extra arguments and the traffic given, and the start of the message
+    // they are refused with.
+    type Case<'a> = (Option<f64>, &'a [&'a str], Option<&'a str>, &'a str);
+    let cases: [Case; 10] = [
         (
             None,
             &[],
