@@ -5,7 +5,7 @@
 //!
 //! `cargo bench -p c4mesh-benches --bench request_cycle`
 
-use c4mesh_host::{Proxy, Request, Response};
+use c4mesh_host::{DownstreamRequest, Proxy, Response};
 use criterion::{criterion_group, criterion_main, Criterion};
 
 fn cycle(c: &mut Criterion) {
@@ -17,7 +17,7 @@ fn cycle(c: &mut Criterion) {
             .upstream(|_| Response::status(200))
             .start()
             .unwrap_or_else(|e| panic!("starting {module}: {e}"));
-        let request = Request::new("GET", "/api/v1/orders/42", "api.c4ang.com")
+        let request = DownstreamRequest::new("GET", "/api/v1/orders/42", "api.c4ang.com")
             .header("user-agent", "criterion")
             .header("x-request-id", "2f1e2a36-5a7b-4c38-9b3e-0d6c1f3a9e11");
         c.bench_function(&format!("request cycle, {module}"), |b| {

@@ -298,14 +298,93 @@ fn a_stopped_run_waits_only_the_grace_for_requests_a_server_holds() {
     }
 }
 
+/// The longest a thread that asks to sleep [`PROBE_NAP`] oversleeps while `f` runs:
+/// how late this machine wakes a thread that is due, at the moment of the run.
+fn with_scheduling_delay<T>(f: impl FnOnce() -> T) -> (T, Duration) {
+    const PROBE_NAP: Duration = Duration::from_millis(5);
+    let done = Arc::new(AtomicBool::new(false));
+    let probe = {
+        let done = Arc::clone(&done);
+        thread::spawn(move || {
+            let mut worst = Duration::ZERO;
+            while !done.load(Ordering::SeqCst) {
+                let asleep = Instant::now();
+                thread::sleep(PROBE_NAP);
+                worst = worst.max(asleep.elapsed().saturating_sub(PROBE_NAP));
+            }
+            worst
+        })
+    };
+    let value = f();
+    done.store(true, Ordering::SeqCst);
+    (value, probe.join().expect("the probe thread"))
+}
+
+/// Each request of the recorded file arrived at its offset (divided by `speed`): never
+/// before it, and not later than the run's own lateness allows.
+///
+/// A request is sent at `start + offset / speed` at the earliest, and `start` is after
+/// `before` (taken just before the run), so `arrival >= before + offset / speed` holds
+/// exactly however loaded the machine is: a replay that sends early always fails it.
+/// Lateness is where a busy machine shows (a worker thread preempted, the upstream's
+/// thread woken late), so the upper bound is taken from the first request, due at 0
+/// (which absorbs the run's start-up and first connection), plus a margin made of a
+/// fixed 100 ms and twice the scheduling delay a probe thread measured during this
+/// very run. On a quiet machine that is about 100 ms, well under the gaps this test
+/// tells apart (ignoring `speed` makes the last request 225 ms late at speed 2); on a
+/// loaded one the margin grows with the measured delay instead of failing. Requests
+/// are matched by path, not by arrival order, which a stall may swap.
+fn assert_recorded_offsets(
+    arrivals: &[(String, Instant)],
+    before: Instant,
+    scheduling_delay: Duration,
+    speed: f64,
+) {
+    let recorded = [
+        ("/api/v1/orders/1", 0),
+        ("/api/v1/payments", 150),
+        ("/api/v1/saga/9", 300),
+        ("/elsewhere", 450),
+    ];
+    assert_eq!(arrivals.len(), recorded.len(), "{arrivals:?}");
+    let arrival = |path: &str| {
+        arrivals
+            .iter()
+            .find(|(seen, _)| seen == path)
+            .map(|&(_, at)| at)
+            .unwrap_or_else(|| panic!("{path} never arrived: {arrivals:?}"))
+    };
+    let first = arrival(recorded[0].0);
+    let margin = Duration::from_millis(100) + scheduling_delay * 2;
+    for (path, at_ms) in recorded {
+        let due = Duration::from_millis(at_ms).div_f64(speed);
+        let at = arrival(path);
+        assert!(
+            at.duration_since(before) >= due,
+            "{path} arrived {:?} after the run began, before its offset {due:?}",
+            at.duration_since(before)
+        );
+        let late = at.duration_since(first).saturating_sub(due);
+        assert!(
+            late <= margin,
+            "{path} arrived {late:?} after its offset {due:?} (counted from the first \
+             request), more than the {margin:?} allowed with the {scheduling_delay:?} \
+             scheduling delay measured during the run (speed {speed})"
+        );
+    }
+}
+
 #[test]
 fn a_file_is_replayed_at_its_recorded_offsets() {
     let arrivals = Arc::new(Mutex::new(Vec::new()));
     let seen = Arc::clone(&arrivals);
     let host = Upstream::with_handler(
         "recorder",
-        handler(move |_| {
-            seen.lock().expect("lock").push(Instant::now());
+        handler(move |attempt| {
+            let arrived = Instant::now();
+            seen.lock()
+                .expect("lock")
+                .push((attempt.path.clone(), arrived));
             respond(200, Duration::ZERO)
         }),
     )
@@ -328,39 +407,30 @@ fn a_file_is_replayed_at_its_recorded_offsets() {
         None,
     );
     options.source = Source::File(path);
-    let report = run(&options);
+    let before = Instant::now();
+    let (report, delay) = with_scheduling_delay(|| run(&options));
     assert_eq!(report.requests(), 4);
     assert!(report.complete);
-    let times = arrivals.lock().expect("lock").clone();
-    assert_eq!(times.len(), 4);
-    for pair in times.windows(2) {
-        let gap = pair[1].duration_since(pair[0]);
-        assert!(
-            (Duration::from_millis(120)..Duration::from_millis(260)).contains(&gap),
-            "gap {gap:?}"
-        );
-    }
+    assert_recorded_offsets(&arrivals.lock().expect("lock"), before, delay, 1.0);
     let attempts = host.seen();
-    assert_eq!(attempts[1].method, "POST");
-    assert_eq!(attempts[1].header("x-test"), Some("yes"));
-    assert_eq!(attempts[1].body, br#"{"amount": 5}"#.to_vec());
+    let payment = attempts
+        .iter()
+        .find(|a| a.path == "/api/v1/payments")
+        .expect("the POST arrived");
+    assert_eq!(payment.method, "POST");
+    assert_eq!(payment.header("x-test"), Some("yes"));
+    assert_eq!(payment.body, br#"{"amount": 5}"#.to_vec());
     let names: Vec<_> = report.routes().map(|(n, _)| n.to_owned()).collect();
     assert_eq!(names, ["orders", "payments", "saga", "other"]);
     assert_eq!(report.to_json()["rate"], json!(null));
 
-    // Twice as fast: the same requests, half the gaps.
+    // Twice as fast: the same requests, at half the offsets.
     arrivals.lock().expect("lock").clear();
     options.speed = 2.0;
-    let report = run(&options);
+    let before = Instant::now();
+    let (report, delay) = with_scheduling_delay(|| run(&options));
     assert_eq!(report.requests(), 4);
-    let times = arrivals.lock().expect("lock").clone();
-    for pair in times.windows(2) {
-        let gap = pair[1].duration_since(pair[0]);
-        assert!(
-            (Duration::from_millis(50)..Duration::from_millis(130)).contains(&gap),
-            "gap {gap:?} at speed 2"
-        );
-    }
+    assert_recorded_offsets(&arrivals.lock().expect("lock"), before, delay, 2.0);
 }
 
 #[test]

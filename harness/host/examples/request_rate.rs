@@ -11,7 +11,7 @@
 //! the difference of the totals by the difference of the counts (the start, compiling
 //! the module, cancels out).
 
-use c4mesh_host::{Proxy, Request, Response};
+use c4mesh_host::{DownstreamRequest, Proxy, Response};
 use std::time::Instant;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -29,7 +29,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .wasm_file(&wasm)
         .upstream(|_| Response::status(200))
         .start()?;
-    let request = Request::new("GET", &path, "api.c4ang.com")
+    let request = DownstreamRequest::new("GET", &path, "api.c4ang.com")
         .header("user-agent", "request_rate")
         .header("x-forwarded-proto", "http")
         .header("x-request-id", "2f1e2a36-5a7b-4c38-9b3e-0d6c1f3a9e11");

@@ -251,20 +251,20 @@ impl<K: AsRef<[u8]>, V: AsRef<[u8]>> From<Vec<(K, V)>> for HeaderMap {
     }
 }
 
-/// A request as a client sends it.
+/// A request as a client sends it: what reaches the proxy from downstream.
 #[derive(Debug, Clone, Default)]
-pub struct Request {
+pub struct DownstreamRequest {
     pub headers: HeaderMap,
     /// Body chunks, each delivered as one `on_http_request_body`.
     pub body: Vec<Vec<u8>>,
     pub trailers: Option<HeaderMap>,
 }
 
-impl Request {
+impl DownstreamRequest {
     /// `METHOD path` for `authority`, with `:scheme http`, as Envoy's codec presents an
     /// HTTP/1.1 request.
-    pub fn new(method: &str, path: &str, authority: &str) -> Request {
-        Request {
+    pub fn new(method: &str, path: &str, authority: &str) -> DownstreamRequest {
+        DownstreamRequest {
             headers: HeaderMap::from_pairs([
                 (":authority", authority),
                 (":path", path),
@@ -276,22 +276,22 @@ impl Request {
         }
     }
 
-    pub fn get(path: &str) -> Request {
-        Request::new("GET", path, "localhost")
+    pub fn get(path: &str) -> DownstreamRequest {
+        DownstreamRequest::new("GET", path, "localhost")
     }
 
-    pub fn header(mut self, name: &str, value: &str) -> Request {
+    pub fn header(mut self, name: &str, value: &str) -> DownstreamRequest {
         self.headers.add(name, value);
         self
     }
 
     /// Adds a body chunk.
-    pub fn body(mut self, chunk: impl AsRef<[u8]>) -> Request {
+    pub fn body(mut self, chunk: impl AsRef<[u8]>) -> DownstreamRequest {
         self.body.push(chunk.as_ref().to_vec());
         self
     }
 
-    pub fn trailers(mut self, trailers: HeaderMap) -> Request {
+    pub fn trailers(mut self, trailers: HeaderMap) -> DownstreamRequest {
         self.trailers = Some(trailers);
         self
     }

@@ -6,7 +6,7 @@
 //! counted.
 //!
 //! ```
-//! use c4mesh_host::{LogLevel, Proxy, Request, Response};
+//! use c4mesh_host::{LogLevel, Proxy, DownstreamRequest, Response};
 //! use std::time::Duration;
 //! # let wasm = c4mesh_guests::FILTER.file().expect("the filter's file");
 //! let mut proxy = Proxy::builder()
@@ -19,7 +19,7 @@
 //! assert_eq!(logs[0].level, LogLevel::Info);
 //! assert_eq!(logs[0].message, "c4mesh configured: mode=gateway routes=6");
 //!
-//! let get = |path: &str| Request::new("GET", path, "api.c4ang.com");
+//! let get = |path: &str| DownstreamRequest::new("GET", path, "api.c4ang.com");
 //! let routed = proxy.send(0, get("/api/v1/orders/42"))?;
 //! assert_eq!(routed.upstream_header("x-c4-route"), Some("orders"));
 //! assert_eq!((routed.status(), routed.header("x-c4-circuit")), (Some(200), Some("closed")));
@@ -75,7 +75,7 @@ pub use abi::metrics::{MetricKind, MetricValue};
 pub use abi::Status;
 pub use clock::Clock;
 pub use error::Error;
-pub use http::{CallOutcome, HeaderMap, HttpCall, LocalReply, Request, Response};
+pub use http::{CallOutcome, DownstreamRequest, HeaderMap, HttpCall, LocalReply, Response};
 pub use properties::{Properties, Value};
 pub use proxy::{
     Exchange, FailurePolicy, Proxy, ProxyBuilder, StreamId, StreamView, UpstreamRequest,

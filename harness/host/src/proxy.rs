@@ -13,7 +13,7 @@ use crate::abi::shared_data::SharedData;
 use crate::abi::shared_queues::SharedQueues;
 use crate::clock::Clock;
 use crate::error::{describe, Error};
-use crate::http::{CallOutcome, HeaderMap, HttpCall, LocalReply, Request, Response};
+use crate::http::{CallOutcome, DownstreamRequest, HeaderMap, HttpCall, LocalReply, Response};
 use crate::properties::{Node, Value};
 use crate::state::{lock, HostState, IdMap, LogRecord, Plugin, ProxyShared, Stream};
 use crate::vm::{self, check_abi, new_state, GuestFault, Limits, WorkerVm};
@@ -551,7 +551,7 @@ impl Proxy {
     /// moving time: callouts with a handler, queue notifications, the upstream's
     /// answer. The stream may still be paused afterwards (waiting for a tick or a
     /// pending callout): see [`Exchange::finished`].
-    pub fn send(&mut self, worker: usize, request: Request) -> Result<Exchange, Error> {
+    pub fn send(&mut self, worker: usize, request: DownstreamRequest) -> Result<Exchange, Error> {
         let id = self.open_stream(worker)?;
         let chunks = request.body.len();
         let has_trailers = request.trailers.is_some();

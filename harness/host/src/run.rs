@@ -13,7 +13,9 @@
 //! answers `BadArgument`, as in Envoy; a callout to a named cluster gets Envoy's 503
 //! `no healthy upstream`, since the run has no endpoints behind it.
 
-use crate::{CallOutcome, Error, GuestFault, LogLevel, LogRecord, Proxy, Request, Response};
+use crate::{
+    CallOutcome, DownstreamRequest, Error, GuestFault, LogLevel, LogRecord, Proxy, Response,
+};
 use std::path::PathBuf;
 
 /// What to run.
@@ -96,7 +98,7 @@ pub fn run(options: &RunOptions) -> Result<RunReport, Error> {
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case("host") || k.eq_ignore_ascii_case(":authority"))
         .map_or("localhost", |(_, v)| v.as_str());
-    let mut request = Request::new(&options.method, &options.path, authority);
+    let mut request = DownstreamRequest::new(&options.method, &options.path, authority);
     for (k, v) in &options.headers {
         if !k.eq_ignore_ascii_case("host") && !k.eq_ignore_ascii_case(":authority") {
             request.headers.add(k, v);

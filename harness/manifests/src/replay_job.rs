@@ -9,7 +9,20 @@
 //! share is its own: an Indexed Job numbers its pods `0..N` and keeps that number
 //! through retries, so shard `I` of `N` is a fact of the pod rather than something the
 //! shards agree on. The replay command itself splits the load: every pod is given the
-//! total `--rate` and `--shard I/N` (0-based `I`) and sends its share.
+//! totals (`--rate`, or a closed loop's `--concurrency`; `--count`) and `--shard I/N`
+//! (0-based `I`) and sends its share; of a traffic file, every N-th request, at its
+//! recorded time with `--recorded`.
+//!
+//! ## What the extra arguments may say
+//!
+//! Any `c4mesh replay` argument replay can shard, and only a check of what cannot work
+//! in a pod: a flag the Job sets itself (`--target`, `--shard`, `--json`, ...), a flag
+//! that names a file on the operator's machine (`--file`, `--cacert`: the pod has the
+//! image's binary and the ConfigMap's traffic, nothing else), two paces at once (the
+//! rate with `--concurrency` or `--recorded`), `--recorded` without a traffic file,
+//! and a `--concurrency` or `--count` smaller than the shards, which would leave a
+//! shard with no client or no request (replay refuses that shard, and the Job fails).
+//! Those are refused when the Job is written, not as a failed pod after it is applied.
 //!
 //! ## How the index reaches the command
 //!
@@ -104,8 +117,10 @@ pub struct ReplayJobOptions {
     pub image: String,
     /// Pods sending at once, each a share of the load (at least 1).
     pub shards: u32,
-    /// Requests per second over all shards; the replay command splits it.
-    pub rate: f64,
+    /// Requests per second over all shards; the replay command splits it. `None` when
+    /// the extra arguments pace the load instead: `--concurrency N` (a closed loop of N
+    /// clients over all shards) or `--recorded` (the traffic file's own times).
+    pub rate: Option<f64>,
     /// How long each shard sends (`30s`, `10m`, `1h`).
     pub duration: String,
     /// The gateway (default [`in_cluster_gateway`]).
@@ -124,15 +139,16 @@ pub struct ReplayJobOptions {
 }
 
 impl ReplayJobOptions {
-    /// `shards` pods sending `rate` requests per second between them for `duration`,
-    /// through the in-cluster gateway, with the image of this version.
-    pub fn new(shards: u32, rate: f64, duration: &str) -> ReplayJobOptions {
+    /// `shards` pods sending `rate` requests per second between them for `duration`
+    /// (`None`: paced by the extra arguments), through the in-cluster gateway, with the
+    /// image of this version.
+    pub fn new(shards: u32, rate: impl Into<Option<f64>>, duration: &str) -> ReplayJobOptions {
         ReplayJobOptions {
             name: APP_NAME.into(),
             namespace: "ecommerce".into(),
             image: format!("c4mesh:{}", env!("CARGO_PKG_VERSION")),
             shards,
-            rate,
+            rate: rate.into(),
             duration: duration.into(),
             target: in_cluster_gateway(),
             host: "api.c4ang.com".into(),
@@ -168,8 +184,16 @@ pub enum ReplayJobError {
         value: String,
         example: &'static str,
     },
+    #[error("rate is needed, unless the replay arguments pace the load with --concurrency (a closed loop) or --recorded (the traffic file's times)")]
+    NoPace,
     #[error("extra_args: {arg} {reason}")]
     ExtraArg { arg: String, reason: &'static str },
+    #[error("extra_args: {flag} {total} is split over the {shards} shards and would leave a shard with none: give at least {shards}")]
+    Split {
+        flag: &'static str,
+        total: u64,
+        shards: u32,
+    },
     #[error("traffic is empty: leave it out to replay the built-in mix")]
     EmptyTraffic,
     #[error("traffic is {0} bytes, more than a ConfigMap holds ({MAX_TRAFFIC_BYTES})")]
@@ -181,7 +205,7 @@ impl ReplayJobError {
     pub fn option(&self) -> &'static str {
         match self {
             ReplayJobError::Shards(_) => "shards",
-            ReplayJobError::Rate(_) => "rate",
+            ReplayJobError::Rate(_) | ReplayJobError::NoPace => "rate",
             ReplayJobError::Duration { .. } => "duration",
             ReplayJobError::Target(_) => "target",
             ReplayJobError::Host(_) => "host",
@@ -189,7 +213,7 @@ impl ReplayJobError {
             ReplayJobError::Label { option, .. } | ReplayJobError::Quantity { option, .. } => {
                 option
             }
-            ReplayJobError::ExtraArg { .. } => "extra_args",
+            ReplayJobError::ExtraArg { .. } | ReplayJobError::Split { .. } => "extra_args",
             ReplayJobError::EmptyTraffic | ReplayJobError::TrafficTooLarge(_) => "traffic",
         }
     }
@@ -259,13 +283,14 @@ pub fn replay_job(options: &ReplayJobOptions) -> Result<ReplayJob, ReplayJobErro
         escape(&options.target),
         "--host".into(),
         escape(&options.host),
-        "--rate".into(),
-        options.rate.to_string(),
         "--duration".into(),
         escape(&options.duration),
         "--shard".into(),
         format!("$({COMPLETION_INDEX_ENV})/{}", options.shards),
     ];
+    if let Some(rate) = options.rate {
+        args.extend(["--rate".into(), rate.to_string()]);
+    }
     if config_map.is_some() {
         args.extend(["--file".into(), TRAFFIC_PATH.into()]);
     }
@@ -375,36 +400,47 @@ fn escape(arg: &str) -> String {
 // === Checks ===
 
 /// Flags the Job sets itself, and what sets them instead.
-const OWN_FLAGS: [(&str, &str); 9] = [
+const OWN_FLAGS: [(&str, &str); 6] = [
     ("--target", "is the option target"),
     ("--host", "is the option host"),
     ("--rate", "is the option rate"),
     ("--duration", "is the option duration"),
     ("--shard", "is set by the Job from each pod's index"),
     (
-        "--file",
-        "is the option traffic, mounted from the ConfigMap",
-    ),
-    (
         "--json",
         "is set by the Job: the reports are collected as JSON",
     ),
+];
+
+/// Flags that name a file on the machine the command runs on: a pod has only the
+/// image's binary and the ConfigMap's traffic.
+const FILE_FLAGS: [(&str, &str); 2] = [
     (
-        "--concurrency",
-        "would make a closed loop: the Job sends at the option rate",
+        "--file",
+        "names a file the pods do not have: give it as the option traffic (replay-job's own --file), which the Job mounts from its ConfigMap",
     ),
     (
-        "--recorded",
-        "would replace the option rate: the Job sends at a fixed rate",
+        "--cacert",
+        "names a file the pods do not have: use --insecure for a gateway with a self-signed certificate",
     ),
 ];
+
+/// The flags that pace the load instead of the option rate: a closed loop's clients,
+/// split over the shards, and a traffic file's recorded times, its requests dealt.
+const CONCURRENCY: &str = "--concurrency";
+const RECORDED: &str = "--recorded";
+/// Flags whose total replay splits over the shards: each shard must get at least one.
+const SPLIT_FLAGS: [&str; 2] = [CONCURRENCY, "--count"];
 
 fn check(options: &ReplayJobOptions) -> Result<(), ReplayJobError> {
     if options.shards == 0 || options.shards > MAX_SHARDS {
         return Err(ReplayJobError::Shards(options.shards));
     }
-    if !(options.rate > 0.0 && options.rate.is_finite()) {
-        return Err(ReplayJobError::Rate(options.rate));
+    if let Some(rate) = options
+        .rate
+        .filter(|rate| !(*rate > 0.0 && rate.is_finite()))
+    {
+        return Err(ReplayJobError::Rate(rate));
     }
     let duration_error = |reason: String| ReplayJobError::Duration {
         text: options.duration.clone(),
@@ -453,15 +489,7 @@ fn check(options: &ReplayJobOptions) -> Result<(), ReplayJobError> {
             });
         }
     }
-    for arg in &options.extra_args {
-        let flag = arg.split_once('=').map_or(arg.as_str(), |(flag, _)| flag);
-        if let Some((_, reason)) = OWN_FLAGS.iter().find(|(own, _)| *own == flag) {
-            return Err(ReplayJobError::ExtraArg {
-                arg: arg.clone(),
-                reason,
-            });
-        }
-    }
+    check_extra_args(options)?;
     match &options.traffic {
         Some(traffic) if traffic.trim().is_empty() => Err(ReplayJobError::EmptyTraffic),
         Some(traffic) if traffic.len() > MAX_TRAFFIC_BYTES => {
@@ -469,6 +497,81 @@ fn check(options: &ReplayJobOptions) -> Result<(), ReplayJobError> {
         }
         _ => Ok(()),
     }
+}
+
+/// The extra arguments: none the Job sets itself or that names a file, one pace (the
+/// option rate, `--concurrency` or `--recorded`), and a share for every shard of the
+/// totals replay splits. Anything else replay checks itself, in each pod.
+fn check_extra_args(options: &ReplayJobOptions) -> Result<(), ReplayJobError> {
+    let args = &options.extra_args;
+    let refuse = |arg: &str, reason: &'static str| ReplayJobError::ExtraArg {
+        arg: arg.to_owned(),
+        reason,
+    };
+    for arg in args {
+        let flag = flag_of(arg);
+        let refused = OWN_FLAGS
+            .iter()
+            .chain(&FILE_FLAGS)
+            .find(|(own, _)| *own == flag);
+        if let Some((_, reason)) = refused {
+            return Err(refuse(arg, reason));
+        }
+    }
+    let given = |flag: &str| args.iter().find(|arg| flag_of(arg) == flag);
+    match (options.rate, given(CONCURRENCY), given(RECORDED)) {
+        (None, None, None) => return Err(ReplayJobError::NoPace),
+        (Some(_), Some(arg), _) => {
+            return Err(refuse(
+                arg,
+                "makes a closed loop, the option rate an open one: give one of them",
+            ))
+        }
+        (Some(_), None, Some(arg)) => {
+            return Err(refuse(
+                arg,
+                "sends at the traffic file's recorded times, which the option rate would replace: leave the rate out",
+            ))
+        }
+        (None, Some(_), Some(arg)) => {
+            return Err(refuse(
+                arg,
+                "is an open loop, --concurrency a closed one: give one of them",
+            ))
+        }
+        (None, None, Some(arg)) if options.traffic.is_none() => {
+            return Err(refuse(
+                arg,
+                "replays a traffic file's recorded times: give the option traffic",
+            ))
+        }
+        _ => {}
+    }
+    for flag in SPLIT_FLAGS {
+        let Some(at) = args.iter().position(|arg| flag_of(arg) == flag) else {
+            continue;
+        };
+        let value = match args[at].split_once('=') {
+            Some((_, value)) => Some(value),
+            None => args.get(at + 1).map(String::as_str),
+        };
+        let total = value
+            .and_then(|value| value.parse::<u64>().ok())
+            .ok_or_else(|| refuse(&args[at], "needs a whole number"))?;
+        if total < u64::from(options.shards) {
+            return Err(ReplayJobError::Split {
+                flag,
+                total,
+                shards: options.shards,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The flag of an argument written `--flag` or `--flag=value`.
+fn flag_of(arg: &str) -> &str {
+    arg.split_once('=').map_or(arg, |(flag, _)| flag)
 }
 
 /// Printable and without spaces.

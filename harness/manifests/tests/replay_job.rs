@@ -50,7 +50,11 @@ fn job(options: &ReplayJobOptions) -> Value {
 #[test]
 fn the_replay_job_validates_against_the_kubernetes_schema() {
     let schemas = schemas();
-    for options in [options(), ReplayJobOptions::new(1, 10.0, "30s")] {
+    let closed = ReplayJobOptions {
+        extra_args: vec!["--concurrency".into(), "64".into()],
+        ..ReplayJobOptions::new(8, None, "10m")
+    };
+    for options in [options(), ReplayJobOptions::new(1, 10.0, "30s"), closed] {
         let docs = documents(&options);
         assert_eq!(docs.len(), 1 + usize::from(options.traffic.is_some()));
         for doc in &docs {

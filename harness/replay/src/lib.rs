@@ -55,8 +55,8 @@ pub use merge::{merge, read_report, MergeError, ReportError};
 pub use report::{Mode, Part, Report, Stats};
 pub use routes::Routes;
 pub use shard::{Shard, ShardError};
-pub use slo::{Abort, AbortRule, Slo, Verdict};
-pub use source::{Generator, Request, Source};
+pub use slo::{Abort, AbortRule, Slo, SloVerdict};
+pub use source::{Generator, ReplayRequest, Source};
 
 use c4mesh_live::{Endpoint, Settings};
 use std::sync::atomic::AtomicBool;

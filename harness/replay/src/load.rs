@@ -9,7 +9,7 @@
 //! does. A worker keeps its connections open (HTTP/1.1 keep-alive, or HTTP/2 streams
 //! over a few connections) and records its outcomes into a report of its own; the
 //! reports are merged at the end. The calling thread only calls the progress hook,
-//! from shared counters.
+//! from the [`Scoreboard`].
 //!
 //! - Closed loop: the concurrency is split over the workers; each client is a task
 //!   that sends its next request when the previous one is answered. Latency runs from
@@ -25,7 +25,7 @@
 //! in flight; any still out then are reported as unfinished.
 //!
 //! The abort guard ([`Guard`]) runs on the calling thread beside the progress hook,
-//! from the same shared counters: when it trips it raises the run's own abort flag,
+//! from the same scoreboard: when it trips it raises the run's own abort flag,
 //! which stops the workers as the caller's stop flag does.
 
 use super::report::{Mode, Report};
@@ -201,8 +201,9 @@ fn split(total: usize, parts: usize) -> Vec<usize> {
         .collect()
 }
 
-/// What every worker shares: counters for the progress hook and the stop flag.
-struct Shared {
+/// The run's scoreboard, shared by every worker thread: the counts the progress hook
+/// and the abort guard read, the closed loop's next request, and the stop flags.
+struct Scoreboard {
     sent: AtomicU64,
     answered: AtomicU64,
     errors: AtomicU64,
@@ -217,7 +218,7 @@ struct Shared {
     connections_opened: AtomicU64,
 }
 
-impl Shared {
+impl Scoreboard {
     fn stopping(&self) -> bool {
         self.stop.load(Ordering::SeqCst) || self.aborted.load(Ordering::SeqCst)
     }
@@ -241,7 +242,7 @@ pub(crate) fn drive(
     report: &mut Report,
 ) -> Result<(), Error> {
     let dialer = Dialer::new(options.endpoint.clone(), &options.settings).map_err(Error::Client)?;
-    let shared = Arc::new(Shared {
+    let board = Arc::new(Scoreboard {
         sent: AtomicU64::new(0),
         answered: AtomicU64::new(0),
         errors: AtomicU64::new(0),
@@ -256,11 +257,11 @@ pub(crate) fn drive(
     let in_flight = split(options.max_in_flight, plan.threads);
     let mut workers = Vec::new();
     for worker in 0..plan.threads {
-        let job = Worker {
+        let job = LoadThread {
             index: worker,
             plan: plan.clone(),
             traffic: Arc::clone(&traffic),
-            shared: Arc::clone(&shared),
+            board: Arc::clone(&board),
             dialer: dialer.clone(),
             timeout: options.timeout,
             max_in_flight: in_flight.get(worker).copied().unwrap_or(1).max(1),
@@ -278,21 +279,21 @@ pub(crate) fn drive(
             }
         }
     }
-    let progress_of = |shared: &Shared| Progress {
-        sent: shared.sent.load(Ordering::SeqCst),
-        answered: shared.answered.load(Ordering::SeqCst),
-        errors: shared.errors.load(Ordering::SeqCst),
+    let progress_of = |board: &Scoreboard| Progress {
+        sent: board.sent.load(Ordering::SeqCst),
+        answered: board.answered.load(Ordering::SeqCst),
+        errors: board.errors.load(Ordering::SeqCst),
         elapsed: start.elapsed(),
         planned: plan.planned(),
         planned_duration: plan.duration,
     };
     let mut guard = options.abort_on.clone().map(Guard::new);
     while workers.iter().any(|w| !w.is_finished()) {
-        progress(&progress_of(&shared));
+        progress(&progress_of(&board));
         if let Some(watch) = &mut guard {
-            let (finished, failed) = shared.outcomes();
+            let (finished, failed) = board.outcomes();
             if let Some(abort) = watch.observe(start.elapsed(), finished, failed) {
-                shared.aborted.store(true, Ordering::SeqCst);
+                board.aborted.store(true, Ordering::SeqCst);
                 report.aborted = Some(abort);
                 guard = None;
             }
@@ -316,21 +317,22 @@ pub(crate) fn drive(
         }
     }
     let finished = report.overall.requests();
-    let sent = shared.sent.load(Ordering::SeqCst);
+    let sent = board.sent.load(Ordering::SeqCst);
     report.unfinished = sent.saturating_sub(finished);
     report.complete = !cut_short && report.unfinished == 0;
     report.duration = start.elapsed();
-    report.connections = shared.connections_opened.load(Ordering::SeqCst);
-    progress(&progress_of(&shared));
+    report.connections = board.connections_opened.load(Ordering::SeqCst);
+    progress(&progress_of(&board));
     Ok(())
 }
 
-/// One worker thread's share of the run.
-struct Worker {
+/// One worker thread of the load: its share of the run, its own event loop and
+/// connections.
+struct LoadThread {
     index: usize,
     plan: Plan,
     traffic: Arc<Traffic>,
-    shared: Arc<Shared>,
+    board: Arc<Scoreboard>,
     dialer: Dialer,
     timeout: Duration,
     max_in_flight: usize,
@@ -345,7 +347,7 @@ struct Outcome {
     cut_short: bool,
 }
 
-impl Worker {
+impl LoadThread {
     /// The worker's share of the run; the error of its event loop, if it has none
     /// (the other workers are stopped then).
     fn run(self) -> Result<Outcome, std::io::Error> {
@@ -356,7 +358,7 @@ impl Worker {
         {
             Ok(runtime) => runtime,
             Err(error) => {
-                self.shared.stop.store(true, Ordering::SeqCst);
+                self.board.stop.store(true, Ordering::SeqCst);
                 return Err(error);
             }
         };
@@ -367,7 +369,7 @@ impl Worker {
             let ctx = Rc::new(Context {
                 pool,
                 traffic: Arc::clone(&self.traffic),
-                shared: Arc::clone(&self.shared),
+                board: Arc::clone(&self.board),
                 report: Rc::clone(&report),
                 timeout: self.timeout,
             });
@@ -408,11 +410,11 @@ impl Worker {
             tokio::task::spawn_local(async move {
                 let mut connection = None;
                 loop {
-                    let i = ctx.shared.next.fetch_add(1, Ordering::Relaxed);
+                    let i = ctx.board.next.fetch_add(1, Ordering::Relaxed);
                     if plan.past_count(i) || plan.duration.is_some_and(|d| start.elapsed() >= d) {
                         break;
                     }
-                    if ctx.shared.stopping() {
+                    if ctx.board.stopping() {
                         cut_short.set(true);
                         break;
                     }
@@ -422,9 +424,9 @@ impl Worker {
                     client.route.set(item.route);
                     ctx.begin();
                     let result = if own_connection {
-                        ctx.pool.send_own(&mut connection, &item, &ctx.shared).await
+                        ctx.pool.send_own(&mut connection, &item, &ctx.board).await
                     } else {
-                        ctx.pool.send(&item, &ctx.shared).await
+                        ctx.pool.send(&item, &ctx.board).await
                     };
                     client.started.set(None);
                     ctx.finish(item.route, sent_at.elapsed(), result);
@@ -469,13 +471,13 @@ impl Worker {
                     let Some((item, due)) = job else {
                         break;
                     };
-                    if ctx.shared.stopping() {
+                    if ctx.board.stopping() {
                         ctx.skip();
                         continue;
                     }
                     client.started.set(Some(Instant::now()));
                     client.route.set(item.route);
-                    let result = ctx.pool.send(&item, &ctx.shared).await;
+                    let result = ctx.pool.send(&item, &ctx.board).await;
                     client.started.set(None);
                     ctx.finish(item.route, due.elapsed(), result);
                 }
@@ -500,7 +502,7 @@ impl Worker {
         let step = self.plan.threads as u64;
         let mut i = self.index as u64;
         loop {
-            if ctx.shared.stopping() {
+            if ctx.board.stopping() {
                 return true;
             }
             if self.plan.past_count(i) {
@@ -538,7 +540,7 @@ impl Worker {
     async fn sleep_until(&self, ctx: &Context, until: Instant) -> bool {
         const PRECISE: Duration = Duration::from_millis(2);
         loop {
-            if ctx.shared.stopping() {
+            if ctx.board.stopping() {
                 return false;
             }
             let now = Instant::now();
@@ -580,7 +582,7 @@ async fn supervise(
     // still out then are dropped with their tasks and reported as unfinished.
     let mut give_up: Option<Instant> = None;
     while running.iter().any(|(_, handle)| !handle.is_finished()) {
-        if give_up.is_none() && ctx.shared.stopping() {
+        if give_up.is_none() && ctx.board.stopping() {
             give_up = Some(Instant::now() + STOP_GRACE);
         }
         if give_up.is_some_and(|at| Instant::now() >= at) {
@@ -625,32 +627,32 @@ struct Client {
 struct Context {
     pool: Rc<Pool>,
     traffic: Arc<Traffic>,
-    shared: Arc<Shared>,
+    board: Arc<Scoreboard>,
     report: Rc<RefCell<Report>>,
     timeout: Duration,
 }
 
 impl Context {
     fn begin(&self) {
-        self.shared.sent.fetch_add(1, Ordering::Relaxed);
+        self.board.sent.fetch_add(1, Ordering::Relaxed);
     }
 
     fn finish(&self, route: usize, latency: Duration, result: Result<Answer, ErrorKind>) {
         match result {
             Ok(answer) => {
                 if answer.status >= 500 {
-                    self.shared.server_errors.fetch_add(1, Ordering::Relaxed);
+                    self.board.server_errors.fetch_add(1, Ordering::Relaxed);
                 }
-                self.shared.answered.fetch_add(1, Ordering::Relaxed)
+                self.board.answered.fetch_add(1, Ordering::Relaxed)
             }
-            Err(_) => self.shared.errors.fetch_add(1, Ordering::Relaxed),
+            Err(_) => self.board.errors.fetch_add(1, Ordering::Relaxed),
         };
         self.report.borrow_mut().record(route, latency, result);
     }
 
     /// A request released but never sent (the run stopped first): not counted sent.
     fn skip(&self) {
-        self.shared.sent.fetch_sub(1, Ordering::Relaxed);
+        self.board.sent.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -686,9 +688,9 @@ impl Pool {
         }
     }
 
-    async fn connect(&self, shared: &Shared) -> Result<Connection, ErrorKind> {
+    async fn connect(&self, board: &Scoreboard) -> Result<Connection, ErrorKind> {
         let connection = self.dialer.connect().await?;
-        shared.connections_opened.fetch_add(1, Ordering::Relaxed);
+        board.connections_opened.fetch_add(1, Ordering::Relaxed);
         self.speaks_h2.set(Some(connection.is_h2()));
         Ok(connection)
     }
@@ -717,18 +719,18 @@ impl Pool {
         Ok(template.request(body))
     }
 
-    async fn send(&self, item: &Prepared, shared: &Shared) -> Result<Answer, ErrorKind> {
+    async fn send(&self, item: &Prepared, board: &Scoreboard) -> Result<Answer, ErrorKind> {
         if self.speaks_h2.get() == Some(true) {
-            return self.send_h2(item, shared).await;
+            return self.send_h2(item, board).await;
         }
         let permit = self.permits.acquire().await.map_err(|_| ErrorKind::Io)?;
         if self.speaks_h2.get() == Some(true) {
             // Learnt while waiting: the first connection chose HTTP/2.
             drop(permit);
-            return self.send_h2(item, shared).await;
+            return self.send_h2(item, board).await;
         }
         let mut slot = self.idle.borrow_mut().pop();
-        let answer = self.send_h1(&mut slot, item, shared).await;
+        let answer = self.send_h1(&mut slot, item, board).await;
         if let Some(connection) = slot {
             self.idle.borrow_mut().push(connection);
         }
@@ -743,12 +745,12 @@ impl Pool {
         &self,
         slot: &mut Option<Connection>,
         item: &Prepared,
-        shared: &Shared,
+        board: &Scoreboard,
     ) -> Result<Answer, ErrorKind> {
         if self.speaks_h2.get() == Some(true) {
-            return self.send_h2(item, shared).await;
+            return self.send_h2(item, board).await;
         }
-        self.send_h1(slot, item, shared).await
+        self.send_h1(slot, item, board).await
     }
 
     /// `item` on the HTTP/1.1 connection in `slot`, opened when there is none or it
@@ -757,11 +759,11 @@ impl Pool {
         &self,
         slot: &mut Option<Connection>,
         item: &Prepared,
-        shared: &Shared,
+        board: &Scoreboard,
     ) -> Result<Answer, ErrorKind> {
         let mut connection = match slot.take().filter(Connection::usable) {
             Some(connection) => connection,
-            None => self.connect(shared).await?,
+            None => self.connect(board).await?,
         };
         if let Some(shared_handle) = connection.share() {
             // ALPN chose HTTP/2: the connection joins the shared ones.
@@ -775,13 +777,13 @@ impl Pool {
         answer
     }
 
-    async fn send_h2(&self, item: &Prepared, shared: &Shared) -> Result<Answer, ErrorKind> {
+    async fn send_h2(&self, item: &Prepared, board: &Scoreboard) -> Result<Answer, ErrorKind> {
         let mut connection = loop {
             self.h2.borrow_mut().retain(Connection::usable);
             let open = self.h2.borrow().len();
             if open + self.opening.get() < self.max {
                 self.opening.set(self.opening.get() + 1);
-                let connected = self.connect(shared).await;
+                let connected = self.connect(board).await;
                 self.opening.set(self.opening.get().saturating_sub(1));
                 self.opened.notify_waiters();
                 let connection = connected?;

@@ -30,7 +30,7 @@
 
 use super::routes::Routes;
 use super::shard::Shard;
-use super::slo::{Abort, Verdict};
+use super::slo::{Abort, SloVerdict};
 use base64::Engine as _;
 use c4mesh_live::{Answer, Endpoint, ErrorKind};
 use hdrhistogram::serialization::{Serializer as _, V2Serializer};
@@ -296,7 +296,7 @@ pub struct Report {
     /// Connections opened over the run.
     pub connections: u64,
     /// The verdicts of the run's gates (`--slo`), in the order given.
-    pub slo: Vec<Verdict>,
+    pub slo: Vec<SloVerdict>,
     /// Why the abort guard (`--abort-on`) stopped the run, if it did.
     pub aborted: Option<Abort>,
     /// The share of a run split over several generators this report is of.

@@ -169,7 +169,7 @@ pub struct Slo {
 
 /// A gate judged against a report.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Verdict {
+pub struct SloVerdict {
     /// The expression as written.
     pub expr: String,
     /// Milliseconds for a latency, percent for `errors`; `None` when the run has
@@ -226,7 +226,7 @@ impl fmt::Display for Slo {
 
 impl Slo {
     /// This gate's verdict on a finished (or stopped) run.
-    pub fn evaluate(&self, report: &Report) -> Verdict {
+    pub fn evaluate(&self, report: &Report) -> SloVerdict {
         let stats = match &self.route {
             Some(name) => report.route(name),
             None => Some(&report.overall),
@@ -258,7 +258,7 @@ impl Slo {
                 }
             }
         };
-        Verdict {
+        SloVerdict {
             expr: self.text.clone(),
             observed,
             unit: if self.metric == Metric::Errors {

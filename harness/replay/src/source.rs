@@ -59,14 +59,14 @@ pub enum Source {
 /// Makes request `i` of a run (counted from 0) when it falls due; called from the
 /// replay's worker threads.
 #[derive(Clone)]
-pub struct Generator(Arc<dyn Fn(u64) -> Request + Send + Sync>);
+pub struct Generator(Arc<dyn Fn(u64) -> ReplayRequest + Send + Sync>);
 
 impl Generator {
-    pub fn new(make: impl Fn(u64) -> Request + Send + Sync + 'static) -> Generator {
+    pub fn new(make: impl Fn(u64) -> ReplayRequest + Send + Sync + 'static) -> Generator {
         Generator(Arc::new(make))
     }
 
-    pub fn request(&self, i: u64) -> Request {
+    pub fn request(&self, i: u64) -> ReplayRequest {
         (self.0)(i)
     }
 }
@@ -88,7 +88,7 @@ impl Eq for Generator {}
 
 /// One request to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Request {
+pub struct ReplayRequest {
     pub method: String,
     pub path: String,
     /// In file order; a `host` header here replaces the run's default Host.
@@ -98,9 +98,9 @@ pub struct Request {
     pub at: Option<Duration>,
 }
 
-impl Request {
-    pub fn get(path: &str) -> Request {
-        Request {
+impl ReplayRequest {
+    pub fn get(path: &str) -> ReplayRequest {
+        ReplayRequest {
             method: "GET".to_owned(),
             path: path.to_owned(),
             headers: Vec::new(),
@@ -111,16 +111,16 @@ impl Request {
 }
 
 /// The `n`th request of the built-in mix over `routes`.
-pub fn mix_request(routes: &Routes, n: u64) -> Request {
+pub fn mix_request(routes: &Routes, n: u64) -> ReplayRequest {
     let count = routes.len().max(1) as u64;
     let index = usize::try_from(n % count).unwrap_or(0);
     let id = (n / count) % 1000 + 1;
     let prefix = routes.prefix(index).unwrap_or("");
-    Request::get(&format!("{prefix}/{id}"))
+    ReplayRequest::get(&format!("{prefix}/{id}"))
 }
 
 /// Reads a traffic file (see the module docs for its format).
-pub fn read_file(path: &Path) -> Result<Vec<Request>, Error> {
+pub fn read_file(path: &Path) -> Result<Vec<ReplayRequest>, Error> {
     let name = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
         file: name.clone(),
@@ -130,14 +130,14 @@ pub fn read_file(path: &Path) -> Result<Vec<Request>, Error> {
 }
 
 /// Parses traffic-file text; `name` is the file name errors give.
-pub fn parse(name: &str, text: &str) -> Result<Vec<Request>, Error> {
+pub fn parse(name: &str, text: &str) -> Result<Vec<ReplayRequest>, Error> {
     let line_error = |line: usize, message: String| Error::Line {
         file: name.to_owned(),
         line,
         message,
     };
     // (line number, request, access-log start time in µs since the epoch)
-    let mut parsed: Vec<(usize, Request, Option<i64>)> = Vec::new();
+    let mut parsed: Vec<(usize, ReplayRequest, Option<i64>)> = Vec::new();
     for (index, line) in text.lines().enumerate() {
         let number = index + 1;
         let line = line.trim();
@@ -180,7 +180,7 @@ pub fn parse(name: &str, text: &str) -> Result<Vec<Request>, Error> {
             format!("no time offset (at_ms or start_time), but line {with} has one: give every line one or none"),
         ));
     }
-    let mut requests: Vec<Request> = parsed.into_iter().map(|(_, r, _)| r).collect();
+    let mut requests: Vec<ReplayRequest> = parsed.into_iter().map(|(_, r, _)| r).collect();
     requests.sort_by_key(|r| r.at);
     Ok(requests)
 }
@@ -203,7 +203,7 @@ struct RequestLine {
     at_ms: Option<f64>,
 }
 
-fn request_line(object: Map<String, Value>) -> Result<Request, String> {
+fn request_line(object: Map<String, Value>) -> Result<ReplayRequest, String> {
     if !object.contains_key("path") {
         return Err("not a request (no \"path\") nor an access-log line (no \"start_time\" or \"response_code\")".to_owned());
     }
@@ -214,7 +214,7 @@ fn request_line(object: Map<String, Value>) -> Result<Request, String> {
         Some(ms) if ms.is_finite() && ms >= 0.0 => Some(Duration::from_secs_f64(ms / 1000.0)),
         Some(ms) => return Err(format!("at_ms: {ms} is not a non-negative number")),
     };
-    Ok(Request {
+    Ok(ReplayRequest {
         method: line.method,
         path: line.path,
         headers: line.headers.into_iter().collect(),
@@ -231,9 +231,9 @@ fn log_field<'a>(object: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
     }
 }
 
-fn access_log_line(object: &Map<String, Value>) -> Result<(Request, Option<i64>), String> {
+fn access_log_line(object: &Map<String, Value>) -> Result<(ReplayRequest, Option<i64>), String> {
     let path = log_field(object, "path").ok_or("access-log line without a \"path\"")?;
-    let mut request = Request::get(path);
+    let mut request = ReplayRequest::get(path);
     if let Some(method) = log_field(object, "method") {
         request.method = method.to_owned();
     }
@@ -253,7 +253,7 @@ fn access_log_line(object: &Map<String, Value>) -> Result<(Request, Option<i64>)
 }
 
 /// Rejects what would break the request on the wire (header injection, bad tokens).
-fn validate(request: &Request) -> Result<(), String> {
+fn validate(request: &ReplayRequest) -> Result<(), String> {
     let token = |s: &str| {
         !s.is_empty()
             && s.bytes()
@@ -357,14 +357,14 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
 /// (one set per HTTP version, since HTTP/2 names the host in the URI).
 #[derive(Debug)]
 pub(crate) struct Prepared {
-    pub request: Request,
+    pub request: ReplayRequest,
     pub route: usize,
     pub h1: OnceLock<Result<Template, ErrorKind>>,
     pub h2: OnceLock<Result<Template, ErrorKind>>,
 }
 
 impl Prepared {
-    fn new(request: Request, routes: &Routes) -> Arc<Prepared> {
+    fn new(request: ReplayRequest, routes: &Routes) -> Arc<Prepared> {
         let route = routes.classify(&request.path);
         Arc::new(Prepared {
             request,
@@ -407,7 +407,7 @@ impl Traffic {
         }
     }
 
-    pub fn from_requests(requests: &[Request], routes: &Routes) -> Traffic {
+    pub fn from_requests(requests: &[ReplayRequest], routes: &Routes) -> Traffic {
         let items: Vec<_> = requests
             .iter()
             .map(|r| (Prepared::new(r.clone(), routes), r.at))

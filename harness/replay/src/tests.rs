@@ -8,7 +8,7 @@ use super::report::{Mode, Report, Stats};
 use super::routes::Routes;
 use super::shard::{Shard, ShardError};
 use super::slo::{Guard, Slo};
-use super::source::{self, mix_request, parse, parse_rfc3339, Request, Source, Traffic};
+use super::source::{self, mix_request, parse, parse_rfc3339, ReplayRequest, Source, Traffic};
 use super::{Error, Load, Options, OptionsError, Progress};
 use c4mesh_live::{Answer, Endpoint, ErrorKind};
 use serde_json::json;
@@ -28,7 +28,7 @@ fn request_lines_parse_with_defaults_and_skip_comments() {
 "#;
     let requests = parse("traffic.jsonl", text).expect("parses");
     assert_eq!(requests.len(), 2);
-    assert_eq!(requests[0], Request::get("/api/v1/orders/1"));
+    assert_eq!(requests[0], ReplayRequest::get("/api/v1/orders/1"));
     assert_eq!(requests[1].method, "POST");
     assert_eq!(
         requests[1].headers,
@@ -86,7 +86,7 @@ fn an_access_log_line_without_start_time_is_recognised_by_response_code() {
     let text =
         r#"{"method":"GET","path":"/api/v1/products/1","response_code":200,"bytes_sent":12}"#;
     let requests = parse("a.log", text).expect("parses");
-    assert_eq!(requests, vec![Request::get("/api/v1/products/1")]);
+    assert_eq!(requests, vec![ReplayRequest::get("/api/v1/products/1")]);
 }
 
 fn line_error(text: &str) -> String {
@@ -249,7 +249,11 @@ fn the_mix_is_round_robin_and_deterministic() {
 #[test]
 fn recorded_offsets_cycle_at_the_files_average_rate() {
     let routes = Routes::defaults();
-    let mut requests = vec![Request::get("/a"), Request::get("/b"), Request::get("/c")];
+    let mut requests = vec![
+        ReplayRequest::get("/a"),
+        ReplayRequest::get("/b"),
+        ReplayRequest::get("/c"),
+    ];
     for (request, at) in requests.iter_mut().zip([0, 100, 200]) {
         request.at = ms(at);
     }
@@ -260,7 +264,7 @@ fn recorded_offsets_cycle_at_the_files_average_rate() {
         offsets,
         [ms(0), ms(100), ms(200), ms(300), ms(400), ms(500), ms(600)]
     );
-    let plain = Traffic::from_requests(&[Request::get("/a")], &routes);
+    let plain = Traffic::from_requests(&[ReplayRequest::get("/a")], &routes);
     assert!(!plain.has_offsets());
     assert_eq!(plain.offset(0), None);
 }
@@ -437,7 +441,7 @@ fn plans_reject_runs_that_mean_nothing() {
         OptionsError::Rate(0.0)
     );
     // A file without a bound is sent once; with offsets, no rate is needed.
-    let mut timed = Request::get("/a");
+    let mut timed = ReplayRequest::get("/a");
     timed.at = ms(5);
     let file = Traffic::from_requests(&[timed], &routes);
     assert!(Plan::new(&options(no_rate, None), &file).is_ok());
@@ -464,7 +468,10 @@ fn plans_reject_runs_that_mean_nothing() {
         error(&few_requests, &mix),
         OptionsError::ShardWithoutCount { shard, count: 3 }
     );
-    let short = Traffic::from_requests(&[Request::get("/a"), Request::get("/b")], &routes);
+    let short = Traffic::from_requests(
+        &[ReplayRequest::get("/a"), ReplayRequest::get("/b")],
+        &routes,
+    );
     assert!(matches!(
         short.shard(shard),
         Err(OptionsError::ShardWithoutRequests { requests: 2, .. })
@@ -503,9 +510,9 @@ fn a_shard_sends_its_share_of_the_rate_the_clients_and_the_count() {
 #[test]
 fn a_shard_of_a_file_takes_every_nth_request_at_its_recorded_offset() {
     let routes = Routes::defaults();
-    let requests: Vec<Request> = (0..6u64)
+    let requests: Vec<ReplayRequest> = (0..6u64)
         .map(|i| {
-            let mut request = Request::get(&format!("/api/v1/orders/{i}"));
+            let mut request = ReplayRequest::get(&format!("/api/v1/orders/{i}"));
             request.at = ms(i * 100);
             request
         })

@@ -46,7 +46,7 @@ use c4mesh_filter_core::footprint::{self, Bound};
 use c4mesh_filter_core::Config;
 use c4mesh_live::Endpoint;
 use c4mesh_mesh::envoy::{Envoy, EnvoyConfig, ServiceRoute, Wasm};
-use c4mesh_replay::{self as replay, Generator, Load, Progress, Request, Routes, Source};
+use c4mesh_replay::{self as replay, Generator, Load, Progress, ReplayRequest, Routes, Source};
 use faults::{FaultState, Phase};
 use sample::Sample;
 use serde_json::{json, Value};
@@ -562,7 +562,7 @@ fn write(path: &Path, text: &str) -> Result<(), Error> {
 }
 
 /// Request `i` of the soak: the replay mix's, naming `address` as its upstream.
-pub fn request(routes: &Routes, i: u64, address: Option<std::net::SocketAddr>) -> Request {
+pub fn request(routes: &Routes, i: u64, address: Option<std::net::SocketAddr>) -> ReplayRequest {
     let mut request = replay::source::mix_request(routes, i);
     if let Some(address) = address {
         request

@@ -34,9 +34,10 @@ struct ReplayJobArgs {
     /// Pods sending at once, each its share of the load.
     #[arg(long, value_name = "N")]
     shards: u32,
-    /// Requests per second over all shards.
+    /// Requests per second over all shards; leave it out when the replay arguments
+    /// pace the load (-- --concurrency N, or -- --recorded with --file).
     #[arg(long, value_name = "RPS")]
-    rate: f64,
+    rate: Option<f64>,
     /// How long each shard sends (30s, 10m, 1h).
     #[arg(long, value_name = "DURATION")]
     duration: String,

@@ -2,7 +2,7 @@
 //! check (SPEC 2.2-2.4), without sockets or sleeps.
 
 use crate::support::filter_wasm;
-use c4mesh_host::{Exchange, Proxy, Request, Response};
+use c4mesh_host::{DownstreamRequest, Exchange, Proxy, Response};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,7 +36,8 @@ fn get(proxy: &mut Proxy, worker: usize, path: &str) -> Exchange {
     proxy
         .send(
             worker,
-            Request::new("GET", path, "api.c4ang.com").header("x-forwarded-proto", "http"),
+            DownstreamRequest::new("GET", path, "api.c4ang.com")
+                .header("x-forwarded-proto", "http"),
         )
         .expect("send")
 }
@@ -78,13 +79,16 @@ fn local_replies_for_unknown_host_no_route_bad_path_and_method() {
         {"name": "orders", "prefix": "/api/v1/orders", "service": "order-service", "methods": ["GET", "POST"]}]}"#;
     let (mut proxy, _) = filter(config, 1);
     let unknown = proxy
-        .send(0, Request::new("GET", "/api/v1/orders", "evil.example"))
+        .send(
+            0,
+            DownstreamRequest::new("GET", "/api/v1/orders", "evil.example"),
+        )
         .expect("send");
     local_reply(&unknown, 404, "unknown_host");
     let cased = proxy
         .send(
             0,
-            Request::new("GET", "/api/v1/orders/1", "API.C4ANG.COM:80"),
+            DownstreamRequest::new("GET", "/api/v1/orders/1", "API.C4ANG.COM:80"),
         )
         .expect("send");
     assert_eq!(cased.status(), Some(200), "case and port do not matter");
@@ -100,7 +104,7 @@ fn local_replies_for_unknown_host_no_route_bad_path_and_method() {
     let delete = proxy
         .send(
             0,
-            Request::new("DELETE", "/api/v1/orders/1", "api.c4ang.com"),
+            DownstreamRequest::new("DELETE", "/api/v1/orders/1", "api.c4ang.com"),
         )
         .expect("send");
     local_reply(&delete, 405, "method_not_allowed");
@@ -115,7 +119,7 @@ fn local_replies_for_unknown_host_no_route_bad_path_and_method() {
 #[test]
 fn clients_cannot_raise_their_own_retries() {
     let (mut proxy, _) = filter(r#"{"route_header": true}"#, 1);
-    let request = Request::new("GET", "/api/v1/orders/1", "api.c4ang.com")
+    let request = DownstreamRequest::new("GET", "/api/v1/orders/1", "api.c4ang.com")
         .header("x-envoy-max-retries", "50")
         .header("x-envoy-upstream-rq-timeout-ms", "999999")
         .header("x-envoy-retry-on", "5xx")
@@ -159,7 +163,7 @@ fn the_circuit_opens_fails_fast_and_probes_once_in_virtual_time() {
     // while a second request fails fast.
     proxy.advance(Duration::from_secs(4)).expect("time");
     proxy.clear_upstream();
-    let saga = || Request::new("GET", "/api/v1/saga/1", "api.c4ang.com").headers;
+    let saga = || DownstreamRequest::new("GET", "/api/v1/saga/1", "api.c4ang.com").headers;
     let probe = proxy.open_stream(0).expect("stream");
     proxy.request_headers(probe, saga(), true).expect("probe");
     assert!(
@@ -237,7 +241,7 @@ fn two_workers_share_one_retry_budget_during_an_outage() {
     let mut used = 0u32;
     for i in 0..N {
         let id = proxy.open_stream((i % 2) as usize).expect("stream");
-        let request = Request::new("GET", "/api/v1/products/1", "api.c4ang.com").headers;
+        let request = DownstreamRequest::new("GET", "/api/v1/products/1", "api.c4ang.com").headers;
         proxy.request_headers(id, request, true).expect("headers");
         let granted: u32 = proxy
             .stream(id)

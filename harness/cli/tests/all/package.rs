@@ -101,4 +101,29 @@ fn manifests_replay_job_writes_the_indexed_job_and_names_bad_flags() {
     ]);
     assert_ne!(code, 0);
     assert!(stderr.contains("--shards"), "{stderr}");
+
+    // A closed loop: replay splits the clients, so the rate is left out.
+    let job = |replay_args: &[&str]| {
+        let mut args = vec![
+            "manifests",
+            "replay-job",
+            "--shards",
+            "4",
+            "--duration",
+            "30s",
+            "--",
+        ];
+        args.extend_from_slice(replay_args);
+        c4mesh(&args)
+    };
+    let (code, stdout, stderr) = job(&["--concurrency", "64"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("--concurrency"), "{stdout}");
+    assert!(!stdout.contains("--rate"), "{stdout}");
+    let (code, _, stderr) = job(&["--cacert", "ca.pem"]);
+    assert_ne!(code, 0);
+    assert!(
+        stderr.contains("--cacert names a file the pods do not have"),
+        "{stderr}"
+    );
 }

@@ -2,11 +2,11 @@
 //! callback's name; the harness and the streams of other workers go on.
 
 use crate::support::{lines, wat_proxy, FAULT_GUEST};
-use c4mesh_host::{FailurePolicy, FaultKind, Limits, Request, Response};
+use c4mesh_host::{DownstreamRequest, FailurePolicy, FaultKind, Limits, Response};
 use std::time::{Duration, Instant};
 
-fn request(fault: Option<&str>) -> Request {
-    let request = Request::get("/x");
+fn request(fault: Option<&str>) -> DownstreamRequest {
+    let request = DownstreamRequest::get("/x");
     match fault {
         Some(f) => request.header("x-fault", f),
         None => request,

@@ -1,7 +1,7 @@
 //! The stream lifecycle, step by step.
 
 use crate::support::{lines, probe_wasm, wasm_file};
-use c4mesh_host::{CallOutcome, HeaderMap, Proxy, Request, Response};
+use c4mesh_host::{CallOutcome, DownstreamRequest, HeaderMap, Proxy, Response};
 use std::time::Duration;
 
 fn probe() -> Proxy {
@@ -25,7 +25,11 @@ fn a_paused_request_holds_its_body_until_continued() {
     let mut proxy = probe();
     let id = proxy.open_stream(0).expect("stream");
     proxy
-        .request_headers(id, Request::new("POST", "/probe/full", "h").headers, false)
+        .request_headers(
+            id,
+            DownstreamRequest::new("POST", "/probe/full", "h").headers,
+            false,
+        )
         .expect("headers");
     proxy.request_body(id, b"hello ", false).expect("body");
     proxy.request_body(id, b"body", true).expect("body");
@@ -91,7 +95,9 @@ fn a_paused_request_holds_its_body_until_continued() {
 #[test]
 fn a_local_reply_passes_the_response_callbacks() {
     let mut proxy = probe();
-    let exchange = proxy.send(0, Request::get("/probe/local")).expect("send");
+    let exchange = proxy
+        .send(0, DownstreamRequest::get("/probe/local"))
+        .expect("send");
     assert!(exchange.finished);
     assert!(
         exchange.upstream.is_none(),
@@ -124,10 +130,10 @@ fn steps_out_of_order_are_errors() {
     let id = proxy.open_stream(0).expect("stream");
     assert!(proxy.request_body(id, b"x", true).is_err());
     proxy
-        .request_headers(id, Request::get("/probe/plain").headers, true)
+        .request_headers(id, DownstreamRequest::get("/probe/plain").headers, true)
         .expect("headers");
     assert!(proxy
-        .request_headers(id, Request::get("/").headers, true)
+        .request_headers(id, DownstreamRequest::get("/").headers, true)
         .is_err());
     assert!(proxy.open_stream(7).is_err());
 }
@@ -139,7 +145,7 @@ fn ticks_follow_virtual_time() {
     proxy
         .send(
             0,
-            Request::new("POST", "/probe/full", "h").body("hello body"),
+            DownstreamRequest::new("POST", "/probe/full", "h").body("hello body"),
         )
         .expect("send");
     let ticks = |p: &Proxy| {

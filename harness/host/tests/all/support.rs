@@ -2,7 +2,7 @@
 //! use, small test guests in WAT, requests and answers as Envoy presents them, and
 //! transcripts as lines, read from the host or from an Envoy log, and compared.
 
-use c4mesh_host::{LogRecord, Proxy, ProxyBuilder, Request, Response};
+use c4mesh_host::{DownstreamRequest, LogRecord, Proxy, ProxyBuilder, Response};
 use c4mesh_mesh::envoy::{Envoy, EnvoyConfig, ServiceRoute, Wasm};
 use c4mesh_mesh::{Behaviour, Client, Upstream};
 use std::path::PathBuf;
@@ -39,8 +39,13 @@ pub fn lines(logs: &[LogRecord]) -> Vec<String> {
 
 /// A request for `probe.local` as Envoy's codec and connection manager present it to
 /// the filter.
-pub fn request(method: &str, path: &str, extra: &[(&str, &str)], body: Option<&str>) -> Request {
-    let mut request = Request::new(method, path, "probe.local");
+pub fn request(
+    method: &str,
+    path: &str,
+    extra: &[(&str, &str)],
+    body: Option<&str>,
+) -> DownstreamRequest {
+    let mut request = DownstreamRequest::new(method, path, "probe.local");
     for (k, v) in extra {
         request = request.header(k, v);
     }

@@ -2,7 +2,7 @@
 //! delivered to the registering VM, metrics per proxy.
 
 use crate::support::probe_wasm;
-use c4mesh_host::{CallOutcome, Proxy, Request, Response};
+use c4mesh_host::{CallOutcome, DownstreamRequest, Proxy, Response};
 use std::time::Duration;
 
 fn probe(workers: usize) -> Proxy {
@@ -39,7 +39,7 @@ fn two_workers_share_data_with_cas() {
     let first = proxy
         .send(
             0,
-            Request::new("POST", "/probe/full", "h").body("hello body"),
+            DownstreamRequest::new("POST", "/probe/full", "h").body("hello body"),
         )
         .expect("worker 0");
     proxy.advance(Duration::from_millis(5)).expect("tick");
@@ -66,7 +66,7 @@ fn two_workers_share_data_with_cas() {
     let second = proxy
         .send(
             1,
-            Request::new("POST", "/probe/full", "h").body("hello body"),
+            DownstreamRequest::new("POST", "/probe/full", "h").body("hello body"),
         )
         .expect("worker 1");
     proxy.advance(Duration::from_millis(5)).expect("tick");
@@ -99,7 +99,7 @@ fn queues_deliver_to_the_registering_worker_and_metrics_are_per_proxy() {
         proxy
             .send(
                 worker,
-                Request::new("POST", "/probe/full", "h").body("hello body"),
+                DownstreamRequest::new("POST", "/probe/full", "h").body("hello body"),
             )
             .expect("send");
         proxy.advance(Duration::from_millis(5)).expect("tick");

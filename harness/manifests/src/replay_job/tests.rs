@@ -206,14 +206,14 @@ fn bad_options_are_refused_naming_the_option() {
         ),
         (
             ReplayJobOptions {
-                rate: 0.0,
+                rate: Some(0.0),
                 ..base()
             },
             "rate",
         ),
         (
             ReplayJobOptions {
-                rate: f64::NAN,
+                rate: Some(f64::NAN),
                 ..base()
             },
             "rate",
@@ -392,6 +392,144 @@ fn errors_say_what_was_given() {
     );
 }
 
+/// The extra arguments of `options`, as the pods run them, after the Job's own.
+fn extra(options: ReplayJobOptions) -> Result<Vec<String>, ReplayJobError> {
+    let given = options.extra_args.len();
+    let args = args(&replay_job(&options)?);
+    Ok(args[args.len() - given..].to_vec())
+}
+
+#[test]
+fn what_replay_shards_is_passed_on_to_every_pod() {
+    let closed = || ReplayJobOptions {
+        extra_args: vec!["--concurrency".into(), "64".into()],
+        ..ReplayJobOptions::new(8, None, "10m")
+    };
+    let job = replay_job(&closed()).unwrap();
+    assert!(!args(&job).contains(&"--rate".to_owned()), "a closed loop");
+    assert_eq!(after(&args(&job), "--concurrency"), "64", "the total");
+    assert_eq!(extra(closed()).unwrap(), ["--concurrency", "64"]);
+
+    let recorded = ReplayJobOptions {
+        traffic: Some("{\"path\": \"/api/v1/orders/1\", \"at_ms\": 0}\n".into()),
+        extra_args: vec!["--recorded".into(), "--speed=2".into()],
+        ..ReplayJobOptions::new(8, None, "10m")
+    };
+    let job = replay_job(&recorded).unwrap();
+    let pod_args = args(&job);
+    assert_eq!(after(&pod_args, "--file"), TRAFFIC_PATH);
+    assert!(!pod_args.contains(&"--rate".to_owned()), "the file's times");
+    assert!(pod_args.contains(&"--recorded".to_owned()));
+
+    // A count is split too, at a rate or in a closed loop; --threads and
+    // --connections are each pod's own.
+    for options in [
+        ReplayJobOptions::new(8, 400.0, "10m"),
+        ReplayJobOptions::new(8, None, "10m"),
+    ] {
+        let mut args = vec!["--count=8", "--threads", "2", "--connections", "16"];
+        if options.rate.is_none() {
+            args.push("--concurrency=8");
+        }
+        let args: Vec<String> = args.into_iter().map(String::from).collect();
+        let given = ReplayJobOptions {
+            extra_args: args.clone(),
+            ..options
+        };
+        assert_eq!(extra(given).unwrap(), args);
+    }
+}
+
+#[test]
+fn what_cannot_work_in_a_job_is_refused_naming_the_flag() {
+    let refusal = |rate: Option<f64>, extra_args: &[&str], traffic: Option<&str>| {
+        refused(ReplayJobOptions {
+            extra_args: extra_args.iter().map(|&arg| arg.to_owned()).collect(),
+            traffic: traffic.map(str::to_owned),
+            ..ReplayJobOptions::new(8, rate, "10m")
+        })
+        .to_string()
+    };
+    let file = Some("{\"path\": \"/a\", \"at_ms\": 0}\n");
+    let rate = Some(400.0);
+    // The rate, the extra arguments and the traffic given, and the start of the message
+    // they are refused with.
+    type Case<'a> = (Option<f64>, &'a [&'a str], Option<&'a str>, &'a str);
+    let cases: [Case; 10] = [
+        (
+            None,
+            &[],
+            None,
+            "rate is needed, unless the replay arguments pace the load with --concurrency \
+             (a closed loop) or --recorded (the traffic file's times)",
+        ),
+        (
+            rate,
+            &["--concurrency", "64"],
+            None,
+            "extra_args: --concurrency makes a closed loop, the option rate an open one: \
+             give one of them",
+        ),
+        (
+            rate,
+            &["--recorded"],
+            file,
+            "extra_args: --recorded sends at the traffic file's recorded times, which the \
+             option rate would replace: leave the rate out",
+        ),
+        (
+            None,
+            &["--concurrency=8", "--recorded"],
+            file,
+            "extra_args: --recorded is an open loop, --concurrency a closed one: give one of \
+             them",
+        ),
+        (
+            None,
+            &["--recorded"],
+            None,
+            "extra_args: --recorded replays a traffic file's recorded times: give the \
+             option traffic",
+        ),
+        (
+            None,
+            &["--concurrency", "7"],
+            None,
+            "extra_args: --concurrency 7 is split over the 8 shards and would leave a shard \
+             with none: give at least 8",
+        ),
+        (
+            rate,
+            &["--count=3"],
+            None,
+            "extra_args: --count 3 is split over the 8 shards and would leave a shard with \
+             none: give at least 8",
+        ),
+        (
+            rate,
+            &["--count"],
+            None,
+            "extra_args: --count needs a whole number",
+        ),
+        (
+            rate,
+            &["--file", "t.jsonl"],
+            None,
+            "extra_args: --file names a file the pods do not have",
+        ),
+        (
+            rate,
+            &["--cacert=ca.pem"],
+            None,
+            "extra_args: --cacert=ca.pem names a file the pods do not have",
+        ),
+    ];
+    for (rate, extra_args, traffic, message) in cases {
+        let refusal = refusal(rate, extra_args, traffic);
+        assert!(refusal.starts_with(message), "{refusal}");
+    }
+}
+
 #[test]
 fn good_values_pass() {
     for (cpu, memory) in [("500m", "1Gi"), ("2", "512Mi"), ("1.5", "1G")] {
@@ -401,7 +539,7 @@ fn good_values_pass() {
             target: "https://nlb.example.elb.amazonaws.com:443".into(),
             name: "replay-2".into(),
             image: "123456789012.dkr.ecr.eu-west-1.amazonaws.com/c4mesh@sha256:0123".into(),
-            extra_args: vec!["--insecure".into(), "--count".into(), "1000".into()],
+            extra_args: vec!["--insecure".into(), "--count".into(), "1000000".into()],
             ..ReplayJobOptions::new(MAX_SHARDS, 1.0, "1.5s")
         })
         .unwrap();
