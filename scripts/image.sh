@@ -12,10 +12,12 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 out="${1:?usage: scripts/image.sh OUT_DIR [oci://HOST/REPO:TAG [flags]]}"
 shift
-scripts/setup.sh
+# Standard input is left to the last step, `c4mesh image`, which may read a password
+# from it (--password-stdin).
+scripts/setup.sh </dev/null
 host="$(rustc -vV | sed -n 's/^host: //p')"
 RUSTFLAGS="-C target-feature=+crt-static" cargo build --quiet --release --locked \
-  -p c4mesh --target "$host" --target-dir target/static
+  -p c4mesh --target "$host" --target-dir target/static </dev/null
 binary="target/static/$host/release/c4mesh"
 push=()
 if [ $# -gt 0 ]; then

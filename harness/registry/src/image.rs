@@ -2,7 +2,8 @@
 //!
 //! A static binary needs no base image: one layer holding it at [`BINARY_PATH`] and a
 //! world-writable `/tmp` (the CLI gives each Envoy it launches a temporary folder) is
-//! the whole file system. Writing the layer here rather than with `docker build` keeps
+//! the whole file system. It runs as an unprivileged user ([`IMAGE_USER`]), so a pod that
+//! requires `runAsNonRoot` runs it as it is. Writing the layer here rather than with `docker build` keeps
 //! the image reproducible: entries in path order, owned by root, every time stamp at
 //! the epoch, gzip without a name or a time, typed JSON documents. The same binary
 //! always gives the same digest, which can then be pinned in a Deployment.
@@ -16,6 +17,9 @@ use std::path::Path;
 
 /// Where the binary is in the image, and the image's entrypoint.
 pub const BINARY_PATH: &str = "/usr/local/bin/c4mesh";
+/// The user the image runs as, `UID:GID`: numeric, as Kubernetes' `runAsNonRoot` needs
+/// to check it is not root; 65532, distroless' `nonroot`, owns nothing in the image.
+pub const IMAGE_USER: &str = "65532:65532";
 /// The standard OCI image config.
 pub const CONFIG_MEDIA_TYPE: &str = "application/vnd.oci.image.config.v1+json";
 /// The one layer: a gzip-compressed tar.
@@ -56,6 +60,8 @@ struct RunConfig<'a> {
     env: [&'a str; 1],
     #[serde(rename = "WorkingDir")]
     working_dir: &'a str,
+    #[serde(rename = "User")]
+    user: &'a str,
 }
 
 #[derive(Serialize)]
@@ -92,6 +98,7 @@ pub fn cli_image(binary: &[u8], tag: &str, dir: &Path) -> Result<CliImage, Error
             entrypoint: [BINARY_PATH],
             env: ["PATH=/usr/local/bin:/usr/bin:/bin"],
             working_dir: "/",
+            user: IMAGE_USER,
         },
         rootfs: RootFs {
             kind: "layers",

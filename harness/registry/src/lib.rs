@@ -51,7 +51,9 @@ mod reference;
 
 pub use credentials::{docker_config_path, Credentials};
 pub use distribution::{pull_wasm, push_layout, PulledWasm, Pushed, Transport};
-pub use image::{cli_image, CliImage, BINARY_PATH, CONFIG_MEDIA_TYPE, LAYER_MEDIA_TYPE};
+pub use image::{
+    cli_image, CliImage, BINARY_PATH, CONFIG_MEDIA_TYPE, IMAGE_USER, LAYER_MEDIA_TYPE,
+};
 pub use layout::MANIFEST_MEDIA_TYPE;
 pub use reference::{Reference, ReferenceProblem};
 

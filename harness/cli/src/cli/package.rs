@@ -9,6 +9,9 @@
 use anyhow::{bail, Context, Result};
 use c4mesh_manifests::oci;
 use c4mesh_registry::{Credentials, Reference, Transport};
+use object::elf::EM_X86_64;
+use object::read::elf::{ElfFile64, FileHeader, ProgramHeader};
+use object::{Endianness, FileKind};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -87,13 +90,7 @@ pub fn image(args: ImageArgs) -> Result<()> {
     };
     let binary = std::fs::read(&path)
         .with_context(|| format!("--binary {}: cannot read it", path.display()))?;
-    if let Some(interpreter) = elf_interpreter(&binary) {
-        bail!(
-            "--binary {}: linked dynamically (it asks for {interpreter}), and the image has \
-             no libraries: build a static one (scripts/image.sh)",
-            path.display()
-        );
-    }
+    check_static(&binary).with_context(|| format!("--binary {}", path.display()))?;
     let (dir, _scratch) = layout_dir(args.out.as_deref())?;
     let image = c4mesh_registry::cli_image(&binary, &args.tag, &dir)?;
     println!("image   {} (tag {})", image.digest, args.tag);
@@ -150,45 +147,66 @@ fn push(args: &PushArgs, dir: &Path) -> Result<Option<c4mesh_registry::Pushed>> 
     Ok(Some(pushed))
 }
 
-/// The program interpreter an ELF executable asks for (`PT_INTERP`), which a
-/// dynamically linked binary has and a static one has not; `None` for anything that
-/// is not a 64-bit little-endian ELF file, which the image takes as it is.
-fn elf_interpreter(binary: &[u8]) -> Option<String> {
-    const PT_INTERP: u32 = 3;
-    if binary.get(..6)? != b"\x7fELF\x02\x01" {
-        return None;
+/// Whether `binary` can be the whole image: a 64-bit x86-64 ELF executable that names
+/// no program interpreter (`PT_INTERP`, the dynamic loader a dynamically linked binary
+/// asks for), so that it runs on a file system with no loader and no libraries.
+fn check_static(binary: &[u8]) -> Result<()> {
+    match FileKind::parse(binary) {
+        Ok(FileKind::Elf64) => {}
+        Ok(FileKind::Elf32) => bail!("a 32-bit ELF file, and the image is linux/amd64"),
+        _ => bail!("not an ELF executable, and the image runs its binary as linux/amd64"),
     }
-    let u16_at = |at: usize| Some(u16::from_le_bytes(binary.get(at..at + 2)?.try_into().ok()?));
-    let u32_at = |at: usize| Some(u32::from_le_bytes(binary.get(at..at + 4)?.try_into().ok()?));
-    let u64_at = |at: usize| Some(u64::from_le_bytes(binary.get(at..at + 8)?.try_into().ok()?));
-    let table = usize::try_from(u64_at(0x20)?).ok()?;
-    let (size, count) = (usize::from(u16_at(0x36)?), usize::from(u16_at(0x38)?));
-    (0..count).find_map(|i| {
-        let header = table.checked_add(i.checked_mul(size)?)?;
-        if u32_at(header)? != PT_INTERP {
-            return None;
+    let elf = ElfFile64::<Endianness>::parse(binary).context("a malformed ELF file")?;
+    let endian = elf.endian();
+    let machine = elf.elf_header().e_machine(endian);
+    if machine != EM_X86_64 {
+        bail!("an ELF file for machine {machine} (x86-64 is {EM_X86_64}), and the image is linux/amd64");
+    }
+    for segment in elf.elf_program_headers() {
+        let interpreter = segment
+            .interpreter(endian, binary)
+            .context("a malformed ELF file")?;
+        if let Some(interpreter) = interpreter {
+            bail!(
+                "linked dynamically (it asks for {}), and the image has no libraries: \
+                 build a static one (scripts/image.sh)",
+                String::from_utf8_lossy(interpreter)
+            );
         }
-        let offset = usize::try_from(u64_at(header + 8)?).ok()?;
-        let length = usize::try_from(u64_at(header + 32)?).ok()?;
-        let name = binary.get(offset..offset.checked_add(length)?)?;
-        Some(
-            String::from_utf8_lossy(name)
-                .trim_end_matches('\0')
-                .to_owned(),
-        )
-    })
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
-    use super::elf_interpreter;
+    use super::check_static;
+
+    fn refusal(binary: &[u8]) -> String {
+        format!("{:#}", check_static(binary).expect_err("refused"))
+    }
 
     #[test]
-    fn a_dynamically_linked_binary_names_its_interpreter_and_other_files_none() {
+    fn a_dynamically_linked_binary_and_other_files_are_refused() {
         let this = std::fs::read(std::env::current_exe().expect("this test")).expect("readable");
-        let interpreter = elf_interpreter(&this).expect("tests link dynamically");
-        assert!(interpreter.contains("ld-linux"), "{interpreter}");
-        assert_eq!(elf_interpreter(b"\0asm\x01\0\0\0"), None);
-        assert_eq!(elf_interpreter(b"\x7fELF\x02\x01"), None, "truncated");
+        let dynamic = refusal(&this);
+        assert!(
+            dynamic.contains("linked dynamically") && dynamic.contains("ld-linux"),
+            "tests link dynamically: {dynamic}"
+        );
+        assert!(refusal(b"\0asm\x01\0\0\0").contains("not an ELF executable"));
+        assert!(refusal(b"#!/bin/sh\n").contains("not an ELF executable"));
+        assert!(
+            refusal(b"\x7fELF\x02\x01").contains("not an ELF executable"),
+            "truncated"
+        );
+        let mut truncated = this[..64].to_vec();
+        truncated[0x20..0x28].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert!(
+            refusal(&truncated).contains("malformed"),
+            "program headers past the end"
+        );
+        let mut arm = this.clone();
+        arm[0x12..0x14].copy_from_slice(&183u16.to_le_bytes());
+        assert!(refusal(&arm).contains("machine 183"));
     }
 }

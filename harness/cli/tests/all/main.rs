@@ -4,7 +4,9 @@
 //!
 //! - `filter`: the c4mesh filter on virtual time (routing, budget, circuit, workers).
 //! - `cli`: the `c4mesh run` command.
-//! - `package`: `c4mesh package --push`, `c4mesh image` and `manifests replay-job`.
+//! - `package`: `c4mesh package --push` and `manifests replay-job`.
+//! - `image`: `c4mesh image` of a static binary, pushed, pulled back by skopeo and run
+//!   as the replay Job runs it; dynamic binaries refused.
 //! - `replay_gates`: `c4mesh replay`'s gates (`--slo`) and abort guard (`--abort-on`).
 //! - `scenario_schema`: conformance scenarios, the JSON Schema of their format and the
 //!   loader agree.
@@ -15,7 +17,12 @@ mod cli;
 #[path = "../common/command.rs"]
 mod command;
 mod filter;
+mod image;
 mod package;
+/// The registry crate's test support: `docker-registry` on loopback and `skopeo`.
+#[path = "../../../registry/tests/registry/support.rs"]
+#[allow(dead_code)]
+mod registry;
 mod replay_gates;
 mod scenario_schema;
 mod support;

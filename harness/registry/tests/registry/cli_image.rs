@@ -3,8 +3,8 @@
 
 use crate::support::{self, Registry, TRANSPORT};
 use c4mesh_registry::{
-    cli_image, push_layout, Credentials, BINARY_PATH, CONFIG_MEDIA_TYPE, LAYER_MEDIA_TYPE,
-    MANIFEST_MEDIA_TYPE,
+    cli_image, push_layout, Credentials, BINARY_PATH, CONFIG_MEDIA_TYPE, IMAGE_USER,
+    LAYER_MEDIA_TYPE, MANIFEST_MEDIA_TYPE,
 };
 use flate2::read::GzDecoder;
 use sha2::{Digest, Sha256};
@@ -68,6 +68,7 @@ fn the_cli_image_layout_is_deterministic_and_complete() {
         config["config"]["Entrypoint"],
         serde_json::json!([BINARY_PATH])
     );
+    assert_eq!(config["config"]["User"], IMAGE_USER, "not root");
     assert_eq!(
         config["rootfs"]["diff_ids"],
         serde_json::json!([image.diff_id])
