@@ -82,7 +82,7 @@ fn send(destination: &Destination, request: &ClientRequest) -> Result<Reply, NoR
             body: r.body,
         }),
         Ok(None) => Err(NoReply::Aborted),
-        Err(e) => Err(NoReply::Failed(format!("{e:#}"))),
+        Err(e) => Err(NoReply::Failed(super::describe(&e))),
     }
 }
 
