@@ -111,8 +111,8 @@ fn send_live(
             Some(other) if host == "api.c4ang.com" => other.to_owned(),
             _ => host.clone(),
         };
-        let mut client =
-            BlockingClient::with_dialer(dialer.with_host(&host)).map_err(NoReply::Failed)?;
+        let mut client = BlockingClient::with_dialer(dialer.with_host(&host))
+            .map_err(|e| NoReply::Failed(super::describe(&e)))?;
         let body = request.body.as_deref().unwrap_or_default();
         match client.send(
             &request.method,
