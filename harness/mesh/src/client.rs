@@ -229,8 +229,18 @@ fn head(bytes: &[u8]) -> Result<Option<Head<'_>>> {
         httparse::Status::Partial => return Ok(None),
     };
     let status = response.code.ok_or(ClientError::NoStatus)?;
-    let headers = response
-        .headers
+    let headers = owned_headers(response.headers);
+    Ok(Some(Head {
+        status,
+        headers,
+        rest: &bytes[length..],
+    }))
+}
+
+/// Headers as `httparse` read them, owned: lower-case names, values read as UTF-8
+/// with replacement and trimmed.
+pub(crate) fn owned_headers(headers: &[httparse::Header<'_>]) -> Vec<(String, String)> {
+    headers
         .iter()
         .map(|h| {
             (
@@ -238,12 +248,7 @@ fn head(bytes: &[u8]) -> Result<Option<Head<'_>>> {
                 String::from_utf8_lossy(h.value).trim().to_owned(),
             )
         })
-        .collect();
-    Ok(Some(Head {
-        status,
-        headers,
-        rest: &bytes[length..],
-    }))
+        .collect()
 }
 
 /// An interim response, which a final one follows (101 switches protocols: final).

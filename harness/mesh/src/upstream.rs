@@ -306,16 +306,7 @@ fn head(bytes: &[u8]) -> std::io::Result<Option<(Attempt, usize, usize)>> {
             }
             Err(e) => return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e)),
         };
-        let headers: Vec<(String, String)> = request
-            .headers
-            .iter()
-            .map(|h| {
-                (
-                    h.name.to_ascii_lowercase(),
-                    String::from_utf8_lossy(h.value).trim().to_owned(),
-                )
-            })
-            .collect();
+        let headers = crate::client::owned_headers(request.headers);
         let body_length = headers
             .iter()
             .rev()
