@@ -28,19 +28,20 @@ pub fn workloads(services: &[String]) -> Workloads {
     }
 }
 
-/// What went wrong generating the resources.
+/// What went wrong generating the resources (callers say that it is the mesh's
+/// resources being generated).
 #[derive(Debug, thiserror::Error)]
 pub enum GenerateError {
     /// A plugin configuration given as text that is not JSON.
-    #[error("generating the mesh's resources: {what} is not JSON")]
+    #[error("{what} is not JSON")]
     Json {
         what: &'static str,
         #[source]
         source: serde_json::Error,
     },
-    #[error("generating the mesh's resources")]
+    #[error("writing the manifests")]
     Manifests(#[source] c4mesh_manifests::Error),
-    #[error("generating the mesh's resources: the ingress gateway")]
+    #[error("translating the ingress gateway's resources")]
     Translate(#[source] super::TranslateError),
     #[error("{0}")]
     Read(#[from] ResourceError),
