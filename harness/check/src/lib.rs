@@ -313,13 +313,23 @@ fn selects_pod(plugin: &Value, pod: &Value) -> bool {
             })
 }
 
+/// Why a plugin's configuration is not one the filter runs with; its message is the
+/// finding's.
+#[derive(Debug, thiserror::Error)]
+enum PluginConfigError {
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    #[error(transparent)]
+    Config(#[from] c4mesh_filter_core::ConfigError),
+}
+
 /// The configuration the filter runs with, as the filter's own parser reads it.
-fn plugin_config(plugin: &Value) -> Result<Config, String> {
+fn plugin_config(plugin: &Value) -> Result<Config, PluginConfigError> {
     let bytes = match plugin.pointer("/spec/pluginConfig") {
-        Some(config) => serde_json::to_vec(config).map_err(|e| e.to_string())?,
+        Some(config) => serde_json::to_vec(config)?,
         None => Vec::new(),
     };
-    Config::parse(&bytes).map_err(|e| e.to_string())
+    Ok(Config::parse(&bytes)?)
 }
 
 /// What is wrong with one plugin of the mesh, each with its fix.

@@ -86,9 +86,16 @@ pub enum Error {
     Module(#[from] c4mesh_guests::Error),
     #[error("envoy target")]
     Envoy(#[from] EnvoyTargetError),
-    /// The gateway's URL or how to reach it (`c4mesh-live` says what is wrong as text).
-    #[error("url target {url}: {message}")]
-    Url { url: String, message: String },
+    /// The gateway's URL.
+    #[error("url target")]
+    Url(#[source] c4mesh_live::EndpointError),
+    /// How to reach the gateway: its TLS client configuration.
+    #[error("url target {url}: the client")]
+    UrlClient {
+        url: String,
+        #[source]
+        source: c4mesh_live::TlsConfigError,
+    },
     #[error(transparent)]
     Run(#[from] RunError),
 }
@@ -132,17 +139,7 @@ pub enum RunError {
     StreamVanished(c4mesh_host::StreamId),
 }
 
-/// An error and each of its causes, on one line (`outer: cause: root cause`).
-pub fn describe(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(error) = cause {
-        text.push_str(": ");
-        text.push_str(&error.to_string());
-        cause = error.source();
-    }
-    text
-}
+pub use c4mesh_live::describe;
 
 /// A target to run scenarios on.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1148,7 +1148,7 @@ pub fn istio_resources(scenario: &Scenario) -> Result<c4mesh_mesh::istio::Resour
         .map(|t| String::from_utf8_lossy(&sidecar_config_bytes(t)).into_owned())
         .unwrap_or_default();
     let mut resources = c4mesh_mesh::istio::generated::resources(&gateway, &sidecar)
-        .map_err(|e| fail("config".into(), e.to_string()))?;
+        .map_err(|e| fail("config".into(), super::describe(&e)))?;
     if let Some(per_try) = scenario.mesh.per_try_timeout {
         for vs in &mut resources.virtual_services {
             for http in &mut vs.spec.http {

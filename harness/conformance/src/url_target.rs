@@ -21,12 +21,11 @@ pub fn run(
     host: Option<&str>,
     settings: &Settings,
 ) -> Result<Observed, Error> {
-    let url = |message| Error::Url {
+    let endpoint = Endpoint::from_url(base, Some("api.c4ang.com")).map_err(Error::Url)?;
+    let dialer = Dialer::new(endpoint, settings).map_err(|source| Error::UrlClient {
         url: base.to_owned(),
-        message,
-    };
-    let endpoint = Endpoint::parse(base, Some("api.c4ang.com")).map_err(url)?;
-    let dialer = Dialer::new(endpoint, settings).map_err(url)?;
+        source,
+    })?;
     let destination = Destination {
         addr: dialer.endpoint.addr,
         host_override: host.map(str::to_owned),

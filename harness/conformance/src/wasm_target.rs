@@ -1075,7 +1075,7 @@ impl Run<'_> {
                 _ if exchange.reset => Err(NoReply::Failed("the stream was reset".into())),
                 _ => Err(NoReply::Failed("no response".into())),
             },
-            Err(e) => Err(NoReply::Failed(e.to_string())),
+            Err(e) => Err(NoReply::Failed(super::describe(&e))),
         };
         self.exchanges.push(Exchange { id, step, response });
     }

@@ -82,7 +82,7 @@ fn send(destination: &Destination, request: &ClientRequest) -> Result<Reply, NoR
             body: r.body,
         }),
         Ok(None) => Err(NoReply::Aborted),
-        Err(e) => Err(NoReply::Failed(format!("{e:#}"))),
+        Err(e) => Err(NoReply::Failed(super::describe(&e))),
     }
 }
 
@@ -111,8 +111,8 @@ fn send_live(
             Some(other) if host == "api.c4ang.com" => other.to_owned(),
             _ => host.clone(),
         };
-        let mut client =
-            BlockingClient::with_dialer(dialer.with_host(&host)).map_err(NoReply::Failed)?;
+        let mut client = BlockingClient::with_dialer(dialer.with_host(&host))
+            .map_err(|e| NoReply::Failed(super::describe(&e)))?;
         let body = request.body.as_deref().unwrap_or_default();
         match client.send(
             &request.method,

@@ -135,9 +135,9 @@ enum Event {
     Timeout(usize, u32),
 }
 
-fn out_of_order(id: StreamId, message: &str) -> Error {
+fn out_of_order(id: StreamId, message: &'static str) -> Error {
     Error::OutOfOrder {
-        stream: id.to_string(),
-        message: message.to_owned(),
+        stream: id,
+        message,
     }
 }

@@ -6,22 +6,29 @@
 //! not be loaded, a step was driven out of order, a stream id is unknown.
 //!
 //! wasmtime's errors are kept as the [`source`](std::error::Error::source) of the
-//! variants they cause ([`Error::Compile`], [`Error::Instantiate`]), boxed as standard
-//! errors so that a caller walks from the harness's message down to wasmtime's causes.
+//! variants they cause ([`Error::Compile`], [`Error::Instantiate`], [`Error::Link`],
+//! [`Error::Fuel`]), boxed as standard errors so that a caller walks from the harness's
+//! message down to wasmtime's causes; so are I/O errors and the guest's fault when it
+//! stops the VM from starting. A variant holds text only where no error value exists.
 
+use crate::proxy::StreamId;
+use crate::vm::GuestFault;
 use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum Error {
-    #[error("reading {path}: {source}")]
+    #[error("reading {path}")]
     Read {
         path: String,
+        #[source]
         source: std::io::Error,
     },
     #[error("compiling the module")]
     Compile(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("no module given")]
     NoModule,
+    /// The module's `proxy_*` exports (the first few), listed for the reader: a
+    /// description, no error value.
     #[error("the module exports neither proxy_abi_version_0_2_1 nor proxy_abi_version_0_2_0 (exports: {0})")]
     AbiVersion(String),
     #[error("the module does not export its linear memory as \"memory\"")]
@@ -34,11 +41,12 @@ pub enum Error {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
-    #[error("worker {worker}: {callback} failed while the VM started: {message}")]
+    #[error("worker {worker}: {callback} failed while the VM started")]
     Start {
         worker: usize,
         callback: &'static str,
-        message: String,
+        #[source]
+        fault: GuestFault,
     },
     #[error("worker {worker}: proxy_on_vm_start returned false")]
     VmStartRejected { worker: usize },
@@ -47,15 +55,30 @@ pub enum Error {
     #[error("there is no worker {0}")]
     NoWorker(usize),
     #[error("unknown stream {0}")]
-    UnknownStream(String),
+    UnknownStream(StreamId),
+    /// A step driven before the one it needs, or twice; `message` says which (a
+    /// description, no error value).
     #[error("stream {stream}: {message}")]
-    OutOfOrder { stream: String, message: String },
+    OutOfOrder {
+        stream: StreamId,
+        message: &'static str,
+    },
     #[error("the number of workers must be at least 1")]
     NoWorkers,
     #[error("unknown HTTP call token {0}")]
     UnknownCall(u32),
-    #[error("internal: {0}")]
-    Internal(String),
+    #[error("starting the epoch thread")]
+    EpochThread(#[source] std::io::Error),
+    #[error("linking the host functions")]
+    Link(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("setting the store's fuel")]
+    Fuel(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("asynchronous callbacks kept triggering each other; stopped after {rounds} rounds")]
+    Unsettled { rounds: usize },
+    /// Timers kept coming due: at one instant (`at`, in nanoseconds) after `rounds`
+    /// firings, or at the current time when `at` is `None`.
+    #[error("timers kept firing{}; stopped after {rounds}", at.map(|at| format!(" at {at} ns")).unwrap_or_default())]
+    TimersKeptFiring { at: Option<u64>, rounds: usize },
 }
 
 /// The message of a wasmtime error with its causes, on one line.

@@ -12,7 +12,7 @@ use crate::abi::metrics::{MetricValue, Metrics};
 use crate::abi::shared_data::SharedData;
 use crate::abi::shared_queues::SharedQueues;
 use crate::clock::Clock;
-use crate::error::{describe, Error};
+use crate::error::Error;
 use crate::http::{CallOutcome, DownstreamRequest, HeaderMap, HttpCall, LocalReply, Response};
 use crate::properties::{Node, Value};
 use crate::state::{lock, HostState, IdMap, LogRecord, Plugin, ProxyShared, Stream};
@@ -325,12 +325,12 @@ impl Proxy {
             upstream_address: builder.upstream_address,
         });
         let mut linker = Linker::new(&engine);
-        crate::abi::add_to_linker(&mut linker).map_err(|e| Error::Internal(describe(&e)))?;
+        crate::abi::add_to_linker(&mut linker).map_err(|e| Error::Link(e.into()))?;
         let mut probe_store =
             Store::new(&engine, new_state(&plugin, &shared, 0, builder.limits, 0));
         let unimplemented =
             crate::abi::link_unknown_imports(&mut linker, &mut probe_store, &module)
-                .map_err(|e| Error::Internal(describe(&e)))?;
+                .map_err(|e| Error::Link(e.into()))?;
         drop(probe_store);
         let mut proxy = Proxy {
             engine,
@@ -542,7 +542,7 @@ impl Proxy {
         self.workers
             .get_mut(id.worker)
             .and_then(|w| w.state_mut().streams.get_mut(&id.context))
-            .ok_or_else(|| Error::UnknownStream(id.to_string()))
+            .ok_or_else(|| Error::UnknownStream(id))
     }
 
     // === Whole requests ===
@@ -569,7 +569,7 @@ impl Proxy {
     pub fn exchange(&self, id: StreamId) -> Result<Exchange, Error> {
         let stream = self
             .stream_data(id)
-            .ok_or_else(|| Error::UnknownStream(id.to_string()))?;
+            .ok_or_else(|| Error::UnknownStream(id))?;
         let view = StreamView { id, stream };
         Ok(Exchange {
             id,

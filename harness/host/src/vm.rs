@@ -63,6 +63,8 @@ pub struct GuestFault {
     pub callback: &'static str,
     pub context: u32,
     pub kind: FaultKind,
+    /// wasmtime's error and its causes, on one line: a fault is a record the harness
+    /// reports and compares (`Clone`, `Eq`), which wasmtime's error is not.
     pub message: String,
 }
 
@@ -81,6 +83,8 @@ impl fmt::Display for GuestFault {
         )
     }
 }
+
+impl std::error::Error for GuestFault {}
 
 /// Limits on one VM.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -225,7 +229,7 @@ pub(crate) fn engine(limits: &Limits) -> Result<Engine, Error> {
                     std::thread::sleep(EPOCH_TICK);
                 }
             })
-            .map_err(|e| Error::Internal(format!("starting the epoch thread: {e}")))?;
+            .map_err(Error::EpochThread)?;
     }
     engines.insert(key, engine.clone());
     Ok(engine)
@@ -279,7 +283,7 @@ impl WorkerVm {
         if limits.fuel_per_callback.is_some() {
             store
                 .set_fuel(u64::MAX)
-                .map_err(|e| Error::Internal(describe(&e)))?;
+                .map_err(|e| Error::Fuel(e.into()))?;
         }
         if let Some(ticks) = limits.deadline_ticks() {
             store.epoch_deadline_trap();
@@ -316,10 +320,10 @@ impl WorkerVm {
         if worker.exports.initialize.is_some() {
             worker
                 .call("_initialize", |e| e.initialize.as_ref(), 0, ())
-                .map_err(|f| Error::Start {
+                .map_err(|fault| Error::Start {
                     worker: index,
                     callback: "_initialize",
-                    message: f.to_string(),
+                    fault,
                 })?;
         }
         Ok(worker)
@@ -330,10 +334,10 @@ impl WorkerVm {
     pub fn start(&mut self) -> Result<bool, Error> {
         let root = self.store.data().root_id;
         let vm_config = self.store.data().plugin.vm_configuration.len() as u32;
-        let start_error = |f: GuestFault| Error::Start {
-            worker: f.worker,
-            callback: f.callback,
-            message: f.to_string(),
+        let start_error = |fault: GuestFault| Error::Start {
+            worker: fault.worker,
+            callback: fault.callback,
+            fault,
         };
         let create: fn(&Exports) -> Option<&F2> = |e| e.on_context_create.as_ref();
         self.call("proxy_on_context_create", create, root, (root, 0))

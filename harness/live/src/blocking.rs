@@ -3,9 +3,19 @@
 //! one kept-alive connection, reopened when the server closed it.
 
 use super::connection::{Connection, Dialer, FullResponse};
+use super::tls::TlsConfigError;
 use super::{Endpoint, ErrorKind, Settings};
 use bytes::Bytes;
 use std::time::Duration;
+
+/// Why a [`BlockingClient`] could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum BlockingClientError {
+    #[error(transparent)]
+    Tls(#[from] TlsConfigError),
+    #[error("starting the client runtime")]
+    Runtime(#[source] std::io::Error),
+}
 
 /// A synchronous client for one endpoint.
 pub struct BlockingClient {
@@ -15,16 +25,21 @@ pub struct BlockingClient {
 }
 
 impl BlockingClient {
+    /// A client for `endpoint`, its error as one line of text (the error and its
+    /// causes), for a caller that reports text (`c4mesh check`'s finding).
     pub fn new(endpoint: Endpoint, settings: &Settings) -> Result<BlockingClient, String> {
-        BlockingClient::with_dialer(Dialer::new(endpoint, settings)?)
+        Dialer::new(endpoint, settings)
+            .map_err(BlockingClientError::from)
+            .and_then(BlockingClient::with_dialer)
+            .map_err(|e| crate::describe(&e))
     }
 
     /// A client on a dialer already made (its TLS configuration shared).
-    pub fn with_dialer(dialer: Dialer) -> Result<BlockingClient, String> {
+    pub fn with_dialer(dialer: Dialer) -> Result<BlockingClient, BlockingClientError> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|e| format!("starting the client runtime: {e}"))?;
+            .map_err(BlockingClientError::Runtime)?;
         Ok(BlockingClient {
             runtime,
             dialer,

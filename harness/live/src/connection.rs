@@ -6,7 +6,8 @@
 //! a response counts as complete when its last body byte has arrived, which is where
 //! its latency ends.
 
-use super::{tls, Answer, Endpoint, ErrorKind, Protocol, Settings};
+use super::tls::{self, TlsConfigError};
+use super::{Answer, Endpoint, ErrorKind, Protocol, Settings};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Body as _;
@@ -49,7 +50,7 @@ impl std::fmt::Debug for Dialer {
 }
 
 impl Dialer {
-    pub fn new(endpoint: Endpoint, settings: &Settings) -> Result<Dialer, String> {
+    pub fn new(endpoint: Endpoint, settings: &Settings) -> Result<Dialer, TlsConfigError> {
         let tls = if endpoint.is_tls() {
             Some(TlsConnector::from(tls::client_config(settings)?))
         } else {

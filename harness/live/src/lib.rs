@@ -34,13 +34,27 @@ pub mod raw;
 pub mod tls;
 pub mod trust;
 
-pub use blocking::BlockingClient;
+pub use blocking::{BlockingClient, BlockingClientError};
 pub use connection::{Connection, FullResponse};
-pub use endpoint::{Endpoint, Scheme};
-pub use trust::{TrustWarning, Warnings};
+pub use endpoint::{Endpoint, EndpointError, Scheme};
+pub use tls::TlsConfigError;
+pub use trust::{CacertError, TrustWarning, Warnings};
 
 use std::path::PathBuf;
 use std::time::Duration;
+
+/// An error and each of its causes, on one line (`outer: cause: root cause`), for
+/// reports and findings that hold text.
+pub fn describe(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(error) = cause {
+        text.push_str(": ");
+        text.push_str(&error.to_string());
+        cause = error.source();
+    }
+    text
+}
 
 /// Why a request got no response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -8,35 +8,42 @@
 //! [`super::trust`]). `--insecure` accepts any certificate but still speaks TLS
 //! properly. ALPN offers h2 and http/1.1, or one of them when the protocol is fixed.
 
-use super::trust::{Cacert, ServerTrust};
+use super::trust::{Cacert, CacertError, ServerTrust};
 use super::{ErrorKind, Protocol, Settings};
+use rustls::client::VerifierBuilderError;
 use rustls::crypto;
 use rustls::pki_types::ServerName;
 use rustls::{CertificateError, ClientConfig, RootCertStore};
 use std::sync::Arc;
 
+/// Why no TLS client configuration could be made.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsConfigError {
+    #[error("TLS: the protocol versions")]
+    Versions(#[source] rustls::Error),
+    #[error(transparent)]
+    Cacert(#[from] CacertError),
+    #[error("TLS: the certificate verifier")]
+    Verifier(#[source] VerifierBuilderError),
+}
+
 /// A client configuration for `settings`.
-pub fn client_config(settings: &Settings) -> Result<Arc<ClientConfig>, String> {
+pub fn client_config(settings: &Settings) -> Result<Arc<ClientConfig>, TlsConfigError> {
     let provider = Arc::new(crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS: {e}"))?;
+        .map_err(TlsConfigError::Versions)?;
     let trust = if settings.insecure {
         ServerTrust::any(provider)
     } else {
         let mut roots = RootCertStore::empty();
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        let cacert = settings
-            .cacert
-            .as_deref()
-            .map(Cacert::load)
-            .transpose()
-            .map_err(|e| e.to_string())?;
+        let cacert = settings.cacert.as_deref().map(Cacert::load).transpose()?;
         if let Some(cacert) = &cacert {
-            cacert.add_to(&mut roots).map_err(|e| e.to_string())?;
+            cacert.add_to(&mut roots)?;
         }
         ServerTrust::as_curl(provider, roots, cacert, settings.warnings.clone())
-            .map_err(|e| format!("TLS: {e}"))?
+            .map_err(TlsConfigError::Verifier)?
     };
     let mut config = builder
         .dangerous()
@@ -107,7 +114,16 @@ mod tests {
         );
         settings.cacert = Some("/nonexistent/ca.pem".into());
         let error = client_config(&settings).expect_err("missing file");
-        assert!(error.starts_with("--cacert /nonexistent/ca.pem"), "{error}");
+        assert!(
+            matches!(error, TlsConfigError::Cacert(CacertError::Read { .. })),
+            "{error:?}"
+        );
+        assert!(
+            error
+                .to_string()
+                .starts_with("--cacert /nonexistent/ca.pem"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -47,7 +47,7 @@ use x509_parser::extensions::GeneralName;
 /// A `--cacert` file that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum CacertError {
-    #[error("--cacert {}: {source}", path.display())]
+    #[error("--cacert {}", path.display())]
     Read {
         path: PathBuf,
         #[source]
@@ -55,7 +55,7 @@ pub enum CacertError {
     },
     #[error("--cacert {}: no certificate in the file", path.display())]
     Empty { path: PathBuf },
-    #[error("--cacert {}: certificate {number}: {source}", path.display())]
+    #[error("--cacert {}: certificate {number}", path.display())]
     Parse {
         path: PathBuf,
         /// 1 for the file's first certificate.
@@ -63,7 +63,7 @@ pub enum CacertError {
         #[source]
         source: X509Error,
     },
-    #[error("--cacert {}: {source}", path.display())]
+    #[error("--cacert {}", path.display())]
     Root {
         path: PathBuf,
         #[source]

@@ -73,8 +73,8 @@ pub enum Error {
         what: String,
         source: serde_saphyr::SerializeError,
     },
-    #[error("the filter configuration: {0}")]
-    Config(String),
+    #[error("the filter configuration")]
+    Config(#[source] c4mesh_filter_core::ConfigError),
     #[error("the filter metric {0:?} has no description in the observability table")]
     Undescribed(String),
     #[error("serialising {what}: {source}")]

@@ -352,8 +352,7 @@ pub fn mesh_resources(
     gateway_config: Value,
     sidecar_config: Value,
 ) -> Result<String, Error> {
-    let config = Config::parse(gateway_config.to_string().as_bytes())
-        .map_err(|e| Error::Config(e.to_string()))?;
+    let config = Config::parse(gateway_config.to_string().as_bytes()).map_err(Error::Config)?;
     let mut out = yaml("gateway", &[istio_gateway(&options.namespace)])?;
     // Istio merges the gateway routes of several VirtualServices by creation time, then
     // name: when one route's prefix lies inside another's, the longer must come first,

@@ -3,13 +3,57 @@
 //! refuse to build, so requests are written as bytes here. Responses are read with
 //! `httparse` (heads and chunk sizes), the parser `hyper` itself uses.
 
-use anyhow::{anyhow, bail, Context, Result};
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
+
+/// Why an exchange gave no response, or a response could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("connecting to {addr}")]
+    Connect {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("sending the request")]
+    Write(#[source] std::io::Error),
+    #[error("reading the response")]
+    Read(#[source] std::io::Error),
+    /// The connection closed before a whole response head (the count of bytes read is
+    /// all there is to say).
+    #[error("no complete response head in {0} bytes")]
+    NoHead(usize),
+    #[error("bad response head")]
+    Head(#[source] httparse::Error),
+    /// A head `httparse` read whole but without a status code.
+    #[error("response head without a status")]
+    NoStatus,
+    /// `httparse`'s chunk-size error is a unit struct that is not a
+    /// `std::error::Error`, so there is no cause to keep.
+    #[error("bad chunk size")]
+    ChunkSize,
+    #[error("chunk of {0} bytes")]
+    ChunkTooLarge(u64),
+    /// The connection closed before the last chunk of a chunked body.
+    #[error("truncated chunked body")]
+    TruncatedChunks,
+    /// Only [`Client::send_raw_or_abort`] gives up; this says a read ended without
+    /// a response when no deadline was set.
+    #[error("no response, and no deadline to give up at")]
+    NoResponse,
+    #[error("body is not JSON: {body}")]
+    Json {
+        body: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+type Result<T, E = ClientError> = std::result::Result<T, E>;
 
 /// The value of a header in a list of (name, value) pairs, by case-insensitive name.
 pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -33,8 +77,10 @@ impl Response {
     }
 
     pub fn json(&self) -> Result<serde_json::Value> {
-        serde_json::from_slice(&self.body)
-            .with_context(|| format!("body is not JSON: {}", String::from_utf8_lossy(&self.body)))
+        serde_json::from_slice(&self.body).map_err(|source| ClientError::Json {
+            body: String::from_utf8_lossy(&self.body).into_owned(),
+            source,
+        })
     }
 }
 
@@ -76,8 +122,7 @@ impl Client {
     /// the server closes when the response does not say how long it is. (Waiting for
     /// the close would add Envoy's delayed-close timeout to some responses.)
     pub fn send_raw(&self, raw: &[u8]) -> Result<Response> {
-        self.exchange(raw, None)?
-            .ok_or_else(|| anyhow!("no response, and no deadline to give up at"))
+        self.exchange(raw, None)?.ok_or(ClientError::NoResponse)
     }
 
     /// Like [`Client::send_raw`], but the client gives up `patience` after writing:
@@ -88,10 +133,14 @@ impl Client {
     }
 
     fn exchange(&self, raw: &[u8], patience: Option<Duration>) -> Result<Option<Response>> {
-        let mut stream = TcpStream::connect(self.addr)
-            .with_context(|| format!("connecting to {}", self.addr))?;
-        stream.set_read_timeout(Some(READ_TIMEOUT))?;
-        stream.write_all(raw)?;
+        let mut stream = TcpStream::connect(self.addr).map_err(|source| ClientError::Connect {
+            addr: self.addr,
+            source,
+        })?;
+        stream
+            .set_read_timeout(Some(READ_TIMEOUT))
+            .map_err(ClientError::Read)?;
+        stream.write_all(raw).map_err(ClientError::Write)?;
         let give_up = patience.map(|p| Instant::now() + p);
         let mut bytes = Vec::new();
         let mut buffer = [0u8; 16 * 1024];
@@ -102,12 +151,14 @@ impl Client {
                     let _ = stream.shutdown(Shutdown::Both);
                     return Ok(None);
                 }
-                stream.set_read_timeout(Some(left.min(READ_TIMEOUT)))?;
+                stream
+                    .set_read_timeout(Some(left.min(READ_TIMEOUT)))
+                    .map_err(ClientError::Read)?;
             }
             let n = match stream.read(&mut buffer) {
                 Ok(n) => n,
                 Err(e) if give_up.is_some() && is_timeout(&e) => continue,
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(ClientError::Read(e)),
             };
             if n == 0 {
                 break;
@@ -173,15 +224,23 @@ struct Head<'a> {
 fn head(bytes: &[u8]) -> Result<Option<Head<'_>>> {
     let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut response = httparse::Response::new(&mut slots);
-    let length = match response.parse(bytes).context("bad response head")? {
+    let length = match response.parse(bytes).map_err(ClientError::Head)? {
         httparse::Status::Complete(length) => length,
         httparse::Status::Partial => return Ok(None),
     };
-    let status = response
-        .code
-        .ok_or_else(|| anyhow!("response head without a status"))?;
-    let headers = response
-        .headers
+    let status = response.code.ok_or(ClientError::NoStatus)?;
+    let headers = owned_headers(response.headers);
+    Ok(Some(Head {
+        status,
+        headers,
+        rest: &bytes[length..],
+    }))
+}
+
+/// Headers as `httparse` read them, owned: lower-case names, values read as UTF-8
+/// with replacement and trimmed.
+pub(crate) fn owned_headers(headers: &[httparse::Header<'_>]) -> Vec<(String, String)> {
+    headers
         .iter()
         .map(|h| {
             (
@@ -189,12 +248,7 @@ fn head(bytes: &[u8]) -> Result<Option<Head<'_>>> {
                 String::from_utf8_lossy(h.value).trim().to_owned(),
             )
         })
-        .collect();
-    Ok(Some(Head {
-        status,
-        headers,
-        rest: &bytes[length..],
-    }))
+        .collect()
 }
 
 /// An interim response, which a final one follows (101 switches protocols: final).
@@ -222,11 +276,10 @@ pub fn parse_response(bytes: &[u8]) -> Result<Response> {
         status,
         headers,
         rest,
-    } = final_head(bytes)?
-        .ok_or_else(|| anyhow!("no complete response head in {} bytes", bytes.len()))?;
+    } = final_head(bytes)?.ok_or(ClientError::NoHead(bytes.len()))?;
     let mut body = rest.to_vec();
     if chunked(&headers) {
-        body = dechunk(rest)?.ok_or_else(|| anyhow!("truncated chunked body"))?;
+        body = dechunk(rest)?.ok_or(ClientError::TruncatedChunks)?;
     } else if let Some(length) = content_length(&headers) {
         body.truncate(length);
     }
@@ -270,13 +323,13 @@ fn dechunk(mut bytes: &[u8]) -> Result<Option<Vec<u8>>> {
     let mut body = Vec::new();
     loop {
         let (consumed, size) =
-            match httparse::parse_chunk_size(bytes).map_err(|_| anyhow!("bad chunk size"))? {
+            match httparse::parse_chunk_size(bytes).map_err(|_| ClientError::ChunkSize)? {
                 httparse::Status::Complete(sized) => sized,
                 httparse::Status::Partial => return Ok(None),
             };
         bytes = &bytes[consumed..];
         let Ok(size) = usize::try_from(size) else {
-            bail!("chunk of {size} bytes");
+            return Err(ClientError::ChunkTooLarge(size));
         };
         if size == 0 {
             // Trailers, if any, end with an empty line.
@@ -288,5 +341,37 @@ fn dechunk(mut bytes: &[u8]) -> Result<Option<Vec<u8>>> {
         }
         body.extend_from_slice(&bytes[..size]);
         bytes = &bytes[size + 2..];
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_response_is_read_past_interim_heads_and_de_chunked() {
+        let raw = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n";
+        let response = parse_response(raw).expect("a response");
+        assert_eq!((response.status, &response.body[..]), (200, &b"hi"[..]));
+    }
+
+    #[test]
+    fn what_cannot_be_read_says_which_part_failed() {
+        let error = parse_response(b"HTTP/1.1 200").expect_err("a partial head");
+        assert!(matches!(error, ClientError::NoHead(12)), "{error:?}");
+        let error = parse_response(b"HTTP/1.1 2x0 OK\r\n\r\n").expect_err("a bad status");
+        assert!(matches!(error, ClientError::Head(_)), "{error:?}");
+        let chunked = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n";
+        let error = parse_response(&[&chunked[..], b"zz\r\n"].concat()).expect_err("bad size");
+        assert!(matches!(error, ClientError::ChunkSize), "{error:?}");
+        let error = parse_response(&[&chunked[..], b"5\r\nab"].concat()).expect_err("truncated");
+        assert!(matches!(error, ClientError::TruncatedChunks), "{error:?}");
+        let not_json = Response {
+            status: 200,
+            headers: Vec::new(),
+            body: b"<html>".to_vec(),
+        };
+        let error = not_json.json().expect_err("not JSON");
+        assert!(matches!(error, ClientError::Json { ref body, .. } if body == "<html>"));
     }
 }

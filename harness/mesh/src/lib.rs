@@ -23,7 +23,7 @@ pub mod topology;
 pub mod upstream;
 pub mod yaml;
 
-pub use client::{Client, Response};
+pub use client::{Client, ClientError, Response};
 pub use envoy::{Envoy, EnvoyConfig, ServiceRoute, TlsListener, Wasm};
 pub use mesh::{services, LocalMesh, MeshOptions, Service};
 pub use prometheus::{Prometheus, PrometheusConfig};

@@ -62,7 +62,7 @@ pub enum PrometheusError {
     Request {
         path: String,
         #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
+        source: crate::ClientError,
     },
     #[error("GET {path}: {status} {body}")]
     Refused {
@@ -288,9 +288,9 @@ impl Prometheus {
 
     /// `data` of an HTTP API answer (`/api/v1/...`), failing on an error answer.
     pub fn api(&self, path: &str) -> Result<Value> {
-        let request = |source: anyhow::Error| PrometheusError::Request {
+        let request = |source| PrometheusError::Request {
             path: path.to_owned(),
-            source: source.into(),
+            source,
         };
         let response = Client::new(self.addr)
             .request("GET", path, Some("localhost"), &[])

@@ -27,7 +27,7 @@ pub enum UpstreamError {
 
 type Result<T, E = UpstreamError> = std::result::Result<T, E>;
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -232,54 +232,106 @@ fn accept_loop(listener: TcpListener, state: Arc<State>) {
     }
 }
 
-/// Reads one request head and body; `None` when the peer closed the connection.
-fn read_attempt(reader: &mut BufReader<TcpStream>) -> std::io::Result<Option<Attempt>> {
-    let mut line = String::new();
-    if reader.read_line(&mut line)? == 0 {
-        return Ok(None);
+/// Most header lines a request head may have before [`head`] makes room for more.
+const HEADER_SLOTS: usize = 64;
+
+/// What the host reads from one connection: the stream, and the bytes read off it
+/// that no request has taken yet (a pipelined request's, say).
+struct Incoming {
+    stream: TcpStream,
+    buffer: Vec<u8>,
+}
+
+impl Incoming {
+    fn new(stream: TcpStream) -> Incoming {
+        Incoming {
+            stream,
+            buffer: Vec::new(),
+        }
     }
-    let mut words = line.split_whitespace();
-    let method = words.next().unwrap_or("").to_owned();
-    let path = words.next().unwrap_or("").to_owned();
-    let mut headers = Vec::new();
-    let mut length = 0usize;
-    loop {
-        let mut header = String::new();
-        if reader.read_line(&mut header)? == 0 {
-            return Ok(None);
-        }
-        let header = header.trim_end();
-        if header.is_empty() {
-            break;
-        }
-        if let Some((n, v)) = header.split_once(':') {
-            let (n, v) = (n.trim().to_ascii_lowercase(), v.trim().to_owned());
-            if n == "content-length" {
-                length = v.parse().unwrap_or(0);
+
+    /// Reads what the peer sent next into the buffer; `false` when it closed.
+    fn fill(&mut self) -> std::io::Result<bool> {
+        let mut chunk = [0u8; 16 * 1024];
+        let n = self.stream.read(&mut chunk)?;
+        self.buffer.extend_from_slice(&chunk[..n]);
+        Ok(n > 0)
+    }
+
+    /// The next request, head and `content-length` body; `None` when the peer
+    /// closed the connection before a whole head.
+    fn next_attempt(&mut self) -> std::io::Result<Option<Attempt>> {
+        let (mut attempt, head_length, body_length) = loop {
+            if let Some(head) = head(&self.buffer)? {
+                break head;
             }
-            headers.push((n, v));
+            if !self.fill()? {
+                return Ok(None);
+            }
+        };
+        let end = head_length + body_length;
+        while self.buffer.len() < end {
+            if !self.fill()? {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
         }
+        attempt.body = self.buffer[head_length..end].to_vec();
+        self.buffer.drain(..end);
+        Ok(Some(attempt))
     }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body)?;
-    Ok(Some(Attempt {
-        method,
-        path,
-        headers,
-        body,
-    }))
+}
+
+/// The request head at the start of `bytes`, read by `httparse`: the attempt without
+/// its body, the head's length and the body's (`content-length`, else none). `None`
+/// while the head is incomplete.
+///
+/// The parser is told to be as lenient as the proxy may be: header lines that are
+/// not `name: value` are skipped, and runs of spaces in the request line accepted.
+/// Values that are not UTF-8 are read with replacement characters.
+fn head(bytes: &[u8]) -> std::io::Result<Option<(Attempt, usize, usize)>> {
+    let mut slots = vec![httparse::EMPTY_HEADER; HEADER_SLOTS];
+    loop {
+        let mut request = httparse::Request::new(&mut slots);
+        let parsed = httparse::ParserConfig::default()
+            .allow_multiple_spaces_in_request_line_delimiters(true)
+            .ignore_invalid_headers_in_requests(true)
+            .parse_request(&mut request, bytes);
+        let head_length = match parsed {
+            Ok(httparse::Status::Complete(length)) => length,
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Err(httparse::Error::TooManyHeaders) => {
+                let more = slots.len() * 2;
+                slots = vec![httparse::EMPTY_HEADER; more];
+                continue;
+            }
+            Err(e) => return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e)),
+        };
+        let headers = crate::client::owned_headers(request.headers);
+        let body_length = headers
+            .iter()
+            .rev()
+            .find(|(name, _)| name == "content-length")
+            .map_or(0, |(_, value)| value.parse().unwrap_or(0));
+        let attempt = Attempt {
+            method: request.method.unwrap_or_default().to_owned(),
+            path: request.path.unwrap_or_default().to_owned(),
+            headers,
+            body: Vec::new(),
+        };
+        return Ok(Some((attempt, head_length, body_length)));
+    }
 }
 
 fn serve(stream: TcpStream, state: &State) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut incoming = Incoming::new(stream.try_clone()?);
     let mut writer = stream;
     loop {
         if state.stop.load(Ordering::SeqCst) {
             return Ok(());
         }
-        let Some(attempt) = read_attempt(&mut reader)? else {
+        let Some(attempt) = incoming.next_attempt()? else {
             return Ok(());
         };
         state.attempts.fetch_add(1, Ordering::SeqCst);
@@ -328,7 +380,7 @@ fn serve(stream: TcpStream, state: &State) -> std::io::Result<()> {
                 // Hold the connection until the proxy gives up on it.
                 writer.set_read_timeout(Some(HANG_LIMIT))?;
                 let mut sink = [0u8; 512];
-                while matches!(reader.get_mut().read(&mut sink), Ok(n) if n > 0) {}
+                while matches!(incoming.stream.read(&mut sink), Ok(n) if n > 0) {}
                 return Ok(());
             }
         }
@@ -350,6 +402,7 @@ fn reason(status: u16) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{BufRead, BufReader};
 
     /// Reads one response (head and a `content-length` body) off `reader`.
     fn read_response(reader: &mut BufReader<TcpStream>) -> (String, Vec<String>) {
@@ -412,6 +465,37 @@ mod tests {
             thread::sleep(Duration::from_millis(10));
         }
         assert_eq!(host.connections(), 2);
+    }
+
+    #[test]
+    fn pipelined_requests_are_read_whole_bodies_and_all_headers_included() {
+        let host = Upstream::start("pipelined", Behaviour::status(200)).expect("a host");
+        let (mut writer, mut reader) = connect(&host);
+        let many: String = (0..100).map(|i| format!("x-{i}: {i}\r\n")).collect();
+        write!(
+            writer,
+            "POST /a HTTP/1.1\r\nhost: h\r\ncontent-length: 5\r\n{many}\r\nhelloPOST /b HTTP/1.1\r\nhost: h\r\nContent-Length: 2\r\nno colon here\r\n\r\nhi"
+        )
+        .expect("sent");
+        for _ in 0..2 {
+            let (status, _) = read_response(&mut reader);
+            assert_eq!(status, "HTTP/1.1 200 OK");
+        }
+        let seen = host.seen();
+        let bodies: Vec<_> = seen
+            .iter()
+            .map(|a| (a.path.as_str(), &a.body[..]))
+            .collect();
+        assert_eq!(bodies, [("/a", &b"hello"[..]), ("/b", &b"hi"[..])]);
+        assert_eq!(seen[0].header("x-99"), Some("99"));
+        assert_eq!(seen[1].headers.len(), 2, "{:?}", seen[1].headers);
+    }
+
+    #[test]
+    fn a_head_httparse_refuses_is_invalid_data() {
+        let error = head(b"GET / HTTP/9.9\r\n\r\n").expect_err("a bad version");
+        assert_eq!(error.kind(), std::io::ErrorKind::InvalidData);
+        assert!(matches!(head(b"GET / HTTP/1.1\r\nhost"), Ok(None)));
     }
 
     #[test]

@@ -87,8 +87,8 @@ pub enum Error {
     #[error(transparent)]
     Options(#[from] OptionsError),
     /// The client could not be set up (its TLS trust, say).
-    #[error("the client: {0}")]
-    Client(String),
+    #[error("the client")]
+    Client(#[source] c4mesh_live::TlsConfigError),
     /// A worker thread could not be started.
     #[error("starting replay worker thread {worker}")]
     Spawn {

@@ -85,9 +85,9 @@ pub enum Error {
     Plan(#[source] c4mesh_mesh::istio::generated::GenerateError),
     #[error("starting: Envoy")]
     Envoy(#[source] Box<c4mesh_mesh::envoy::EnvoyError>),
-    /// Envoy's URL as the load's endpoint (`c4mesh-live` says what is wrong as text).
-    #[error("starting: the load's endpoint {url}: {message}")]
-    Endpoint { url: String, message: String },
+    /// Envoy's URL as the load's endpoint.
+    #[error("starting: the load's endpoint")]
+    Endpoint(#[source] c4mesh_live::EndpointError),
     #[error("starting: the load thread")]
     LoadThread(#[source] std::io::Error),
     #[error("the load thread panicked")]
@@ -307,12 +307,8 @@ pub fn run(options: &Options, mut progress: impl FnMut(&Sample)) -> Result<Outco
 
     let picks = pool.picks();
     let generator = Generator::new(move |i| request(&routes, i, addresses::pick(&picks, i)));
-    let endpoint = Endpoint::parse(&envoy.url(), Some("api.c4ang.com")).map_err(|message| {
-        Error::Endpoint {
-            url: envoy.url(),
-            message,
-        }
-    })?;
+    let endpoint =
+        Endpoint::from_url(&envoy.url(), Some("api.c4ang.com")).map_err(Error::Endpoint)?;
     let mut replay_options = replay::Options::new(endpoint);
     replay_options.source = Source::Generated(generator);
     replay_options.load = Load::Open {

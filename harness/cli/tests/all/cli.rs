@@ -366,7 +366,10 @@ fn replay_reports_the_mix_through_the_local_mesh() {
 fn replay_names_bad_arguments() {
     let (code, _, stderr) = c4mesh(&["replay", "--target", "ftp://x", "--count", "1"]);
     assert_ne!(code, 0);
-    assert!(stderr.contains("--target ftp://x"), "{stderr}");
+    assert!(
+        stderr.contains("--target: ftp://x: expected http://"),
+        "{stderr}"
+    );
     let (code, _, stderr) = c4mesh(&[
         "replay",
         "--target",

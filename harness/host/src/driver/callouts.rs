@@ -39,9 +39,9 @@ impl Proxy {
             }
             return Ok(());
         }
-        Err(Error::Internal(format!(
-            "asynchronous callbacks kept triggering each other; stopped after {SETTLE_LIMIT} rounds"
-        )))
+        Err(Error::Unsettled {
+            rounds: SETTLE_LIMIT,
+        })
     }
 
     // === Root callbacks ===

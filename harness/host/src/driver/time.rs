@@ -28,9 +28,10 @@ impl Proxy {
                     if instant == Some(at) {
                         at_instant += 1;
                         if at_instant >= SETTLE_LIMIT {
-                            return Err(Error::Internal(format!(
-                                "timers kept firing at {at} ns; stopped after {SETTLE_LIMIT}"
-                            )));
+                            return Err(Error::TimersKeptFiring {
+                                at: Some(at),
+                                rounds: SETTLE_LIMIT,
+                            });
                         }
                     } else {
                         (instant, at_instant) = (Some(at), 0);
@@ -58,7 +59,10 @@ impl Proxy {
                 _ => return Ok(()),
             }
         }
-        Err(Error::Internal("timers kept firing".into()))
+        Err(Error::TimersKeptFiring {
+            at: None,
+            rounds: SETTLE_LIMIT,
+        })
     }
 
     // === Time ===

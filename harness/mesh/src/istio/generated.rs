@@ -28,11 +28,21 @@ pub fn workloads(services: &[String]) -> Workloads {
     }
 }
 
-/// What went wrong generating the resources.
+/// What went wrong generating the resources (callers say that it is the mesh's
+/// resources being generated).
 #[derive(Debug, thiserror::Error)]
 pub enum GenerateError {
-    #[error("generating the mesh's resources: {0}")]
-    Generate(String),
+    /// A plugin configuration given as text that is not JSON.
+    #[error("{what} is not JSON")]
+    Json {
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("writing the manifests")]
+    Manifests(#[source] c4mesh_manifests::Error),
+    #[error("translating the ingress gateway's resources")]
+    Translate(#[source] super::TranslateError),
     #[error("{0}")]
     Read(#[from] ResourceError),
 }
@@ -40,27 +50,27 @@ pub enum GenerateError {
 /// The Istio resources generated for a gateway plugin configuration and a sidecar
 /// plugin configuration (JSON text; empty means the defaults).
 pub fn resources(gateway_config: &str, sidecar_config: &str) -> Result<Resources, GenerateError> {
-    let parse = |text: &str, what: &str| -> Result<serde_json::Value, GenerateError> {
+    let parse = |text: &str, what: &'static str| -> Result<serde_json::Value, GenerateError> {
         if text.trim().is_empty() {
             return Ok(serde_json::json!({}));
         }
-        serde_json::from_str(text).map_err(|e| GenerateError::Generate(format!("{what}: {e}")))
+        serde_json::from_str(text).map_err(|source| GenerateError::Json { what, source })
     };
-    let mut gateway = c4mesh_manifests::gateway_plugin_config()
-        .map_err(|e| GenerateError::Generate(e.to_string()))?;
+    let mut gateway =
+        c4mesh_manifests::gateway_plugin_config().map_err(GenerateError::Manifests)?;
     c4mesh_manifests::overlay(
         &mut gateway,
         &parse(gateway_config, "the gateway configuration")?,
     );
     let options = c4mesh_manifests::MeshOptions::for_module(&[]);
     let mut sidecar = c4mesh_manifests::sidecar_plugin_config(&options.namespace)
-        .map_err(|e| GenerateError::Generate(e.to_string()))?;
+        .map_err(GenerateError::Manifests)?;
     c4mesh_manifests::overlay(
         &mut sidecar,
         &parse(sidecar_config, "the sidecar configuration")?,
     );
     let text = c4mesh_manifests::mesh_resources(&options, gateway, sidecar)
-        .map_err(|e| GenerateError::Generate(e.to_string()))?;
+        .map_err(GenerateError::Manifests)?;
     Ok(Resources::parse(
         "generated manifests",
         &text,
@@ -103,7 +113,10 @@ fn with_routes(gateway_config: &str, extra: &[(String, String)]) -> Result<Strin
     } else {
         serde_json::from_str(gateway_config)
     }
-    .map_err(|e| GenerateError::Generate(e.to_string()))?;
+    .map_err(|source| GenerateError::Json {
+        what: "the gateway configuration",
+        source,
+    })?;
     if let Some(routes) = config.get_mut("routes").and_then(|r| r.as_array_mut()) {
         for (service, prefix) in missing {
             routes.push(serde_json::json!({"name": service, "prefix": prefix, "service": service}));
@@ -121,8 +134,7 @@ pub fn gateway_plan(
     let config = with_routes(gateway_config, extra)?;
     let resources = resources(&config, "")?;
     let workloads = workloads(&services_of_config(&config));
-    super::translate::gateway(&resources, &workloads)
-        .map_err(|e| GenerateError::Generate(e.to_string()))
+    super::translate::gateway(&resources, &workloads).map_err(GenerateError::Translate)
 }
 
 /// VirtualServices bound to `mesh` for `services`, each retrying `retry_on`
@@ -152,5 +164,29 @@ mod tests {
             .as_ref()
             .map(|r| (r.attempts, r.retry_on.clone()));
         assert_eq!(retries, Some((3, Some("5xx".to_owned()))));
+    }
+
+    #[test]
+    fn a_bad_configuration_is_an_error_of_its_kind() {
+        use super::GenerateError;
+        let error = super::resources("{", "").expect_err("not JSON");
+        assert!(
+            matches!(
+                error,
+                GenerateError::Json {
+                    what: "the gateway configuration",
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+        let error = super::resources(r#"{"routes": 5}"#, "").expect_err("no routes");
+        assert!(
+            matches!(
+                error,
+                GenerateError::Manifests(c4mesh_manifests::Error::Config(_))
+            ),
+            "{error:?}"
+        );
     }
 }
