@@ -21,7 +21,7 @@ pub fn run(
     host: Option<&str>,
     settings: &Settings,
 ) -> Result<Observed, Error> {
-    let endpoint = Endpoint::from_url(base, Some("api.c4ang.com")).map_err(Error::Url)?;
+    let endpoint = Endpoint::parse(base, Some("api.c4ang.com")).map_err(Error::Url)?;
     let dialer = Dialer::new(endpoint, settings).map_err(|source| Error::UrlClient {
         url: base.to_owned(),
         source,

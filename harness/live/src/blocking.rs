@@ -25,13 +25,12 @@ pub struct BlockingClient {
 }
 
 impl BlockingClient {
-    /// A client for `endpoint`, its error as one line of text (the error and its
-    /// causes), for a caller that reports text (`c4mesh check`'s finding).
-    pub fn new(endpoint: Endpoint, settings: &Settings) -> Result<BlockingClient, String> {
-        Dialer::new(endpoint, settings)
-            .map_err(BlockingClientError::from)
-            .and_then(BlockingClient::with_dialer)
-            .map_err(|e| crate::describe(&e))
+    /// A client for `endpoint`.
+    pub fn new(
+        endpoint: Endpoint,
+        settings: &Settings,
+    ) -> Result<BlockingClient, BlockingClientError> {
+        BlockingClient::with_dialer(Dialer::new(endpoint, settings)?)
     }
 
     /// A client on a dialer already made (its TLS configuration shared).

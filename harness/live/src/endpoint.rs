@@ -67,15 +67,9 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    /// [`Endpoint::from_url`], its error as one line of text (the error and its
-    /// causes), for a caller that reports text (`c4mesh check`'s finding).
-    pub fn parse(url: &str, host: Option<&str>) -> Result<Endpoint, String> {
-        Endpoint::from_url(url, host).map_err(|e| crate::describe(&e))
-    }
-
     /// `http[s]://HOST[:PORT][/...]`, with requests naming `host` (default: the URL's
     /// host). The URL's host is resolved once, here.
-    pub fn from_url(url: &str, host: Option<&str>) -> Result<Endpoint, EndpointError> {
+    pub fn parse(url: &str, host: Option<&str>) -> Result<Endpoint, EndpointError> {
         let owned = || url.to_owned();
         let uri: Uri = url.parse().map_err(|source| {
             if bad_port(url) {
@@ -184,19 +178,18 @@ mod tests {
 
     #[test]
     fn the_url_gives_the_address_and_the_host_option_the_name() {
-        let e =
-            Endpoint::from_url("https://127.0.0.1:8443/x", Some("api.c4ang.com")).expect("valid");
+        let e = Endpoint::parse("https://127.0.0.1:8443/x", Some("api.c4ang.com")).expect("valid");
         assert_eq!(e.scheme, Scheme::Https);
         assert_eq!(e.addr, "127.0.0.1:8443".parse().expect("addr"));
         assert_eq!(e.server_name(), "api.c4ang.com");
-        let e = Endpoint::from_url("http://127.0.0.1", None).expect("valid");
+        let e = Endpoint::parse("http://127.0.0.1", None).expect("valid");
         assert_eq!(e.addr.port(), 80);
         assert_eq!(e.host, "127.0.0.1");
-        let e = Endpoint::from_url("https://[::1]:9443", Some("api.c4ang.com:443")).expect("valid");
+        let e = Endpoint::parse("https://[::1]:9443", Some("api.c4ang.com:443")).expect("valid");
         assert_eq!(e.addr.port(), 9443);
         assert_eq!(e.server_name(), "api.c4ang.com");
         assert_eq!(
-            Endpoint::from_url("https://localhost", None)
+            Endpoint::parse("https://localhost", None)
                 .map(|e| e.addr.port())
                 .ok(),
             Some(443)
@@ -214,14 +207,14 @@ mod tests {
             "https://u@h",
             "http://a b",
         ] {
-            let error = Endpoint::from_url(bad, None).expect_err(bad);
+            let error = Endpoint::parse(bad, None).expect_err(bad);
             assert!(error.to_string().starts_with(bad), "{error}");
         }
     }
 
     #[test]
     fn each_mistake_is_its_own_kind_with_its_cause() {
-        let kind = |url| Endpoint::from_url(url, None).expect_err(url);
+        let kind = |url| Endpoint::parse(url, None).expect_err(url);
         assert!(matches!(kind("ftp://x"), EndpointError::Scheme { .. }));
         assert!(matches!(kind("127.0.0.1:80"), EndpointError::Scheme { .. }));
         assert!(matches!(

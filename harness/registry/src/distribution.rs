@@ -173,8 +173,10 @@ pub async fn pull_wasm(
         reference: reference.to_string(),
         problem,
     };
-    let manifest: Manifest = serde_json::from_slice(&bytes)
-        .map_err(|e| not_wasm(format!("its manifest is not an image manifest: {e}")))?;
+    let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|source| Error::Manifest {
+        reference: reference.to_string(),
+        source,
+    })?;
     let Some(layer) = manifest
         .layers
         .iter()

@@ -144,4 +144,11 @@ pub enum Error {
     /// A pulled manifest is not a Wasm image.
     #[error("{reference} is not a Wasm image: {problem}")]
     NotWasm { reference: String, problem: String },
+    /// A pulled manifest is not an OCI image manifest at all.
+    #[error("{reference} is not a Wasm image: its manifest is not an image manifest")]
+    Manifest {
+        reference: String,
+        #[source]
+        source: serde_json::Error,
+    },
 }

@@ -73,6 +73,16 @@ pub enum Error {
         line: usize,
         message: String,
     },
+    /// A line of a traffic file that is not JSON, or not the JSON of a request line
+    /// (`what` says which; serde's error says where).
+    #[error("{file}:{line}: {what}")]
+    LineJson {
+        file: String,
+        line: usize,
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
     /// A traffic file that cannot be read.
     #[error("{file}: cannot be read")]
     Read {

@@ -144,18 +144,26 @@ pub fn parse(name: &str, text: &str) -> Result<Vec<ReplayRequest>, Error> {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let value: Value = serde_json::from_str(line)
-            .map_err(|e| line_error(number, format!("invalid JSON: {e}")))?;
+        let json_error = |what, source| Error::LineJson {
+            file: name.to_owned(),
+            line: number,
+            what,
+            source,
+        };
+        let value: Value = serde_json::from_str(line).map_err(|e| json_error("invalid JSON", e))?;
         let Value::Object(object) = value else {
             return Err(line_error(number, "expected a JSON object".to_owned()));
         };
         let (request, start) =
             if object.contains_key("start_time") || object.contains_key("response_code") {
-                access_log_line(&object)
+                access_log_line(&object).map_err(|message| line_error(number, message))?
             } else {
-                request_line(object).map(|r| (r, None))
-            }
-            .map_err(|message| line_error(number, message))?;
+                let request = request_line(object).map_err(|refusal| match refusal {
+                    Refusal::Json(e) => json_error("not a request line", e),
+                    Refusal::Rule(message) => line_error(number, message),
+                })?;
+                (request, None)
+            };
         validate(&request).map_err(|message| line_error(number, message))?;
         parsed.push((number, request, start));
     }
@@ -203,16 +211,26 @@ struct RequestLine {
     at_ms: Option<f64>,
 }
 
-fn request_line(object: Map<String, Value>) -> Result<ReplayRequest, String> {
+/// Why a line is no request line: its JSON does not fit one (serde's error kept), or a
+/// value breaks a rule.
+enum Refusal {
+    Json(serde_json::Error),
+    Rule(String),
+}
+
+fn request_line(object: Map<String, Value>) -> Result<ReplayRequest, Refusal> {
     if !object.contains_key("path") {
-        return Err("not a request (no \"path\") nor an access-log line (no \"start_time\" or \"response_code\")".to_owned());
+        return Err(Refusal::Rule("not a request (no \"path\") nor an access-log line (no \"start_time\" or \"response_code\")".to_owned()));
     }
-    let line: RequestLine =
-        serde_json::from_value(Value::Object(object)).map_err(|e| e.to_string())?;
+    let line: RequestLine = serde_json::from_value(Value::Object(object)).map_err(Refusal::Json)?;
     let at = match line.at_ms {
         None => None,
         Some(ms) if ms.is_finite() && ms >= 0.0 => Some(Duration::from_secs_f64(ms / 1000.0)),
-        Some(ms) => return Err(format!("at_ms: {ms} is not a non-negative number")),
+        Some(ms) => {
+            return Err(Refusal::Rule(format!(
+                "at_ms: {ms} is not a non-negative number"
+            )))
+        }
     };
     Ok(ReplayRequest {
         method: line.method,

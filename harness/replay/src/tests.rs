@@ -91,7 +91,7 @@ fn an_access_log_line_without_start_time_is_recognised_by_response_code() {
 
 fn line_error(text: &str) -> String {
     match parse("traffic.jsonl", text) {
-        Err(err @ Error::Line { .. }) => err.to_string(),
+        Err(err @ (Error::Line { .. } | Error::LineJson { .. })) => c4mesh_live::describe(&err),
         other => panic!("expected a line error, got {other:?}"),
     }
 }

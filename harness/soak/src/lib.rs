@@ -307,8 +307,7 @@ pub fn run(options: &Options, mut progress: impl FnMut(&Sample)) -> Result<Outco
 
     let picks = pool.picks();
     let generator = Generator::new(move |i| request(&routes, i, addresses::pick(&picks, i)));
-    let endpoint =
-        Endpoint::from_url(&envoy.url(), Some("api.c4ang.com")).map_err(Error::Endpoint)?;
+    let endpoint = Endpoint::parse(&envoy.url(), Some("api.c4ang.com")).map_err(Error::Endpoint)?;
     let mut replay_options = replay::Options::new(endpoint);
     replay_options.source = Source::Generated(generator);
     replay_options.load = Load::Open {

@@ -125,11 +125,14 @@ fn send(url: &str, host: &str, settings: &Settings) -> Finding {
     let path = "/api/v1/products/1";
     let endpoint = match Endpoint::parse(url, Some(host)) {
         Ok(endpoint) => endpoint,
-        Err(e) => return check::request(None, None, e),
+        Err(e) => return check::request(None, None, c4mesh_live::describe(&e)),
     };
     let mut client = match BlockingClient::new(endpoint, settings) {
         Ok(client) => client,
-        Err(e) => return check::request(None, None, format!("GET {url}{path}: {e}")),
+        Err(e) => {
+            let e = c4mesh_live::describe(&e);
+            return check::request(None, None, format!("GET {url}{path}: {e}"));
+        }
     };
     match client.get(path, Duration::from_secs(10)) {
         Ok(response) => {

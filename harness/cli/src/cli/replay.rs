@@ -160,7 +160,7 @@ fn merge_reports(args: MergeArgs) -> Result<ExitCode> {
 
 fn run(args: ReplayArgs) -> Result<ExitCode> {
     let target = args.target.as_deref().context("--target is required")?;
-    let endpoint = Endpoint::from_url(target, Some(&args.host)).context("--target")?;
+    let endpoint = Endpoint::parse(target, Some(&args.host)).context("--target")?;
     if let Some(speed) = args.speed {
         if !(speed > 0.0 && speed.is_finite()) {
             bail!("--speed must be a positive factor, got {speed}");
