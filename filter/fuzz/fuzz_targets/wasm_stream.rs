@@ -590,8 +590,15 @@ impl Run {
 
     /// Panics (the crash libFuzzer reports) if the filter faulted or the host gave up.
     fn check(&self, step: &dyn std::fmt::Debug, result: &Result<(), Error>) {
-        if let Err(Error::Internal(message)) = result {
-            panic!("the host gave up after {step:?}: {message}");
+        if let Err(
+            error @ (Error::Unsettled { .. }
+            | Error::TimersKeptFiring { .. }
+            | Error::EpochThread(_)
+            | Error::Link(_)
+            | Error::Fuel(_)),
+        ) = result
+        {
+            panic!("the host gave up after {step:?}: {error}");
         }
         if let Some(fault) = self.proxy.faults().first() {
             panic!(
